@@ -1,0 +1,1 @@
+"""The patrol-device application: traffic stop, payment, receipts, recorder, uploader, outbox and sync."""

@@ -1,0 +1,1 @@
+"""Subcommands of the edge command line: every module here defines `register(subparsers)`."""

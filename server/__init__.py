@@ -1,0 +1,1 @@
+"""The central server: MQTT ingest, HTTP API, video store, database and supervisor web UI."""

@@ -1,0 +1,1 @@
+"""Subcommands of the server command line: every module here defines `register(subparsers)`."""

@@ -76,7 +76,9 @@ class Money:
 
     def __post_init__(self) -> None:
         if isinstance(self.minor, bool) or not isinstance(self.minor, int):
-            raise TypeError(f"Money.minor must be an int count of minor units, got {type(self.minor).__name__}")
+            raise TypeError(
+                f"Money.minor must be an int count of minor units, got {type(self.minor).__name__}"
+            )
         if not isinstance(self.currency, Currency):
             raise TypeError("Money.currency must be a Currency")
 

@@ -1,0 +1,45 @@
+"""The device's local HTTP interface: health and status for the officer UI and for fleet monitoring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.config import EdgeConfig
+from edge.identity import DeviceIdentity
+from edge.sync.outbox import OutboxRecord
+
+
+def create_device_app(
+    config: EdgeConfig, identity: DeviceIdentity, sessions: sessionmaker[Session]
+) -> FastAPI:
+    app = FastAPI(title="patrolkit device", version="0.1.0")
+    app.state.config = config
+    app.state.sessions = sessions
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            with sessions() as session:
+                session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # reported, not raised
+            checks["database"] = f"error: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        body = {"status": "ok" if ok else "degraded", "device": identity.device_id, "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        with sessions() as session:
+            pending = session.scalar(
+                select(func.count()).select_from(OutboxRecord).where(OutboxRecord.state == "pending")
+            )
+        return {"device": identity.device_id, "kid": identity.kid, "outbox_pending": pending}
+
+    return app

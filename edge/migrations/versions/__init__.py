@@ -1,0 +1,1 @@
+"""Alembic revision files of the edge database (run with `upgrade heads`)."""

@@ -1,0 +1,90 @@
+"""`patrol-server run` (the whole server) and `patrol-server db upgrade|downgrade`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from core.structured_log import log_event
+from server.config import ServerConfig, load_server_config
+
+log = logging.getLogger("server")
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", help="run the server: database migrations, broker (embedded), ingest, HTTP API"
+    )
+    run.set_defaults(handler=cmd_run)
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade"])
+    db.add_argument("--to", default=None, help="target revision (default: heads / base)")
+    db.set_defaults(handler=cmd_db)
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from server.db.migrate import downgrade, upgrade
+
+    cfg = load_server_config(args.config)
+    if args.action == "upgrade":
+        upgrade(cfg.database.url, args.to or "heads")
+    else:
+        downgrade(cfg.database.url, args.to or "base")
+    log_event(log, f"db.{args.action}", url=cfg.database.url.split("@")[-1])
+    return 0
+
+
+def _start_embedded_broker(cfg: ServerConfig) -> tuple[threading.Thread, Any]:
+    """Run the amqtt broker on its own event loop thread; returns the thread and a stop callable."""
+    from urllib.parse import urlparse
+
+    from server.broker import serve
+
+    u = urlparse(cfg.mqtt.url)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    started = threading.Event()
+
+    def _run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(serve(u.hostname or "127.0.0.1", u.port or 1883, stop))
+
+    thread = threading.Thread(target=_run, name="mqtt-broker", daemon=True)
+    thread.start()
+    started.wait(5)
+    return thread, lambda: loop.call_soon_threadsafe(stop.set)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.db.migrate import upgrade
+    from server.services import start_services
+
+    cfg = load_server_config(args.config)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(cfg.database.url)
+    stop_broker = None
+    broker_thread = None
+    if cfg.mqtt.embedded:
+        broker_thread, stop_broker = _start_embedded_broker(cfg)
+    app = create_app(cfg)
+    services = start_services(cfg, app)
+    log_event(log, "server.started", http=f"http://{cfg.http.host}:{cfg.http.port}", mqtt=cfg.mqtt.url)
+    try:
+        uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level="warning")
+    finally:
+        for service in reversed(services):
+            service.stop()
+        if stop_broker is not None and broker_thread is not None:
+            stop_broker()
+            broker_thread.join(5)
+        log_event(log, "server.stopped")
+    return 0

@@ -1,0 +1,1 @@
+"""Alembic revision files of the server database (run with `upgrade heads`)."""

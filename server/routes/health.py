@@ -1,0 +1,36 @@
+"""Liveness, readiness and metrics of the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """200 when the process is up and its database answers; 503 with the reason otherwise."""
+    checks: dict[str, Any] = {}
+    try:
+        with request.app.state.sessions() as session:
+            session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # the health endpoint reports any failure instead of raising
+        checks["database"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request) -> str:
+    """Prometheus text format: every counter the server's parts registered in ``app.state.metrics``."""
+    lines = []
+    for name, value in sorted(request.app.state.metrics.items()):
+        lines.append(f"patrolkit_{name} {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,142 @@
+"""Shared fixtures: the MQTT broker and server database under test (real ones from the environment, else
+embedded defaults), a migrated device database, and a fake clock.
+
+- ``PATROLKIT_TEST_MQTT_URL`` (e.g. ``mqtt://127.0.0.1:1883``): use that broker; else an amqtt broker is started.
+- ``PATROLKIT_TEST_DB_URL`` (e.g. ``postgresql+psycopg://root@127.0.0.1:5432/test``): each test gets a fresh
+  database created next to it on that server and dropped afterwards; else a fresh SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import FakeClock
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """URL of the broker under test: the real one from the environment, or an amqtt broker started here.
+
+    Clients must send a username (the embedded broker refuses anonymous sessions)."""
+    env = os.environ.get("PATROLKIT_TEST_MQTT_URL")
+    if env:
+        yield env
+        return
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.broker", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port("127.0.0.1", port, 20)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def backend_names(mqtt_url: str) -> dict[str, str]:
+    """Which real or embedded backends this run uses (for messages)."""
+    db = os.environ.get("PATROLKIT_TEST_DB_URL", "sqlite")
+    return {"mqtt": mqtt_url, "db": db.split("@")[-1]}
+
+
+@pytest.fixture
+def server_db_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty server database for one test (PostgreSQL when configured, else SQLite)."""
+    env = os.environ.get("PATROLKIT_TEST_DB_URL")
+    if not env:
+        yield f"sqlite:///{tmp_path / 'server.db'}"
+        return
+    import psycopg
+
+    base = make_url(env)
+    name = f"pk_{uuid.uuid4().hex[:16]}"
+    admin = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        from sqlalchemy.pool import NullPool  # noqa: F401  (engines in tests must be disposed before the drop)
+
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture
+def server_sessions(server_db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Session factory on a freshly migrated server database."""
+    from server.db.base import make_engine, make_sessionmaker
+    from server.db.migrate import upgrade
+
+    upgrade(server_db_url)
+    engine = make_engine(server_db_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def device_db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'device.db'}"
+
+
+@pytest.fixture
+def device_sessions(device_db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Session factory on a freshly migrated device database (SQLite, WAL)."""
+    from edge.db.base import make_engine, make_sessionmaker
+    from edge.db.migrate import upgrade
+
+    upgrade(device_db_url)
+    engine = make_engine(device_db_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()

@@ -140,3 +140,14 @@ def device_sessions(device_db_url: str) -> Iterator[sessionmaker[Session]]:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+_BACKEND_FIXTURES = {"mqtt_url", "server_db_url", "server_sessions"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that talks to the broker or the server database, so CI can rerun exactly those on the
+    other backend pair (``-m backend``)."""
+    for item in items:
+        if _BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.backend)

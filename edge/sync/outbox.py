@@ -1,22 +1,40 @@
-"""The durable outbox: a record to sync is written in the same transaction as the business row it describes."""
+"""The durable outbox: a record to sync is written in the same transaction as the business row it describes.
+
+Life of a row: ``enqueue`` (inside the business transaction; validates the body, stamps the dataset versions
+in use) → ``seal_pending`` (the sender makes the exact signed payload once, chained by sha256 to the previous
+one of the same epoch) → sent, maybe many times → freed only by ``apply_acks`` with a server-signed ack for
+exactly its hash. ``seq`` is SQLite AUTOINCREMENT: never reused; each database has its own epoch.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Float, Index, Integer, LargeBinary, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core.sync.control import AckItem
+from core.sync.envelope import make_payload, sha256_hex
+from core.sync.records import CURRENT_VERSION, PRIORITY, validate_for_enqueue
+from core.sync.signing import DOMAIN_RECORD, Signer
 from edge.db.base import Base, UtcDateTime
-from edge.db.meta import database_epoch
+from edge.db.meta import DeviceMeta, database_epoch, get_meta
+from edge.sync.datasets import active_versions
+
+PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
 
 
 class OutboxRecord(Base):
     __tablename__ = "outbox"
-    __table_args__ = {"sqlite_autoincrement": True}  # a sequence number is never reused
+    __table_args__ = (
+        Index("ix_outbox_pending", "state", "priority", "seq"),
+        {"sqlite_autoincrement": True},  # a sequence number is never reused
+    )
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     epoch: Mapped[str] = mapped_column(String(32))
@@ -24,9 +42,22 @@ class OutboxRecord(Base):
     record_type: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)  # canonical JSON
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    state: Mapped[str] = mapped_column(
-        String(16), default="pending", index=True
-    )  # pending | acked | rejected
+    state: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)  # pending | acked | rejected
+    # added by e0005 (sync)
+    sv: Mapped[int] = mapped_column(Integer, default=1)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    refs: Mapped[str] = mapped_column(Text, default="{}")
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # exact signed bytes
+    sig: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    kid: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)  # unix seconds
+    acked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    ack_status: Mapped[str | None] = mapped_column(
+        String(16), nullable=True
+    )  # ok | dup | conflict | rejected
+    ack_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 def canonical_json(body: dict[str, Any]) -> str:
@@ -34,15 +65,185 @@ def canonical_json(body: dict[str, Any]) -> str:
 
 
 def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datetime | None = None) -> int:
-    """Queue ``body`` for sync inside the caller's transaction and return its sequence number."""
+    """Queue ``body`` for sync inside the caller's transaction and return its sequence number.
+
+    The body is validated against the current version of its record type (``core.sync.records``); a bad
+    body raises ``RecordRejected`` and nothing is written, so the caller's transaction rolls back whole.
+    """
+    model = validate_for_enqueue(record_type, body)
     row = OutboxRecord(
         epoch=database_epoch(session),
         record_id=str(uuid.uuid4()),
         record_type=record_type,
-        body=canonical_json(body),
+        sv=CURRENT_VERSION[record_type],
+        priority=PRIORITY.get(record_type, 5),
+        body=canonical_json(model.to_body()),
+        refs=canonical_json(active_versions(session)),
         created_at=now or datetime.now(UTC),
-        state="pending",
+        state=PENDING,
+        attempts=0,
+        next_attempt_at=0.0,
     )
     session.add(row)
     session.flush()
     return row.seq
+
+
+def _chain_key(epoch: str) -> str:
+    return f"sync_chain_head:{epoch}"
+
+
+def seal_pending(session: Session, device_id: str, signer: Signer, limit: int = 5000) -> int:
+    """Make and sign the payload of unsealed rows, in seq order, in the caller's transaction; return how many.
+
+    Each payload carries the sha256 of the previous payload of the same epoch (a hash chain).
+    """
+    rows = session.scalars(
+        select(OutboxRecord).where(OutboxRecord.payload.is_(None)).order_by(OutboxRecord.seq).limit(limit)
+    ).all()
+    heads: dict[str, str] = {}
+    for row in rows:
+        if row.epoch not in heads:
+            heads[row.epoch] = get_meta(session, _chain_key(row.epoch)) or ""
+        payload = make_payload(
+            dev=device_id,
+            epoch=row.epoch,
+            seq=row.seq,
+            record_id=row.record_id,
+            stream=row.record_type,
+            sv=row.sv,
+            ts=row.created_at,
+            prev=heads[row.epoch],
+            refs=json.loads(row.refs),
+            body=json.loads(row.body),
+        )
+        row.payload = payload
+        row.sig = signer.sign(DOMAIN_RECORD, payload)
+        row.kid = signer.kid
+        row.sha256 = sha256_hex(payload)
+        heads[row.epoch] = row.sha256
+    for epoch, head in heads.items():
+        session.merge(DeviceMeta(key=_chain_key(epoch), value=head))
+    session.flush()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Sendable:
+    seq: int
+    epoch: str
+    stream: str
+    payload: bytes
+    sig: bytes
+    kid: str
+    sha256: str
+    attempts: int
+
+
+def due_rows(session: Session, now_ts: float, exclude: set[int], limit: int) -> list[Sendable]:
+    """Sealed, unacked rows whose next attempt is due, by (priority, seq), skipping those in flight."""
+    out: list[Sendable] = []
+    stmt = (
+        select(
+            OutboxRecord.seq,
+            OutboxRecord.epoch,
+            OutboxRecord.record_type,
+            OutboxRecord.payload,
+            OutboxRecord.sig,
+            OutboxRecord.kid,
+            OutboxRecord.sha256,
+            OutboxRecord.attempts,
+        )
+        .where(
+            OutboxRecord.state == PENDING,
+            OutboxRecord.payload.is_not(None),
+            OutboxRecord.next_attempt_at <= now_ts,
+        )
+        .order_by(OutboxRecord.priority, OutboxRecord.seq)
+        .limit(limit + len(exclude))
+    )
+    for seq, epoch, stream, payload, sig, kid, digest, attempts in session.execute(stmt):
+        if seq in exclude:
+            continue
+        out.append(Sendable(seq, epoch, stream, payload, sig, kid, digest, attempts))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def apply_acks(session: Session, items: Iterable[AckItem], now: datetime) -> list[int]:
+    """Mark rows delivered (or rejected) for acks whose epoch, seq AND sha256 match; return the seqs freed.
+
+    An ack for a hash we do not hold changes nothing (a forged or stale ack can never free a real row).
+    """
+    freed: list[int] = []
+    for item in items:
+        state = ACKED if item.status in ("ok", "dup") else REJECTED
+        result = session.execute(
+            update(OutboxRecord)
+            .where(
+                OutboxRecord.seq == item.seq,
+                OutboxRecord.epoch == item.epoch,
+                OutboxRecord.sha256 == item.sha256,
+                OutboxRecord.state == PENDING,
+            )
+            .values(state=state, acked_at=now, ack_status=item.status, ack_detail=item.reason)
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            freed.append(item.seq)
+    return freed
+
+
+def postpone(session: Session, seqs: Iterable[int], delay_for: dict[int, float], now_ts: float) -> None:
+    """After an ack timeout: count the attempt and set the next one ``delay_for[seq]`` seconds ahead."""
+    for seq in seqs:
+        session.execute(
+            update(OutboxRecord)
+            .where(OutboxRecord.seq == seq, OutboxRecord.state == PENDING)
+            .values(attempts=OutboxRecord.attempts + 1, next_attempt_at=now_ts + delay_for[seq])
+        )
+
+
+def make_due(session: Session, epoch: str, ranges: Iterable[tuple[int, int]]) -> int:
+    """Server asked for a resend: make those pending rows due now; return how many."""
+    total = 0
+    for lo, hi in ranges:
+        result = session.execute(
+            update(OutboxRecord)
+            .where(
+                OutboxRecord.epoch == epoch,
+                OutboxRecord.seq >= lo,
+                OutboxRecord.seq <= hi,
+                OutboxRecord.state == PENDING,
+            )
+            .values(next_attempt_at=0.0)
+        )
+        total += int(result.rowcount)  # type: ignore[attr-defined]
+    return total
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    unsealed: int
+    acked: int
+    rejected: int
+    oldest_pending_at: datetime | None
+    max_seq: int
+
+
+def stats(session: Session) -> OutboxStats:
+    counts = dict(
+        session.execute(select(OutboxRecord.state, func.count()).group_by(OutboxRecord.state)).tuples().all()
+    )
+    unsealed = session.scalar(select(func.count()).where(OutboxRecord.payload.is_(None))) or 0
+    oldest = session.scalar(select(func.min(OutboxRecord.created_at)).where(OutboxRecord.state == PENDING))
+    max_seq = session.scalar(select(func.max(OutboxRecord.seq))) or 0
+    return OutboxStats(
+        pending=counts.get(PENDING, 0),
+        unsealed=int(unsealed),
+        acked=counts.get(ACKED, 0),
+        rejected=counts.get(REJECTED, 0),
+        oldest_pending_at=oldest,
+        max_seq=int(max_seq),
+    )

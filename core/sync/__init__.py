@@ -1,0 +1,1 @@
+"""Sync wire contract shared by device and server: record bodies, signed envelopes, acks, manifests."""

@@ -1,0 +1,157 @@
+"""Signed control messages of the sync link: server acks and resend requests, device hello and data requests.
+
+Each is a small pydantic model, serialised once to canonical JSON, signed under its domain and sent as
+``{"v":1,"p":b64(payload),"s":b64(sig),"k":kid}``. ``open_signed`` checks size, shape, version and signature
+before anything is parsed, and ``parse_control`` rejects unknown message types with a ``EnvelopeError``.
+
+Topics (``{d}`` = device id): records go up on ``pd/v1/{d}/up/{stream}``; ``hello``/``sync_ref``/
+``ref_applied`` on ``pd/v1/{d}/req``; acks come down on ``pd/v1/{d}/ack``; ``resend`` on
+``pd/v1/{d}/down/ctl``; datasets on ``pd/v1/{d}/down/ref``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from core.sync.envelope import WIRE_VERSION, EnvelopeError, canonical_json
+from core.sync.signing import KeyRing, Signer, b64d, b64e
+
+MAX_CONTROL_BYTES = 4 * 1024 * 1024
+TOPIC_ROOT = "pd/v1"
+
+AckStatus = Literal["ok", "dup", "conflict", "rejected"]
+
+
+def up_topic(device_id: str, stream: str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/up/{stream}"
+
+
+def req_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/req"
+
+
+def ack_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/ack"
+
+
+def ctl_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/down/ctl"
+
+
+def ref_topic(device_id: str) -> str:
+    return f"{TOPIC_ROOT}/{device_id}/down/ref"
+
+
+def topic_device(topic: str) -> tuple[str, str] | None:
+    """``(device_id, kind)`` for ``pd/v1/{d}/up/...`` (kind ``up``) or ``pd/v1/{d}/req`` (kind ``req``)."""
+    parts = topic.split("/")
+    if len(parts) >= 4 and parts[0] == "pd" and parts[1] == "v1" and parts[3] in ("up", "req"):
+        return parts[2], parts[3]
+    return None
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AckItem(_Msg):
+    epoch: str
+    seq: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    status: AckStatus
+    reason: str | None = None
+
+
+class Ack(_Msg):
+    """Server → device, sent only after the records' COMMIT. Duplicates are acked as ``dup``."""
+
+    type: Literal["ack"] = "ack"
+    dev: str
+    ts: str
+    acks: list[AckItem]
+
+
+class Resend(_Msg):
+    """Server → device: the server misses these seqs of ``epoch`` (inclusive ranges)."""
+
+    type: Literal["resend"] = "resend"
+    dev: str
+    epoch: str
+    ranges: list[tuple[int, int]]
+    ts: str
+
+
+class Hello(_Msg):
+    """Device → server on every connect: its epoch and highest seq, so the server sees lost tails."""
+
+    type: Literal["hello"] = "hello"
+    dev: str
+    epoch: str
+    max_seq: int = Field(ge=0)
+    ts: str
+
+
+class SyncRef(_Msg):
+    """Device → server: the dataset versions it holds; the server answers with newer ones."""
+
+    type: Literal["sync_ref"] = "sync_ref"
+    dev: str
+    have: dict[str, int]
+
+
+class RefApplied(_Msg):
+    """Device → server: a dataset version is now in use."""
+
+    type: Literal["ref_applied"] = "ref_applied"
+    dev: str
+    dataset: str
+    version: int
+
+
+ControlMessage = Annotated[Ack | Resend | Hello | SyncRef | RefApplied, Field(discriminator="type")]
+_CONTROL = TypeAdapter(ControlMessage)
+
+
+def seal(signer: Signer, domain: bytes, obj: dict[str, Any] | BaseModel) -> bytes:
+    """Serialise ``obj`` once, sign it under ``domain`` and wrap it for the wire."""
+    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+    payload = canonical_json(data)
+    sig = signer.sign(domain, payload)
+    return canonical_json({"v": WIRE_VERSION, "p": b64e(payload), "s": b64e(sig), "k": signer.kid})
+
+
+def open_signed(data: bytes, keys: KeyRing, domain: bytes) -> tuple[bytes, str]:
+    """Check the wrapper and the signature; return ``(payload bytes, kid)``. Raises ``EnvelopeError``
+    (malformed, oversized, unknown_version) or ``BadSignature``."""
+    if len(data) > MAX_CONTROL_BYTES:
+        raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_CONTROL_BYTES}")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EnvelopeError("malformed", f"message is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict) or set(obj) != {"v", "p", "s", "k"}:
+        raise EnvelopeError("malformed", "signed message must have exactly 'v', 'p', 's', 'k'")
+    if obj["v"] != WIRE_VERSION:
+        raise EnvelopeError("unknown_version", f"wire version {obj['v']!r} unknown")
+    if not isinstance(obj["k"], str):
+        raise EnvelopeError("malformed", "'k' must be a key id string")
+    try:
+        payload = b64d(obj["p"], "payload")
+        sig = b64d(obj["s"], "signature")
+    except ValueError as exc:
+        raise EnvelopeError("malformed", str(exc)) from None
+    keys.verify(obj["k"], domain, payload, sig)
+    return payload, obj["k"]
+
+
+def parse_control(payload: bytes) -> Ack | Resend | Hello | SyncRef | RefApplied:
+    """Parse a verified control payload; ``EnvelopeError`` for unknown types or bad fields."""
+    try:
+        return _CONTROL.validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise EnvelopeError("malformed", f"control message {where}: {first['msg']}") from None

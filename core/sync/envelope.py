@@ -1,0 +1,204 @@
+"""The sync envelope: the exact bytes a device signs for one record, and the MQTT message carrying several.
+
+A record's *payload* is made once on the device, stored verbatim in the outbox and on the server, and never
+re-encoded, so the signature always covers the same bytes::
+
+    {"body":{...},"dev":"PD-1","epoch":"5c1e…","id":"<uuid>","prev":"<sha256 hex of previous payload>",
+     "refs":{"tariffs":7},"seq":4711,"stream":"payment","sv":1,"ts":"2026-11-23T19:00:00+00:00"}
+
+signed with Ed25519 over ``b"pd-sync-v1\\x00" + payload``. An up-message (topic ``pd/v1/{dev}/up/{stream}``)
+is ``{"v":1,"records":[{"p":b64(payload),"s":b64(sig),"k":kid}, ...]}``. ``decode_up_message`` and
+``parse_payload`` reject anything malformed, oversized or of an unknown version with a ``EnvelopeError``
+whose ``reason`` is a short code; nothing is half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.sync.signing import DOMAIN_RECORD, KeyRing, Signer, b64d, b64e
+
+WIRE_VERSION = 1
+MAX_RECORD_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 512 * 1024
+MAX_RECORDS_PER_MESSAGE = 500
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class EnvelopeError(ValueError):
+    """A message or record that is rejected whole; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def valid_device_id(device_id: str) -> bool:
+    """Device ids are one MQTT topic level: letters, digits, ``_ . -``, at most 64 characters."""
+    return bool(_DEVICE_ID.match(device_id))
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Compact, key-sorted UTF-8 JSON: how payloads are made (once) on the device."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class RecordPayload:
+    """The parsed header and body of one signed record payload."""
+
+    dev: str
+    epoch: str
+    seq: int
+    id: str
+    stream: str
+    sv: int
+    ts: str
+    prev: str
+    refs: dict[str, int]
+    body: dict[str, Any]
+
+
+def make_payload(
+    *,
+    dev: str,
+    epoch: str,
+    seq: int,
+    record_id: str,
+    stream: str,
+    sv: int,
+    ts: datetime,
+    prev: str,
+    refs: dict[str, int],
+    body: dict[str, Any],
+) -> bytes:
+    """Build the exact bytes to sign for one record."""
+    if ts.tzinfo is None:
+        raise ValueError("record time must be timezone-aware")
+    data = canonical_json(
+        {
+            "dev": dev,
+            "epoch": epoch,
+            "seq": seq,
+            "id": record_id,
+            "stream": stream,
+            "sv": sv,
+            "ts": ts.isoformat(),
+            "prev": prev,
+            "refs": refs,
+            "body": body,
+        }
+    )
+    if len(data) > MAX_RECORD_BYTES:
+        raise EnvelopeError("oversized", f"record payload is {len(data)} bytes, limit {MAX_RECORD_BYTES}")
+    return data
+
+
+_PAYLOAD_FIELDS = {
+    "dev": str,
+    "epoch": str,
+    "seq": int,
+    "id": str,
+    "stream": str,
+    "sv": int,
+    "ts": str,
+    "prev": str,
+    "refs": dict,
+    "body": dict,
+}
+
+
+def parse_payload(payload: bytes) -> RecordPayload:
+    """Parse signed record bytes (after the signature was checked); ``EnvelopeError`` if malformed."""
+    if len(payload) > MAX_RECORD_BYTES:
+        raise EnvelopeError("oversized", f"record payload is {len(payload)} bytes, limit {MAX_RECORD_BYTES}")
+    try:
+        obj = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EnvelopeError("malformed", f"record payload is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise EnvelopeError("malformed", "record payload is not a JSON object")
+    missing = sorted(set(_PAYLOAD_FIELDS) - set(obj))
+    extra = sorted(set(obj) - set(_PAYLOAD_FIELDS))
+    if missing or extra:
+        raise EnvelopeError("malformed", f"record payload fields: missing {missing}, unexpected {extra}")
+    for name, kind in _PAYLOAD_FIELDS.items():
+        value = obj[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise EnvelopeError("malformed", f"record field {name!r} must be {kind.__name__}")
+    if not valid_device_id(obj["dev"]):
+        raise EnvelopeError("malformed", f"device id {obj['dev'][:80]!r} is not valid")
+    if obj["seq"] < 1 or obj["sv"] < 1:
+        raise EnvelopeError("malformed", "seq and sv must be positive")
+    if obj["prev"] and not _HEX64.match(obj["prev"]):
+        raise EnvelopeError("malformed", "prev must be a sha256 hex digest or empty")
+    if not all(isinstance(k, str) and isinstance(v, int) for k, v in obj["refs"].items()):
+        raise EnvelopeError("malformed", "refs must map dataset names to integer versions")
+    return RecordPayload(**obj)
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """One record as it travels: the payload bytes, their signature and the signing key id."""
+
+    payload: bytes
+    sig: bytes
+    kid: str
+
+    @property
+    def sha256(self) -> str:
+        return sha256_hex(self.payload)
+
+    def verify(self, keys: KeyRing) -> None:
+        keys.verify(self.kid, DOMAIN_RECORD, self.payload, self.sig)
+
+    def to_wire(self) -> dict[str, str]:
+        return {"p": b64e(self.payload), "s": b64e(self.sig), "k": self.kid}
+
+
+def sign_record(signer: Signer, payload: bytes) -> SignedRecord:
+    return SignedRecord(payload, signer.sign(DOMAIN_RECORD, payload), signer.kid)
+
+
+def encode_up_message(records: list[SignedRecord]) -> bytes:
+    """Several signed records in one MQTT message."""
+    if not records or len(records) > MAX_RECORDS_PER_MESSAGE:
+        raise ValueError(f"an up-message carries 1..{MAX_RECORDS_PER_MESSAGE} records, got {len(records)}")
+    return canonical_json({"v": WIRE_VERSION, "records": [r.to_wire() for r in records]})
+
+
+def decode_up_message(data: bytes) -> list[SignedRecord]:
+    """Split an up-message into signed records (signatures not yet checked); ``EnvelopeError`` if bad."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_MESSAGE_BYTES}")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EnvelopeError("malformed", f"message is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict) or set(obj) != {"v", "records"}:
+        raise EnvelopeError("malformed", "message must be an object with exactly 'v' and 'records'")
+    if obj["v"] != WIRE_VERSION:
+        raise EnvelopeError("unknown_version", f"wire version {obj['v']!r} unknown; this server speaks 1")
+    items = obj["records"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECORDS_PER_MESSAGE:
+        raise EnvelopeError("malformed", f"'records' must be a list of 1..{MAX_RECORDS_PER_MESSAGE} items")
+    out: list[SignedRecord] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != {"p", "s", "k"} or not isinstance(item["k"], str):
+            raise EnvelopeError("malformed", f"record {i} must be an object with exactly 'p', 's', 'k'")
+        try:
+            out.append(SignedRecord(b64d(item["p"], "payload"), b64d(item["s"], "signature"), item["k"]))
+        except ValueError as exc:
+            raise EnvelopeError("malformed", f"record {i}: {exc}") from None
+    return out

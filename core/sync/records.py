@@ -1,0 +1,298 @@
+"""Versioned record bodies that the device syncs to the server, and the one place that parses them.
+
+Each record type has a name (the envelope's ``stream``) and an integer schema version (the envelope's ``sv``).
+``parse_body(record_type, version, body)`` returns the validated pydantic model or raises ``RecordRejected``
+naming what was wrong: an unknown type, an unknown version, or a field that does not validate. Bodies never
+carry unknown keys (``extra="forbid"``), so a newer body is rejected whole instead of being half-read.
+
+Producers (payments, receipts, camera, device status) build a model and enqueue ``model.to_body()``:
+
+    from core.sync.records import Payment
+    enqueue(session, "payment", Payment(...).to_body())
+
+Conventions: ids are device-made UUID strings; protocols are referred to by their (ERAP) number;
+money is an integer count of minor units plus an ISO 4217 code; times are aware UTC datetimes (ISO 8601).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+Id = str  # device-made UUID (text form)
+
+
+class RecordRejected(ValueError):
+    """A record body (or type/version) that the receiver will not accept; ``reason`` is a short code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class RecordBody(BaseModel):
+    """Base of every synced record body: strict keys, immutable, JSON-mode serialisation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    record_type: ClassVar[str]
+    version: ClassVar[int]
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON-ready dict to pass to ``enqueue(session, self.record_type, body)``."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+CurrencyCode = Literal["KZT", "GEL", "EUR"]
+
+
+# --- payments engineer -------------------------------------------------------------------------------------
+
+
+class ProtocolRecordV1(RecordBody):
+    """An administrative-offence report (protocol) as drawn up, or a later change of its status.
+
+    Fields mirror the device's ``protocol`` table (``edge.db.protocols.Protocol``) so the server copy
+    (``server.db.protocols.Protocol``) is filled field by field. The number comes from ERAP, verbatim.
+    """
+
+    record_type: ClassVar[str] = "protocol"
+    version: ClassVar[int] = 1
+
+    number: str = Field(min_length=1, max_length=32)
+    jurisdiction: Literal["KZ", "GE"]
+    article: str = Field(min_length=1, max_length=32)
+    article_title: str = ""
+    offence_at: AwareDatetime
+    offence_date: date
+    place: str = ""
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    driver_name: str = Field(max_length=200)
+    driver_iin: str = Field(max_length=12)
+    vehicle_plate: str = Field(max_length=16)
+    officer_badge: str = Field(min_length=1, max_length=32)
+    officer_name: str | None = Field(default=None, max_length=200)
+    currency: CurrencyCode
+    fine_units: int = Field(ge=0)
+    unit_value_minor: int = Field(ge=0)
+    unit_year: int = Field(ge=1900, le=2999)
+    full_minor: int = Field(ge=0)
+    reduced_minor: int = Field(ge=0)
+    discount_deadline: date
+    legal_basis: str = ""
+    dataset_version: str = Field(max_length=64, description="tariff dataset version used")
+    status: Literal["open", "paid", "cancelled"]
+    created_at: AwareDatetime
+
+
+class PaymentRecordV1(RecordBody):
+    """One approved (or later reversed) card payment of a protocol's reduced fine.
+
+    Fields mirror the device's ``payment`` table (``edge.db.payments.Payment``); masked PAN only.
+    """
+
+    record_type: ClassVar[str] = "payment"
+    version: ClassVar[int] = 1
+
+    id: Id = Field(min_length=1, max_length=36)
+    protocol_number: str = Field(min_length=1, max_length=32)
+    amount_minor: int = Field(ge=0)
+    currency: CurrencyCode
+    full_amount_minor: int = Field(ge=0)
+    status: Literal["approved", "reversed"]
+    card_scheme: str = Field(default="", max_length=64)
+    masked_pan: str = Field(default="", max_length=32)
+    card_expiry: str = Field(default="", max_length=4)
+    card_hash: str = Field(default="", max_length=64)
+    cardholder_name: str | None = Field(default=None, max_length=64)
+    name_check: Literal["MATCH", "PROBABLE", "MISMATCH", "UNAVAILABLE"]
+    name_check_reason: str = ""
+    name_check_attested_by: str | None = Field(default=None, max_length=32)
+    auth_code: str = Field(default="", max_length=16)
+    trace_no: str = Field(default="", max_length=16)
+    receipt_no: str = Field(default="", max_length=16)
+    terminal_id: str = Field(default="", max_length=16)
+    terminal_time: str = Field(default="", max_length=32)
+    officer_badge: str = Field(min_length=1, max_length=32)
+    approved_at: AwareDatetime
+
+
+class OwnCardCheckRecordV1(RecordBody):
+    """The check that the card belongs to the driver: card-holder name against the offender's name."""
+
+    record_type: ClassVar[str] = "own_card_check"
+    version: ClassVar[int] = 1
+
+    check_id: Id
+    protocol_number: str = Field(min_length=1, max_length=32)
+    payment_id: Id | None = None
+    cardholder_name: str | None = Field(default=None, max_length=64)
+    driver_name: str = Field(max_length=200)
+    result: Literal["MATCH", "PROBABLE", "MISMATCH", "UNAVAILABLE"]
+    reason: str = ""
+    attested_by: str | None = Field(default=None, max_length=32, description="officer badge if overridden")
+    checked_at: AwareDatetime
+
+
+# --- receipts engineer -------------------------------------------------------------------------------------
+
+
+class ReceiptJobRecordV1(RecordBody):
+    """One event in the life of a receipt print job (copy 1 for the driver, copy 2 for the protocol)."""
+
+    record_type: ClassVar[str] = "receipt_job"
+    version: ClassVar[int] = 1
+
+    job_id: Id
+    protocol_number: str | None = Field(default=None, max_length=32)
+    payment_id: Id | None = None
+    copy_no: int = Field(ge=1, le=9)
+    event: Literal["queued", "printing", "printed", "failed", "reprint_requested", "cancelled"]
+    detail: str | None = Field(default=None, max_length=500)
+    occurred_at: AwareDatetime
+
+
+# --- camera engineer ---------------------------------------------------------------------------------------
+
+
+class SegmentRecordV1(RecordBody):
+    """Metadata of one finished recording segment; the video itself goes over HTTPS, never MQTT."""
+
+    record_type: ClassVar[str] = "segment"
+    version: ClassVar[int] = 1
+
+    segment_id: Id
+    recording_id: Id
+    index: int = Field(ge=0)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    file_name: str = Field(min_length=1, max_length=255)
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    codec: str = Field(default="h264", max_length=32)
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
+    fps: float | None = Field(default=None, gt=0)
+    prev_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="chain of segments")
+
+
+class RecordingGapRecordV1(RecordBody):
+    """A span of the shift with no recording (power loss, crash, camera fault), as found by the recorder."""
+
+    record_type: ClassVar[str] = "recording_gap"
+    version: ClassVar[int] = 1
+
+    gap_id: Id
+    recording_id: Id | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class BookmarkRecordV1(RecordBody):
+    """A marked instant in the recording, e.g. the start of a traffic stop, linked to its protocol."""
+
+    record_type: ClassVar[str] = "bookmark"
+    version: ClassVar[int] = 1
+
+    bookmark_id: Id
+    at: AwareDatetime
+    label: str = Field(max_length=200)
+    protocol_number: str | None = Field(default=None, max_length=32)
+    officer_badge: str | None = Field(default=None, max_length=32)
+
+
+# --- sync (this area) --------------------------------------------------------------------------------------
+
+
+class DeviceStatusRecordV1(RecordBody):
+    """Periodic health of the device; the server keeps the latest by (seq, ts)."""
+
+    record_type: ClassVar[str] = "device_status"
+    version: ClassVar[int] = 1
+
+    battery_pct: int | None = Field(default=None, ge=0, le=100)
+    charging: bool | None = None
+    storage_free_bytes: int | None = Field(default=None, ge=0)
+    storage_total_bytes: int | None = Field(default=None, ge=0)
+    outbox_pending: int = Field(ge=0)
+    outbox_oldest_age_s: float | None = Field(default=None, ge=0)
+    recorder_state: str | None = Field(default=None, max_length=32)
+    app_version: str = Field(max_length=64)
+    dataset_versions: dict[str, int] = Field(default_factory=dict)
+    measured_at: AwareDatetime
+
+
+RECORD_MODELS: dict[tuple[str, int], type[RecordBody]] = {
+    (m.record_type, m.version): m
+    for m in (
+        ProtocolRecordV1,
+        PaymentRecordV1,
+        OwnCardCheckRecordV1,
+        ReceiptJobRecordV1,
+        SegmentRecordV1,
+        RecordingGapRecordV1,
+        BookmarkRecordV1,
+        DeviceStatusRecordV1,
+    )
+}
+RECORD_TYPES: frozenset[str] = frozenset(t for t, _ in RECORD_MODELS)
+CURRENT_VERSION: dict[str, int] = {t: max(v for tt, v in RECORD_MODELS if tt == t) for t in RECORD_TYPES}
+
+# Short, readable aliases for producers.
+Protocol = ProtocolRecordV1
+Payment = PaymentRecordV1
+OwnCardCheck = OwnCardCheckRecordV1
+ReceiptJob = ReceiptJobRecordV1
+Segment = SegmentRecordV1
+RecordingGap = RecordingGapRecordV1
+Bookmark = BookmarkRecordV1
+DeviceStatus = DeviceStatusRecordV1
+
+# Drain priority: lower goes first (payments and protocols before health).
+PRIORITY: dict[str, int] = {
+    "payment": 0,
+    "protocol": 0,
+    "own_card_check": 1,
+    "receipt_job": 2,
+    "bookmark": 3,
+    "segment": 4,
+    "recording_gap": 4,
+    "device_status": 9,
+}
+
+
+def model_for(record_type: str, version: int) -> type[RecordBody]:
+    """The model of ``record_type`` at ``version``; ``RecordRejected`` for an unknown type or version."""
+    if record_type not in RECORD_TYPES:
+        raise RecordRejected("unknown_type", f"record type {record_type!r} not in {sorted(RECORD_TYPES)}")
+    model = RECORD_MODELS.get((record_type, version))
+    if model is None:
+        known = sorted(v for t, v in RECORD_MODELS if t == record_type)
+        raise RecordRejected("unknown_version", f"{record_type} version {version!r} unknown; known {known}")
+    return model
+
+
+def parse_body(record_type: str, version: int, body: Any) -> RecordBody:
+    """Validate a body fully, or raise ``RecordRejected`` (reason ``invalid_body``) naming the bad fields."""
+    model = model_for(record_type, version)
+    if not isinstance(body, dict):
+        raise RecordRejected("invalid_body", f"{record_type} body is a {type(body).__name__}, not an object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise RecordRejected("invalid_body", f"{record_type} v{version}: {problems}") from None
+
+
+def validate_for_enqueue(record_type: str, body: dict[str, Any]) -> RecordBody:
+    """Check a body on the device before it is written to the outbox (current version of its type)."""
+    if record_type not in CURRENT_VERSION:
+        raise RecordRejected("unknown_type", f"record type {record_type!r} not in {sorted(RECORD_TYPES)}")
+    return parse_body(record_type, CURRENT_VERSION[record_type], body)

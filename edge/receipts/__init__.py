@@ -1,0 +1,1 @@
+"""Receipts of a payment: layout, print jobs with confirmation, paper-out recovery, duplicates, printer check."""

@@ -1,0 +1,57 @@
+"""Bookmarks: other parts of the app mark a time range of the recording (a stop, a payment, an own-card check).
+
+A bookmark never touches the video; it makes the covered segments upload first and lets a supervisor find
+the footage by ``ref`` (e.g. the protocol number). It is synced in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.manifest import format_utc
+from edge.db.recording import Bookmark, RecordingSegment
+from edge.sync.outbox import enqueue
+
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def add_bookmark(session: Session, kind: str, ref: str, start: datetime, end: datetime) -> str:
+    """Mark ``start``..``end`` with ``kind`` (e.g. "stop", "payment", "own_card_check") and ``ref``; returns its id."""
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"bookmark kind {kind!r}: expected lowercase letters, digits and _ (max 32)")
+    if not ref or len(ref) > 32:
+        raise ValueError("bookmark ref: expected 1-32 characters (a protocol number)")
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("bookmark times must be timezone-aware")
+    if end < start:
+        raise ValueError("bookmark end is before its start")
+    bookmark_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    session.add(Bookmark(id=bookmark_id, kind=kind, ref=ref, start_utc=start, end_utc=end, created_at=now))
+    enqueue(
+        session,
+        "bookmark",
+        # BookmarkRecordV1 carries one instant; the end of the range stays on the device for now.
+        {"bookmark_id": bookmark_id, "at": format_utc(start), "label": kind, "protocol_number": ref},
+        now=now,
+    )
+    return bookmark_id
+
+
+def bookmarked_seqs(session: Session) -> set[int]:
+    """Sequence numbers of segments that overlap any bookmark."""
+    rows = session.execute(
+        select(RecordingSegment.seq)
+        .join(
+            Bookmark,
+            (Bookmark.start_utc < RecordingSegment.end_utc)
+            & (Bookmark.end_utc >= RecordingSegment.start_utc),
+        )
+        .distinct()
+    )
+    return {seq for (seq,) in rows}

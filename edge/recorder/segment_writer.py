@@ -1,0 +1,116 @@
+"""Writes one segment: H.264 through PyAV into fragmented MP4, one fragment per 1 s GOP, flushed and fsynced.
+
+``movflags=frag_keyframe+empty_moov+default_base_moof`` makes every GOP a self-contained ``moof``+``mdat``
+and ``flush_packets=1`` hands each one to the OS as soon as it is complete, so a kill loses at most the
+GOP being built. The file is created exclusively: an existing segment is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import cast
+
+import av
+import numpy as np
+from av.video.stream import VideoStream
+from numpy.typing import NDArray
+
+MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Encoder choice; ``codec`` may be a hardware encoder such as ``h264_v4l2m2m``."""
+
+    codec: str = "libx264"
+    preset: str = "ultrafast"
+    tune: str = "zerolatency"
+    bitrate: int = 0  # bits per second; 0 = encoder default (CRF for libx264)
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def options(self, fps: int) -> dict[str, str]:
+        if self.codec == "libx264":
+            opts = {
+                "preset": self.preset,
+                "tune": self.tune,
+                "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0",
+            }
+        else:
+            opts = {}
+        opts.update(self.extra)
+        return opts
+
+
+@dataclass(frozen=True)
+class ClosedSegmentFile:
+    path: Path
+    frames: int
+    size: int
+
+
+class SegmentWriter:
+    """Encodes BGR frames into ``path``; ``close`` finishes, fsyncs and reports frames and bytes."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: int, encoder: EncoderSettings) -> None:
+        self.path = path
+        self.fps = fps
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        self._sync_fd = os.open(path, os.O_RDONLY)
+        os.close(fd)
+        self._container = av.open(str(path), mode="w", format="mp4", options=dict(MP4_OPTIONS))
+        stream = cast(
+            VideoStream,
+            self._container.add_stream(encoder.codec, rate=Fraction(fps, 1), options=encoder.options(fps)),
+        )
+        stream.width = width
+        stream.height = height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = fps
+        if encoder.bitrate:
+            stream.codec_context.bit_rate = encoder.bitrate
+        self._stream = stream
+        self.frames = 0
+        self.fragments = 0
+        self._closed = False
+
+    def write(self, frame: NDArray[np.uint8]) -> None:
+        video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
+        video_frame.pts = self.frames
+        for packet in self._stream.encode(video_frame):
+            self._mux(packet)
+        self.frames += 1
+
+    def _mux(self, packet: av.Packet) -> None:
+        closes_fragment = bool(packet.is_keyframe) and self.frames > 0
+        self._container.mux(packet)
+        if closes_fragment:
+            # The muxer wrote the previous fragment when this keyframe arrived: make it durable.
+            self.fragments += 1
+            os.fsync(self._sync_fd)
+
+    def close(self) -> ClosedSegmentFile:
+        if not self._closed:
+            self._closed = True
+            try:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+                self._container.close()
+                os.fsync(self._sync_fd)
+            finally:
+                os.close(self._sync_fd)
+        return ClosedSegmentFile(self.path, self.frames, self.path.stat().st_size)
+
+    def abandon(self) -> None:
+        """Drop the writer without finishing the file (after a write error); repair cuts it back later."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.close()
+        except (OSError, av.FFmpegError):
+            pass
+        finally:
+            os.close(self._sync_fd)

@@ -1,0 +1,316 @@
+"""The device's sync sender: drains the outbox over MQTT with a window, batching, resends and signed acks.
+
+One thread owns the logic (``run``/``step``); paho's network thread only puts events on a queue. Rules:
+- publish only while connected (paho's memory queue stays small; ``max_queued_messages`` = window as a guard);
+- at most ``window`` records in flight, ``batch`` records per MQTT message, grouped by stream;
+- on every (re)connect: ``hello`` and ``sync_ref``, and everything unacked counts as unsent again;
+- a record not acked within ``ack_timeout_s`` is resent later with exponential backoff (capped) plus jitter;
+- a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import socket
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock, SystemClock
+from core.structured_log import log_event
+from core.sync.broker_url import parse_broker_url
+from core.sync.control import (
+    Ack,
+    Hello,
+    RefApplied,
+    Resend,
+    SyncRef,
+    ack_topic,
+    ctl_topic,
+    open_signed,
+    parse_control,
+    ref_topic,
+    req_topic,
+    seal,
+    up_topic,
+)
+from core.sync.datasets import RollbackRefused
+from core.sync.envelope import EnvelopeError, SignedRecord, encode_up_message
+from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, DOMAIN_REQUEST, BadSignature, KeyRing, Signer
+from edge.db.meta import database_epoch
+from edge.sync.datasets import active_versions, apply_dataset
+from edge.sync.outbox import apply_acks, due_rows, make_due, postpone, seal_pending, stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    mqtt_url: str
+    device_id: str
+    username: str | None = None
+    password: str | None = None
+    window: int = 200
+    batch: int = 50
+    ack_timeout_s: float = 30.0
+    backoff_max_s: float = 300.0
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _Event:
+    kind: str  # connected | disconnected | message
+    topic: str = ""
+    payload: bytes = b""
+
+
+class SyncSender:
+    def __init__(
+        self,
+        settings: SenderSettings,
+        sessions: sessionmaker[Session],
+        signer: Signer,
+        server_keys: KeyRing,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._sessions = sessions
+        self._signer = signer
+        self._keys = server_keys
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._events: queue.Queue[_Event] = queue.Queue()
+        self._inflight: dict[int, float] = {}  # seq -> monotonic time sent
+        self._online = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.acked = 0
+        self.sent_records = 0
+        self.resends = 0
+        addr = parse_broker_url(settings.mqtt_url)
+        self._addr = addr
+        dev = settings.device_id
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=dev, clean_session=True, protocol=mqtt.MQTTv311
+        )
+        user = settings.username or addr.username or dev
+        client.username_pw_set(user, settings.password or addr.password)
+        if addr.tls:
+            client.tls_set(ca_certs=settings.tls_ca, certfile=settings.tls_cert, keyfile=settings.tls_key)
+        client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(max(settings.window, 100))
+        client.reconnect_delay_set(1, 60)
+        client.on_socket_open = _nodelay
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    # --- paho thread: only queue events ---
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            return
+        dev = self.settings.device_id
+        client.subscribe([(ack_topic(dev), 1), (ctl_topic(dev), 1), (ref_topic(dev), 1)])
+        self._events.put(_Event("connected"))
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self._events.put(_Event("disconnected"))
+
+    def _on_message(self, _client: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        self._events.put(_Event("message", msg.topic, bytes(msg.payload)))
+
+    # --- lifecycle ---
+    def start(self) -> None:
+        """Connect (with jitter, so a fleet does not reconnect in one herd) and run in a background thread."""
+        self._client.connect_async(self._addr.host, self._addr.port, keepalive=30)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self.run, name="sync-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.step(wait_s=0.05)
+
+    @property
+    def online(self) -> bool:
+        return self._online
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def step(self, wait_s: float = 0.0) -> None:
+        """Handle queued events, expire overdue in-flight records, seal new rows and fill the window."""
+        try:
+            event: _Event | None = (
+                self._events.get(timeout=wait_s) if wait_s > 0 else self._events.get_nowait()
+            )
+        except queue.Empty:
+            event = None
+        handled = 0
+        while event is not None and handled < 1000:
+            self._handle(event)
+            handled += 1
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                event = None
+        self._expire()
+        with self._sessions() as session, session.begin():
+            seal_pending(session, self.settings.device_id, self._signer, limit=2000)
+        self._fill()
+
+    def _handle(self, event: _Event) -> None:
+        if event.kind == "connected":
+            self._online = True
+            self._inflight.clear()  # paho's in-flight state counts as unsent
+            self._greet()
+            log_event(log, "sync.online", device=self.settings.device_id)
+        elif event.kind == "disconnected":
+            self._online = False
+            self._inflight.clear()
+            log_event(log, "sync.offline", device=self.settings.device_id)
+        elif event.topic.endswith("/ack"):
+            self._handle_ack(event.payload)
+        elif event.topic.endswith("/down/ctl"):
+            self._handle_ctl(event.payload)
+        elif event.topic.endswith("/down/ref"):
+            self._handle_ref(event.payload)
+
+    def _greet(self) -> None:
+        dev = self.settings.device_id
+        with self._sessions() as session, session.begin():
+            epoch = database_epoch(session)
+            max_seq = stats(session).max_seq
+            have = active_versions(session)
+        now = self._clock.now().isoformat()
+        self._client.publish(
+            req_topic(dev),
+            seal(self._signer, DOMAIN_REQUEST, Hello(dev=dev, epoch=epoch, max_seq=max_seq, ts=now)),
+            1,
+        )
+        self._client.publish(
+            req_topic(dev), seal(self._signer, DOMAIN_REQUEST, SyncRef(dev=dev, have=have)), 1
+        )
+
+    def _handle_ack(self, data: bytes) -> None:
+        try:
+            body, _kid = open_signed(data, self._keys, DOMAIN_ACK)
+            ack = parse_control(body)
+            if not isinstance(ack, Ack) or ack.dev != self.settings.device_id:
+                raise EnvelopeError("unexpected", "not an ack for this device")
+        except (EnvelopeError, BadSignature) as exc:
+            log_event(log, "sync.ack_refused", reason=str(exc)[:200])
+            return
+        with self._sessions() as session, session.begin():
+            freed = apply_acks(session, ack.acks, self._clock.now())
+        for seq in freed:
+            self._inflight.pop(seq, None)
+        self.acked += len(freed)
+        for item in ack.acks:
+            if item.status in ("conflict", "rejected"):
+                log.warning("sync.record_refused", extra={"event": "sync.record_refused", "seq": item.seq,
+                                                          "status": item.status, "reason": item.reason})  # fmt: skip
+
+    def _handle_ctl(self, data: bytes) -> None:
+        try:
+            body, _kid = open_signed(data, self._keys, DOMAIN_CONTROL)
+            req = parse_control(body)
+            if not isinstance(req, Resend) or req.dev != self.settings.device_id:
+                raise EnvelopeError("unexpected", "not a resend request for this device")
+        except (EnvelopeError, BadSignature) as exc:
+            log_event(log, "sync.ctl_refused", reason=str(exc)[:200])
+            return
+        with self._sessions() as session, session.begin():
+            count = make_due(session, req.epoch, req.ranges)
+        for lo, hi in req.ranges:
+            for seq in [s for s in self._inflight if lo <= s <= hi]:
+                self._inflight.pop(seq)
+        log_event(log, "sync.resend_requested", epoch=req.epoch, rows=count)
+
+    def _handle_ref(self, data: bytes) -> None:
+        try:
+            with self._sessions() as session, session.begin():
+                applied = apply_dataset(session, data, self._keys, self._clock.now())
+        except (EnvelopeError, BadSignature, RollbackRefused) as exc:
+            log_event(log, "sync.dataset_refused", reason=str(exc)[:200])
+            return
+        dev = self.settings.device_id
+        msg = RefApplied(dev=dev, dataset=applied.dataset, version=applied.version)
+        self._client.publish(req_topic(dev), seal(self._signer, DOMAIN_REQUEST, msg), 1)
+
+    def _expire(self) -> None:
+        if not self._inflight:
+            return
+        now = self._clock.monotonic()
+        overdue = [seq for seq, sent in self._inflight.items() if now - sent >= self.settings.ack_timeout_s]
+        if not overdue:
+            return
+        with self._sessions() as session, session.begin():
+            attempts = dict(session.execute(_attempts_stmt(overdue)).tuples().all())
+            delays = {seq: self._backoff(attempts.get(seq, 0)) for seq in overdue}
+            postpone(session, overdue, delays, self._clock.now().timestamp())
+        for seq in overdue:
+            self._inflight.pop(seq, None)
+        self.resends += len(overdue)
+
+    def _backoff(self, attempts: int) -> float:
+        """Exponential backoff capped at ``backoff_max_s``, with full jitter over its upper half."""
+        base = min(self.settings.backoff_max_s, 2.0 ** min(attempts, 20))
+        return base / 2 + self._rng.uniform(0, base / 2)
+
+    def _fill(self) -> None:
+        if not self._online or not self._client.is_connected():
+            return
+        room = self.settings.window - len(self._inflight)
+        if room <= 0:
+            return
+        with self._sessions() as session:
+            rows = due_rows(session, self._clock.now().timestamp(), set(self._inflight), room)
+        if not rows:
+            return
+        by_stream: dict[str, list[Any]] = defaultdict(list)
+        for row in rows:
+            by_stream[row.stream].append(row)
+        now = self._clock.monotonic()
+        dev = self.settings.device_id
+        for stream, group in by_stream.items():
+            for i in range(0, len(group), self.settings.batch):
+                part = group[i : i + self.settings.batch]
+                data = encode_up_message([SignedRecord(r.payload, r.sig, r.kid) for r in part])
+                info = self._client.publish(up_topic(dev, stream), data, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # disconnected meanwhile: the rows stay pending, nothing is lost
+                for r in part:
+                    self._inflight[r.seq] = now
+                self.sent_records += len(part)
+
+
+def _attempts_stmt(seqs: list[int]) -> Any:
+    from sqlalchemy import select
+
+    from edge.sync.outbox import OutboxRecord
+
+    return select(OutboxRecord.seq, OutboxRecord.attempts).where(OutboxRecord.seq.in_(seqs))
+
+
+def _nodelay(_client: mqtt.Client, _ud: Any, sock: Any) -> None:
+    if hasattr(sock, "setsockopt"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,1 @@
+"""Uploader of recorded segments: runs while docked, bookmarked first, resumable, verified, deletes after confirmation."""

@@ -1,0 +1,209 @@
+"""Uploads closed segments while the device is on its charger: bookmarked segments first, then oldest first.
+
+Per segment: announce the signed manifest entry, ask the server for its offset, send the rest in chunks,
+and delete the local file only when the server answers ``stored`` with exactly the local SHA-256.
+Unplugging (``should_continue`` turns false) pauses between chunks; the next run resumes at the server's
+offset. A hash mismatch (460) restarts the segment; a request the server can never store (400, 403, 413)
+marks the segment ``rejected`` and keeps the file; busy (503), full (507) and network errors end the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock, SystemClock
+from core.structured_log import log_event
+from edge.db.base import transaction
+from edge.db.recording import RecordingSegment
+from edge.recorder.bookmarks import bookmarked_seqs
+from edge.upload.client import UploadClient, UploadRejected
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    confirmed: int
+    rejected: int
+    stopped_because: str  # done | undocked | busy | server_full | network | retry_limit
+
+
+@dataclass(frozen=True)
+class UploadProgress:
+    pending_segments: int
+    pending_bytes: int
+    sent_bytes: int  # of pending segments, already on the server
+    confirmed_segments: int
+    confirmed_bytes: int
+    rejected_segments: int
+
+    @property
+    def fraction(self) -> float:
+        total = self.pending_bytes + self.confirmed_bytes
+        return 1.0 if total == 0 else (self.confirmed_bytes + self.sent_bytes) / total
+
+
+def upload_order(session: Session) -> list[int]:
+    """Pending segments: those overlapping a bookmark first, then the rest; each group oldest first."""
+    pending = list(
+        session.scalars(
+            select(RecordingSegment.seq)
+            .where(RecordingSegment.upload_state == "pending")
+            .order_by(RecordingSegment.seq)
+        )
+    )
+    marked = bookmarked_seqs(session)
+    return [s for s in pending if s in marked] + [s for s in pending if s not in marked]
+
+
+def upload_progress(session: Session) -> UploadProgress:
+    def agg(state: str, column: object) -> int:
+        return int(
+            session.scalar(
+                select(func.coalesce(func.sum(column), 0)).where(RecordingSegment.upload_state == state)
+            )
+            or 0
+        )
+
+    def count(state: str) -> int:
+        return int(session.scalar(select(func.count()).where(RecordingSegment.upload_state == state)) or 0)
+
+    return UploadProgress(
+        pending_segments=count("pending"),
+        pending_bytes=agg("pending", RecordingSegment.size),
+        sent_bytes=agg("pending", RecordingSegment.uploaded_bytes),
+        confirmed_segments=count("confirmed"),
+        confirmed_bytes=agg("confirmed", RecordingSegment.size),
+        rejected_segments=count("rejected"),
+    )
+
+
+class Uploader:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        directory: Path,
+        client: UploadClient,
+        clock: Clock | None = None,
+        chunk_bytes: int = 4 * 1024 * 1024,
+        max_hash_retries: int = 3,
+    ) -> None:
+        self.sessions = sessions
+        self.directory = directory
+        self.client = client
+        self.clock = clock or SystemClock()
+        self.chunk_bytes = chunk_bytes
+        self.max_hash_retries = max_hash_retries
+
+    def run_once(self, should_continue: Callable[[], bool] = lambda: True) -> RunResult:
+        """Upload every pending segment while ``should_continue()`` (docked and linked) holds."""
+        with self.sessions() as session:
+            order = upload_order(session)
+        confirmed = rejected = 0
+        for seq in order:
+            if not should_continue():
+                return RunResult(confirmed, rejected, "undocked")
+            try:
+                outcome = self._upload(seq, should_continue)
+            except UploadRejected as exc:
+                if exc.status == 503:
+                    return RunResult(confirmed, rejected, "busy")
+                if exc.status == 507:
+                    log_event(log, "upload.server_full", seq=seq)
+                    return RunResult(confirmed, rejected, "server_full")
+                self._mark_rejected(seq, f"{exc.status}: {exc.reason}")
+                rejected += 1
+                continue
+            except httpx.HTTPError as exc:
+                log_event(log, "upload.network_error", seq=seq, error=str(exc))
+                return RunResult(confirmed, rejected, "network")
+            if outcome == "confirmed":
+                confirmed += 1
+            elif outcome == "retry_limit":
+                return RunResult(confirmed, rejected, "retry_limit")
+            else:
+                return RunResult(confirmed, rejected, outcome)
+        return RunResult(confirmed, rejected, "done")
+
+    def _upload(self, seq: int, should_continue: Callable[[], bool]) -> str:
+        with self.sessions() as session:
+            row = session.get(RecordingSegment, seq)
+            assert row is not None
+            entry_json, file_name, size, sha = row.entry_json, row.file_name, row.size, row.sha256
+        path = self.directory / file_name
+        for _attempt in range(self.max_hash_retries):
+            state = self.client.announce(seq, entry_json)
+            offset = state.offset
+            try:
+                with path.open("rb") as fh:
+                    while state.state != "stored":
+                        if not should_continue():
+                            self._record_sent(seq, offset)
+                            return "undocked"
+                        fh.seek(offset)
+                        chunk = fh.read(self.chunk_bytes)
+                        if not chunk:
+                            raise UploadRejected(
+                                400, "local file is shorter than its manifest entry", retry=False
+                            )
+                        try:
+                            state = self.client.append(seq, offset, chunk)
+                        except UploadRejected as exc:
+                            if exc.status == 409 and exc.offset is not None:
+                                offset = exc.offset
+                                continue
+                            raise
+                        offset = state.offset
+                        self._record_sent(seq, offset)
+            except UploadRejected as exc:
+                if exc.status == 460:
+                    log_event(log, "upload.hash_mismatch", seq=seq)
+                    self._record_sent(seq, 0)
+                    continue
+                raise
+            if state.state == "stored" and state.sha256 == sha and state.size == size:
+                self._confirm(seq, path)
+                return "confirmed"
+            raise UploadRejected(400, "server confirmed a different hash", retry=False)
+        return "retry_limit"
+
+    def _record_sent(self, seq: int, offset: int) -> None:
+        with transaction(self.sessions) as session:
+            row = session.get(RecordingSegment, seq)
+            if row is not None:
+                row.uploaded_bytes = offset
+
+    def _confirm(self, seq: int, path: Path) -> None:
+        with transaction(self.sessions) as session:
+            row = session.get(RecordingSegment, seq)
+            assert row is not None
+            row.upload_state = "confirmed"
+            row.uploaded_bytes = row.size
+            row.confirmed_at = self.clock.now()
+        path.unlink(missing_ok=True)
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with transaction(self.sessions) as session:
+            row = session.get(RecordingSegment, seq)
+            assert row is not None
+            row.deleted_at = self.clock.now()
+        log_event(log, "upload.segment_confirmed", seq=seq)
+
+    def _mark_rejected(self, seq: int, reason: str) -> None:
+        with transaction(self.sessions) as session:
+            row = session.get(RecordingSegment, seq)
+            if row is not None:
+                row.upload_state = "rejected"
+                row.upload_error = reason
+        log_event(log, "upload.segment_rejected", seq=seq, reason=reason)

@@ -1,0 +1,198 @@
+"""ZVT session (ECR side): master rights, T3 for the command acknowledgement, T4 for the result (re-armed by
+every 04 FF and 04 0F), automatic ``80 00 00`` to terminal messages, and Completion parsed by context.
+
+A flow reads like the spec's sequence diagram: send the command, take ``80 00``, then answer 04 FF / 04 0F /
+print messages until the Completion (06 0F), the Abort (06 1E), or, for Read Card, the 04 0F itself.
+The 04 0F handler returns the reply to send, so a caller can commit the result before acknowledging it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.clock import Clock
+from core.structured_log import log_event
+from hardware.zvt.apdu import Apdu, decode_apdu
+from hardware.zvt.commands import (
+    ACK_APDU,
+    AbortNotice,
+    Command,
+    CommandAck,
+    Completion,
+    Flow,
+    IntermediateStatus,
+    StatusInformation,
+    abort,
+    negative_apdu,
+    parse_abort_notice,
+    parse_command_ack,
+    parse_completion,
+    parse_intermediate,
+    parse_status_information,
+)
+from hardware.zvt.errors import ApduError, CommandRejected, ResponseTimeout
+from hardware.zvt.link import Link
+
+log = logging.getLogger(__name__)
+
+StatusInfoHandler = Callable[[StatusInformation], bytes]
+IntermediateHandler = Callable[[IntermediateStatus], None]
+
+
+class SessionTimeout(ResponseTimeout):
+    """T3 or T4 expired: the terminal did not finish the command in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimers:
+    t3: float = 5.0  # command → 80 00 / 84 xx
+    t4: float = 180.0  # 80 00 → Completion, re-armed by 04 FF and 04 0F
+    slice: float = 0.1  # how often a waiting session looks for an abort request
+
+
+@dataclass
+class Outcome:
+    """Everything the terminal said while running one command."""
+
+    command: Command
+    ack: CommandAck
+    intermediates: list[IntermediateStatus] = field(default_factory=list)
+    status_infos: list[StatusInformation] = field(default_factory=list)
+    replies: list[bytes] = field(default_factory=list)
+    completion: Completion | None = None
+    abort_notice: AbortNotice | None = None
+    abort_answer: CommandAck | None = None
+    strays: list[bytes] = field(default_factory=list)
+
+    @property
+    def last_status(self) -> StatusInformation | None:
+        return self.status_infos[-1] if self.status_infos else None
+
+
+class ZvtSession:
+    """Runs one command at a time over a ``Link``; the ECR is master between commands."""
+
+    def __init__(
+        self,
+        link: Link,
+        clock: Clock,
+        timers: SessionTimers | None = None,
+        on_intermediate: IntermediateHandler | None = None,
+    ) -> None:
+        self.link = link
+        self.clock = clock
+        self.timers = timers or SessionTimers()
+        self.on_intermediate = on_intermediate
+        self._abort_requested = threading.Event()
+        self.last_delivered_reply: tuple[StatusInformation, bytes] | None = None
+
+    def request_abort(self) -> None:
+        """Ask the running command to stop (06 B0); the terminal may refuse during an Authorisation."""
+        self._abort_requested.set()
+
+    def run(self, command: Command, on_status_info: StatusInfoHandler | None = None) -> Outcome:
+        self._abort_requested.clear()
+        self.last_delivered_reply = None
+        log_event(log, "zvt.command.sent", command=command.name)
+        self.link.send(command.encode())
+        outcome = Outcome(command, self._await_ack(command))
+        if outcome.ack.positive is False:
+            raise CommandRejected(command.name, outcome.ack.code, outcome.ack.data.hex(" ").upper())
+        if command.flow is Flow.ACK_ONLY:
+            return outcome
+        self._await_result(command, outcome, on_status_info)
+        return outcome
+
+    def _await_ack(self, command: Command) -> CommandAck:
+        deadline = self.clock.monotonic() + self.timers.t3
+        while True:
+            apdu = self._receive(deadline, f"{command.name}: no 80 00 within T3 {self.timers.t3:g} s")
+            ack = parse_command_ack(apdu)
+            if ack is not None:
+                return ack
+            log_event(log, "zvt.stray_message", waiting_for="command ack", apdu=apdu.label)
+            self.link.send(ACK_APDU)
+
+    def _receive(self, deadline: float, why: str) -> Apdu:
+        while True:
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                raise SessionTimeout(why)
+            try:
+                raw = self.link.receive(min(remaining, self.timers.slice))
+            except ResponseTimeout:
+                if self._abort_requested.is_set():
+                    return Apdu(0x00, 0x00)  # wake the caller to send the abort
+                continue
+            try:
+                return decode_apdu(raw)
+            except ApduError as exc:
+                log_event(log, "zvt.malformed_apdu", error=str(exc), raw=raw.hex())
+                self.link.send(negative_apdu(0x9A))
+
+    def _await_result(self, command: Command, outcome: Outcome, handler: StatusInfoHandler | None) -> None:
+        t4 = self.timers.t4
+        deadline = self.clock.monotonic() + t4
+        last_info: tuple[bytes, bytes] | None = None
+        abort_sent = False
+        while True:
+            if self._abort_requested.is_set() and not abort_sent:
+                abort_sent = True
+                log_event(log, "zvt.abort.sent", during=command.name)
+                self.link.send(abort().encode())
+            apdu = self._receive(deadline, f"{command.name}: no result within T4 {t4:g} s")
+            if apdu.command == (0x00, 0x00):
+                continue
+            if apdu.command == (0x04, 0xFF):
+                status = parse_intermediate(apdu)
+                outcome.intermediates.append(status)
+                self.link.send(ACK_APDU)
+                if status.timeout_minutes:
+                    t4 = status.timeout_minutes * 60.0
+                deadline = self.clock.monotonic() + t4
+                log_event(log, "zvt.intermediate", command=command.name, code=status.code)
+                if self.on_intermediate is not None:
+                    self.on_intermediate(status)
+            elif apdu.command == (0x04, 0x0F):
+                raw = apdu.encode()
+                if last_info is not None and last_info[0] == raw:
+                    log_event(log, "zvt.status_info.duplicate", command=command.name)
+                    self.link.send(last_info[1])
+                    continue
+                info = parse_status_information(apdu)
+                reply = handler(info) if handler is not None else ACK_APDU
+                outcome.status_infos.append(info)
+                outcome.replies.append(reply)
+                last_info = (raw, reply)
+                self.link.send(reply)
+                self.last_delivered_reply = (info, reply)
+                deadline = self.clock.monotonic() + t4
+                log_event(log, "zvt.status_info", command=command.name, result_code=info.result_code)
+                if command.flow is Flow.STATUS_INFO:
+                    return
+            elif apdu.command == (0x06, 0x0F):
+                self.link.send(ACK_APDU)
+                outcome.completion = parse_completion(apdu, command)
+                log_event(log, "zvt.completion", command=command.name)
+                return
+            elif apdu.command == (0x06, 0x1E):
+                self.link.send(ACK_APDU)
+                outcome.abort_notice = parse_abort_notice(apdu)
+                log_event(
+                    log, "zvt.aborted", command=command.name, result_code=outcome.abort_notice.result_code
+                )
+                return
+            elif apdu.command in ((0x06, 0xD1), (0x06, 0xD3)):
+                self.link.send(ACK_APDU)
+            elif (ack := parse_command_ack(apdu)) is not None:
+                if abort_sent and outcome.abort_answer is None:
+                    outcome.abort_answer = ack
+                    log_event(log, "zvt.abort.answer", positive=ack.positive, code=ack.code)
+                else:
+                    outcome.strays.append(apdu.encode())
+            else:
+                log_event(log, "zvt.unknown_message", apdu=apdu.label)
+                self.link.send(negative_apdu(0x83))

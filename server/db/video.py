@@ -1,0 +1,34 @@
+"""Server tables of the video store: one row per uploaded (or uploading) segment with its manifest entry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db.base import Base, UtcDateTime
+
+
+class VideoSegment(Base):
+    __tablename__ = "video_segment"
+    __table_args__ = (UniqueConstraint("device_id", "seq", name="uq_video_segment_device_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    start_utc: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    end_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    frames: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    entry_json: Mapped[str] = mapped_column(Text)  # the signed manifest entry as received
+    kid: Mapped[str] = mapped_column(String(128), default="")
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="uploading")  # uploading | stored
+    linked_prev: Mapped[bool] = mapped_column(Boolean, default=False)  # predecessor present and chained
+    storage_key: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stored_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

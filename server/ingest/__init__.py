@@ -1,0 +1,1 @@
+"""MQTT ingest of signed device records: verify, insert idempotently, ack after COMMIT, track gaps."""

@@ -1,0 +1,53 @@
+"""``python -m server.ingest``: run ingest workers alone against a database and broker (tests, scaling out)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import threading
+from pathlib import Path
+
+from core.sync.signing import Signer
+from server.db.base import make_engine, make_sessionmaker
+from server.ingest.worker import IngestSettings, start_ingest_workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.ingest", description=__doc__)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--mqtt-url", required=True)
+    parser.add_argument("--key-file", required=True, help="server private key, base64 raw Ed25519")
+    parser.add_argument("--client-id", default="ingest")
+    parser.add_argument("--username", default="ingest-svc")
+    parser.add_argument("--password", default=None)
+    parser.add_argument(
+        "--shared-group", default=None, help="e.g. 'ingest' for $share/ingest/... (not amqtt)"
+    )
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--gap-timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    engine = make_engine(args.db)
+    settings = IngestSettings(
+        mqtt_url=args.mqtt_url,
+        client_id=args.client_id,
+        username=args.username,
+        password=args.password,
+        shared_group=args.shared_group,
+        gap_timeout_s=args.gap_timeout,
+    )
+    workers = start_ingest_workers(
+        settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers
+    )
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait()
+    for w in workers:
+        w.stop()
+    engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""HTTP API of the video store: signed, resumable segment uploads from devices, and range-request playback.
+
+Every upload request is signed by the device key (``core.upload_auth``); a device may touch only
+``/api/video/segments/<its own id>/...``. See ``server.video.uploads`` for the status codes.
+Playback is guarded by ``playback_guard``: the supervisor UI's authentication replaces it with
+``app.dependency_overrides[playback_guard] = ...``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from core.manifest import DEVICE_ID_PATTERN
+from core.signing import BadSignature, public_from_b64
+from core.upload_auth import BodyCorrupted, UploadAuthError, claimed_device, verify_request
+from server.db.devices import Device
+from server.video.storage import FilesystemStore, VideoStore
+from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
+
+router = APIRouter(prefix="/api/video", tags=["video"])
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _error(status: int, reason: str, retry: bool = False, offset: int | None = None) -> JSONResponse:
+    body: dict[str, object] = {"error": reason, "retry": retry}
+    headers = {}
+    if offset is not None:
+        body["offset"] = offset
+        headers["Upload-Offset"] = str(offset)
+    if status == 503:
+        headers["Retry-After"] = "5"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def uploads_for(request: Request) -> SegmentUploads:
+    """The app's upload service, made on first use from its configuration and database."""
+    state = request.app.state
+    service = getattr(state, "video_uploads", None)
+    if service is None:
+        config = state.config
+        store: VideoStore = getattr(state, "video_store", None) or FilesystemStore(config.storage.video_dir)
+        sessions = state.sessions
+
+        def public_key(device_id: str) -> Ed25519PublicKey | None:
+            with sessions() as session:
+                device = session.get(Device, device_id)
+                if device is None or not device.active:
+                    return None
+                try:
+                    return public_from_b64(device.public_key_b64)
+                except BadSignature:
+                    return None
+
+        service = SegmentUploads(
+            sessions,
+            store,
+            public_key,
+            lambda: datetime.now(UTC),
+            max_segment_bytes=config.storage.max_segment_bytes,
+        )
+        state.video_uploads = service
+    return service
+
+
+def _target(device_id: str, seq: str) -> tuple[str, int]:
+    if not DEVICE_ID_PATTERN.fullmatch(device_id):
+        raise UploadError(400, f"device id {device_id[:80]!r} is malformed")
+    if not seq.isdigit() or not 1 <= int(seq) <= 2**62 or len(seq) > 19:
+        raise UploadError(400, f"segment number {seq[:40]!r} is not a positive integer")
+    return device_id, int(seq)
+
+
+async def _authenticate(request: Request, service: SegmentUploads, device_id: str, body: bytes) -> None:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        claimed = claimed_device(headers)
+    except UploadAuthError as exc:
+        raise UploadError(401, str(exc)) from exc
+    key = service.public_key(claimed)
+    if key is None:
+        raise UploadError(401, f"device {claimed} is unknown or inactive")
+    try:
+        verify_request(key, headers, request.method, request.url.path, body, datetime.now(UTC))
+    except BodyCorrupted as exc:
+        raise UploadError(HASH_MISMATCH, str(exc), retry=True) from exc
+    except UploadAuthError as exc:
+        raise UploadError(401, str(exc)) from exc
+    if claimed != device_id:
+        raise UploadError(403, f"device {claimed} may not write segments of {device_id}")
+
+
+@router.post("/segments/{device_id}/{seq}")
+async def announce_segment(device_id: str, seq: str, request: Request) -> Response:
+    service = uploads_for(request)
+    body = await request.body()
+    try:
+        target = _target(device_id, seq)
+        await _authenticate(request, service, device_id, body)
+        if len(body) > 64 * 1024:
+            raise UploadError(413, "manifest entry is too large")
+        state = service.announce(*target, body)
+    except UploadError as exc:
+        return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    return JSONResponse(state.to_dict(), status_code=200, headers={"Upload-Offset": str(state.offset)})
+
+
+@router.put("/segments/{device_id}/{seq}/data")
+async def append_segment_data(device_id: str, seq: str, request: Request) -> Response:
+    service = uploads_for(request)
+    try:
+        target = _target(device_id, seq)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_CHUNK_BYTES):
+            raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_CHUNK_BYTES:
+            raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
+        await _authenticate(request, service, device_id, body)
+        raw_offset = request.headers.get("upload-offset", "")
+        if not raw_offset.isdigit():
+            raise UploadError(400, "Upload-Offset header: expected a non-negative integer")
+        state = service.append(*target, int(raw_offset), body)
+    except UploadError as exc:
+        return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    status = 201 if state.state == "stored" else 200
+    return JSONResponse(state.to_dict(), status_code=status, headers={"Upload-Offset": str(state.offset)})
+
+
+@router.get("/segments/{device_id}/{seq}")
+async def segment_status(device_id: str, seq: str, request: Request) -> Response:
+    service = uploads_for(request)
+    try:
+        target = _target(device_id, seq)
+        await _authenticate(request, service, device_id, b"")
+        state = service.status(*target)
+    except UploadError as exc:
+        return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    if state is None:
+        return _error(404, f"segment {seq} is unknown")
+    return JSONResponse(state.to_dict(), headers={"Upload-Offset": str(state.offset)})
+
+
+def playback_guard() -> None:
+    """Replaced by the supervisor UI's authentication (``app.dependency_overrides``)."""
+
+
+@router.get("/segments/{device_id}/{seq}/content", dependencies=[Depends(playback_guard)])
+def segment_content(device_id: str, seq: str, request: Request) -> Response:
+    service = uploads_for(request)
+    try:
+        target = _target(device_id, seq)
+    except UploadError as exc:
+        return _error(exc.status, exc.reason)
+    state = service.status(*target)
+    if state is None or state.state != "stored":
+        return _error(404, f"segment {seq} of {device_id} is not stored")
+    key = f"{target[0]}/{target[1]:010d}.mp4"
+    size = state.size
+    headers = {"Accept-Ranges": "bytes", "Content-Type": "video/mp4", "ETag": f'"{state.sha256}"'}
+    spec = request.headers.get("range")
+    if spec is None:
+        return StreamingResponse(
+            _chunks(service.store, key, 0, size - 1), headers=headers | {"Content-Length": str(size)}
+        )
+    match = _RANGE.fullmatch(spec.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    if match.group(1):
+        start = int(match.group(1))
+        end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    else:
+        start, end = max(0, size - int(match.group(2))), size - 1
+    if start >= size or end < start:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    headers |= {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)}
+    return StreamingResponse(_chunks(service.store, key, start, end), status_code=206, headers=headers)
+
+
+def _chunks(store: VideoStore, key: str, start: int, end: int) -> Iterator[bytes]:
+    yield from store.read_range(key, start, end)

@@ -1,0 +1,1 @@
+"""Video store of the server: storage backends and the segment upload protocol."""

@@ -1,0 +1,117 @@
+"""Where uploaded segments live: the ``VideoStore`` interface and its filesystem backend.
+
+A store holds, per key, an optional *partial* object (an upload in progress, appended at an explicit
+offset) and an optional *committed* object (immutable once committed). Keys are built by the server from
+a validated device id and an integer sequence number, never from client text. An S3-compatible backend
+would map partials to multipart uploads and ``commit`` to CompleteMultipartUpload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/\d{10}\.mp4$")
+
+
+class OffsetMismatch(Exception):
+    def __init__(self, current: int) -> None:
+        super().__init__(f"upload is at offset {current}")
+        self.current = current
+
+
+class VideoStore(Protocol):
+    def partial_size(self, key: str) -> int: ...
+    def append(self, key: str, offset: int, data: bytes) -> int: ...
+    def partial_sha256(self, key: str) -> str: ...
+    def discard_partial(self, key: str) -> None: ...
+    def commit(self, key: str) -> None: ...
+    def committed_size(self, key: str) -> int | None: ...
+    def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
+    def free_bytes(self) -> int: ...
+
+
+def segment_key(device_id: str, seq: int) -> str:
+    key = f"{device_id}/{seq:010d}.mp4"
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"not a valid segment key: {key!r}")
+    return key
+
+
+class FilesystemStore:
+    """Partials in ``<root>/partial``, committed segments in ``<root>/segments``; every commit is fsynced."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        (self.root / "partial").mkdir(parents=True, exist_ok=True)
+        (self.root / "segments").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, area: str, key: str) -> Path:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"not a valid segment key: {key!r}")
+        path = (self.root / area / key).resolve()
+        if not path.is_relative_to(self.root / area):
+            raise ValueError(f"key escapes the store: {key!r}")
+        return path
+
+    def partial_size(self, key: str) -> int:
+        path = self._path("partial", key)
+        return path.stat().st_size if path.exists() else 0
+
+    def append(self, key: str, offset: int, data: bytes) -> int:
+        path = self._path("partial", key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        current = path.stat().st_size if path.exists() else 0
+        if offset != current:
+            raise OffsetMismatch(current)
+        with path.open("ab") as fh:
+            fh.write(data)
+        return current + len(data)
+
+    def partial_sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        with self._path("partial", key).open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def discard_partial(self, key: str) -> None:
+        self._path("partial", key).unlink(missing_ok=True)
+
+    def commit(self, key: str) -> None:
+        source = self._path("partial", key)
+        target = self._path("segments", key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(source, target)
+        for directory in (target.parent, source.parent):
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def committed_size(self, key: str) -> int | None:
+        path = self._path("segments", key)
+        return path.stat().st_size if path.exists() else None
+
+    def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """Bytes ``start``..``end`` inclusive of the committed object."""
+        with self._path("segments", key).open("rb") as fh:
+            fh.seek(start)
+            left = end - start + 1
+            while left > 0:
+                data = fh.read(min(chunk, left))
+                if not data:
+                    return
+                left -= len(data)
+                yield data
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free

@@ -1,0 +1,145 @@
+"""Helpers of the sync tests (imported by conftest and tests via sys.path): a provisioned device on a migrated device DB, a server key, running workers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.sync.records import Payment, Protocol, Segment
+from core.sync.signing import KeyRing, Signer, Verifier
+from edge.sync.outbox import enqueue, stats
+from edge.sync.sender import SenderSettings, SyncSender
+from server.commands.device import ProvisionedDevice
+from server.ingest.worker import IngestSettings, IngestWorker
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class SyncRig:
+    mqtt_url: str
+    server: sessionmaker[Session]
+    device: sessionmaker[Session]
+    dev: ProvisionedDevice
+    server_signer: Signer
+    workers: list[IngestWorker]
+    senders: list[SyncSender]
+    # unique per test: a dead worker's persistent session stays in its share group on a persistent broker
+    share_group: str = field(default_factory=lambda: f"ingest{uuid.uuid4().hex[:8]}")
+
+    @property
+    def signer(self) -> Signer:
+        return Signer.from_b64(self.dev.private_key_b64)
+
+    def worker(self, n: int = 1, shared: bool = False, **kw: Any) -> IngestWorker:
+        w = IngestWorker(
+            IngestSettings(
+                mqtt_url=self.mqtt_url,
+                client_id=f"ingest-{uuid.uuid4().hex[:8]}-{n}",
+                username="ingest-svc",
+                shared_group=self.share_group if shared else None,
+                **kw,
+            ),
+            self.server,
+            self.server_signer,
+        )
+        w.start()
+        self.workers.append(w)
+        assert w.wait_subscribed(20), "ingest worker did not subscribe"
+        return w
+
+    def sender(self, **kw: Any) -> SyncSender:
+        s = SyncSender(
+            SenderSettings(mqtt_url=self.mqtt_url, device_id=self.dev.device_id, **kw),
+            self.device,
+            self.signer,
+            KeyRing([Verifier(self.server_signer.public_raw())]),
+        )
+        s.start()
+        self.senders.append(s)
+        return s
+
+    def pending(self) -> int:
+        with self.device() as session:
+            return stats(session).pending
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll until ``cond()`` (the work happens in other threads/processes); fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def protocol_body(number: str, status: str = "open") -> dict[str, Any]:
+    return Protocol(
+        number=number,
+        jurisdiction="KZ",
+        article="610-1",
+        offence_at=T0,
+        offence_date=date(2026, 3, 2),
+        driver_name="ИВАНОВ ИВАН",
+        driver_iin="900101300123",
+        vehicle_plate="123ABC01",
+        officer_badge="B-17",
+        officer_name="Сержант Петров",
+        currency="KZT",
+        fine_units=10,
+        unit_value_minor=393_200,
+        unit_year=2026,
+        full_minor=3_932_000,
+        reduced_minor=1_966_000,
+        discount_deadline=date(2026, 3, 9),
+        dataset_version="tariffs@1",
+        status=status,
+        created_at=T0,
+    ).to_body()
+
+
+def payment_body(pid: str, number: str) -> dict[str, Any]:
+    return Payment(
+        id=pid,
+        protocol_number=number,
+        amount_minor=1_966_000,
+        currency="KZT",
+        full_amount_minor=3_932_000,
+        status="approved",
+        masked_pan="************1234",
+        name_check="MATCH",
+        officer_badge="B-17",
+        approved_at=T0,
+    ).to_body()
+
+
+def segment_body(i: int) -> dict[str, Any]:
+    return Segment(
+        segment_id=str(uuid.uuid4()),
+        recording_id="rec-1",
+        index=i,
+        started_at=T0 + timedelta(minutes=i),
+        ended_at=T0 + timedelta(minutes=i + 1),
+        file_name=f"seg{i:05d}.mp4",
+        size_bytes=1000 + i,
+        sha256=f"{i:064x}",
+    ).to_body()
+
+
+def fill_outbox(device: sessionmaker[Session], n: int, prefix: str = "N") -> None:
+    """``n`` records: a protocol and its payment for every 10, segment metadata for the rest."""
+    with device() as session, session.begin():
+        for i in range(n):
+            if i % 10 == 0:
+                enqueue(session, "protocol", protocol_body(f"{prefix}{i}"), now=T0)
+            elif i % 10 == 1:
+                enqueue(session, "payment", payment_body(str(uuid.uuid4()), f"{prefix}{i - 1}"), now=T0)
+            else:
+                enqueue(session, "segment", segment_body(i), now=T0)

@@ -1,0 +1,186 @@
+"""The signed envelope, control messages, record bodies and dataset manifests (pure core, no I/O)."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.sync.control import Ack, AckItem, Hello, open_signed, parse_control, seal
+from core.sync.datasets import RollbackRefused, check_newer, open_dataset, sign_dataset
+from core.sync.envelope import (
+    MAX_RECORD_BYTES,
+    EnvelopeError,
+    decode_up_message,
+    encode_up_message,
+    make_payload,
+    parse_payload,
+    sha256_hex,
+    sign_record,
+)
+from core.sync.records import Payment, RecordRejected, parse_body, validate_for_enqueue
+from core.sync.signing import DOMAIN_ACK, DOMAIN_RECORD, BadSignature, KeyRing, Signer, Verifier
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+DEVICE = Signer.generate()
+SERVER = Signer.generate()
+
+
+def payment_body(amount: int = 1_081_250) -> dict[str, object]:
+    return Payment(
+        id="9f0c7c6e-0000-4000-8000-000000000001",
+        protocol_number="KZ-2026-000001",
+        status="approved",
+        amount_minor=amount,
+        full_amount_minor=amount * 2,
+        currency="KZT",
+        masked_pan="************1234",
+        name_check="MATCH",
+        officer_badge="B-17",
+        approved_at=T0,
+    ).to_body()
+
+
+def payload(seq: int = 1, body: dict[str, object] | None = None, dev: str = "PD-1") -> bytes:
+    return make_payload(
+        dev=dev,
+        epoch="e1",
+        seq=seq,
+        record_id=f"id-{seq}",
+        stream="payment",
+        sv=1,
+        ts=T0,
+        prev="",
+        refs={"tariffs": 3},
+        body=body or payment_body(),
+    )
+
+
+def test_signed_record_round_trips_through_a_batched_message() -> None:
+    records = [sign_record(DEVICE, payload(seq)) for seq in range(1, 6)]
+    decoded = decode_up_message(encode_up_message(records))
+    assert decoded == records
+    ring = KeyRing([Verifier(DEVICE.public_raw())])
+    for rec in decoded:
+        rec.verify(ring)
+        parsed = parse_payload(rec.payload)
+        assert parsed.dev == "PD-1" and parsed.refs == {"tariffs": 3}
+        assert parse_body(parsed.stream, parsed.sv, parsed.body) == Payment.model_validate(payment_body())
+
+
+def test_tampered_payload_and_forged_signature_do_not_verify() -> None:
+    ring = KeyRing([Verifier(DEVICE.public_raw())])
+    good = sign_record(DEVICE, payload())
+    tampered = type(good)(good.payload.replace(b"1081250", b"1"), good.sig, good.kid)
+    with pytest.raises(BadSignature):
+        tampered.verify(ring)
+    forger = Signer.generate()
+    forged = type(good)(good.payload, forger.sign(DOMAIN_RECORD, good.payload), good.kid)
+    with pytest.raises(BadSignature):
+        forged.verify(ring)
+    with pytest.raises(BadSignature, match="unknown key id"):
+        sign_record(forger, good.payload).verify(ring)
+
+
+def test_signature_for_one_purpose_never_verifies_as_another() -> None:
+    data = payload()
+    sig = DEVICE.sign(DOMAIN_RECORD, data)
+    with pytest.raises(BadSignature):
+        Verifier(DEVICE.public_raw()).verify(DOMAIN_ACK, data, sig)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe", "malformed"),
+        (b"[]", "malformed"),
+        (b'{"v":2,"records":[]}', "unknown_version"),
+        (b'{"v":1,"records":[]}', "malformed"),
+        (b'{"v":1,"records":[{"p":"!!","s":"","k":"x"}]}', "malformed"),
+        (b'{"v":1,"records":[{"p":"","s":""}]}', "malformed"),
+        (b"x" * (600 * 1024), "oversized"),
+    ],
+)
+def test_bad_up_messages_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_up_message(raw)
+    assert info.value.reason == reason
+
+
+def test_payload_with_missing_or_extra_or_mistyped_fields_is_rejected() -> None:
+    good = payload()
+    with pytest.raises(EnvelopeError, match="unexpected"):
+        parse_payload(good.replace(b'"dev"', b'"extra":1,"dev"'))
+    with pytest.raises(EnvelopeError, match="seq"):
+        parse_payload(good.replace(b'"seq":1', b'"seq":"1"'))
+    with pytest.raises(EnvelopeError, match="oversized"):
+        make_payload(
+            dev="PD-1", epoch="e", seq=1, record_id="i", stream="payment", sv=1, ts=T0, prev="", refs={},
+            body={"x": "y" * MAX_RECORD_BYTES},
+        )  # fmt: skip
+
+
+def test_unknown_record_type_or_version_is_rejected_not_half_read() -> None:
+    with pytest.raises(RecordRejected) as info:
+        parse_body("payment", 2, payment_body())
+    assert info.value.reason == "unknown_version"
+    with pytest.raises(RecordRejected) as info:
+        parse_body("teleport", 1, {})
+    assert info.value.reason == "unknown_type"
+    newer = {**payment_body(), "tip_minor": 5}
+    with pytest.raises(RecordRejected, match="tip_minor"):
+        parse_body("payment", 1, newer)
+    with pytest.raises(RecordRejected, match="amount_minor"):
+        validate_for_enqueue("payment", {**payment_body(), "amount_minor": -1})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seq=st.integers(min_value=1, max_value=2**53),
+    amount=st.integers(min_value=0, max_value=10**12),
+    dev=st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True),
+)
+def test_any_valid_record_survives_sign_encode_decode_verify(seq: int, amount: int, dev: str) -> None:
+    rec = sign_record(DEVICE, payload(seq, payment_body(amount), dev))
+    (back,) = decode_up_message(encode_up_message([rec]))
+    back.verify(KeyRing([Verifier(DEVICE.public_raw())]))
+    parsed = parse_payload(back.payload)
+    assert (parsed.seq, parsed.dev, parsed.body["amount_minor"]) == (seq, dev, amount)
+    assert back.sha256 == sha256_hex(rec.payload)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_never_crash_the_decoder(blob: bytes) -> None:
+    with contextlib.suppress(EnvelopeError):
+        decode_up_message(blob)
+
+
+def test_ack_is_signed_and_only_the_server_key_opens_it() -> None:
+    item = AckItem(epoch="e1", seq=1, sha256=sha256_hex(b"x"), status="ok")
+    wire = seal(SERVER, DOMAIN_ACK, Ack(dev="PD-1", ts=T0.isoformat(), acks=[item]))
+    body, kid = open_signed(wire, KeyRing([Verifier(SERVER.public_raw())]), DOMAIN_ACK)
+    assert kid == SERVER.kid and parse_control(body) == Ack(dev="PD-1", ts=T0.isoformat(), acks=[item])
+    with pytest.raises(BadSignature):
+        open_signed(wire, KeyRing([Verifier(DEVICE.public_raw())]), DOMAIN_ACK)
+    with pytest.raises(EnvelopeError):
+        parse_control(b'{"type":"format_disk"}')
+    assert isinstance(parse_control(b'{"type":"hello","dev":"d","epoch":"e","max_seq":0,"ts":"t"}'), Hello)
+
+
+def test_dataset_manifest_is_verified_and_rollback_refused() -> None:
+    ring = KeyRing([Verifier(SERVER.public_raw())])
+    v2 = sign_dataset(SERVER, "tariffs", 2, b'{"mrp":3932}', T0)
+    manifest, signed = open_dataset(v2.to_wire(), ring)
+    assert (manifest.version, signed.content) == (2, b'{"mrp":3932}')
+    check_newer(manifest, 1)
+    with pytest.raises(RollbackRefused):
+        check_newer(manifest, 2)
+    corrupt = type(v2)(v2.manifest_bytes, v2.sig, v2.kid, b'{"mrp":1}')
+    with pytest.raises(EnvelopeError, match="does not match"):
+        open_dataset(corrupt.to_wire(), ring)
+    with pytest.raises(BadSignature):
+        open_dataset(sign_dataset(Signer.generate(), "tariffs", 9, b"{}", T0).to_wire(), ring)

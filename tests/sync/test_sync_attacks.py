@@ -1,0 +1,147 @@
+"""Forged, tampered, misdirected, replayed, malformed, oversized and unknown-version messages: each is rejected
+or deduplicated, recorded, and leaves the business tables untouched. Also: two workers, down-sync."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import func, select
+from sync_harness import T0, SyncRig, fill_outbox, payment_body, protocol_body, wait_for
+
+from core.sync.broker_url import parse_broker_url
+from core.sync.control import up_topic
+from core.sync.datasets import sign_dataset
+from core.sync.envelope import SignedRecord, encode_up_message, make_payload, sign_record
+from core.sync.signing import DOMAIN_RECORD, Signer
+from edge.sync.datasets import active_versions
+from edge.sync.outbox import OutboxRecord, enqueue
+from server.commands.device import add_device
+from server.db.protocols import Payment, Protocol
+from server.db.sync import SyncDeadLetter, SyncDeviceDataset, SyncInbox
+from server.ingest.datasets import publish_dataset
+
+
+def publish_raw(url: str, topic: str, data: bytes) -> None:
+    addr = parse_broker_url(url)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"attacker-{uuid.uuid4().hex[:6]}")
+    c.username_pw_set("attacker")
+    c.connect(addr.host, addr.port)
+    c.loop_start()
+    c.publish(topic, data, qos=1).wait_for_publish(10)
+    c.disconnect()
+    c.loop_stop()
+
+
+def counts(rig: SyncRig) -> tuple[int, int, int, int]:
+    with rig.server() as s:
+        return tuple(  # type: ignore[return-value]
+            int(s.scalar(select(func.count()).select_from(m)) or 0)
+            for m in (SyncInbox, Protocol, Payment, SyncDeadLetter)
+        )
+
+
+def dead_reasons(rig: SyncRig) -> list[str]:
+    with rig.server() as s:
+        return sorted(s.scalars(select(SyncDeadLetter.reason)))
+
+
+def record(rig: SyncRig, signer: Signer, seq: int, body: dict[str, object], sv: int = 1, stream: str = "payment",
+           dev: str | None = None) -> SignedRecord:  # fmt: skip
+    payload = make_payload(dev=dev or rig.dev.device_id, epoch="attack-epoch", seq=seq, record_id=str(uuid.uuid4()),
+                           stream=stream, sv=sv, ts=T0, prev="", refs={}, body=body)  # fmt: skip
+    return sign_record(signer, payload)
+
+
+def test_attacks_are_rejected_recorded_and_change_no_business_table(rig: SyncRig) -> None:
+    with rig.server() as s, s.begin():
+        other = add_device(s, f"PD-other-{uuid.uuid4().hex[:6]}", T0)
+    fill_outbox(rig.device, 20)
+    rig.worker()
+    rig.sender()
+    wait_for(lambda: rig.pending() == 0, what="baseline synced")
+    before = counts(rig)
+    topic = up_topic(rig.dev.device_id, "payment")
+    good = record(rig, rig.signer, 1, payment_body(str(uuid.uuid4()), "N0"))
+    forger = Signer.generate()
+    forged = SignedRecord(good.payload, forger.sign(DOMAIN_RECORD, good.payload), good.kid)
+    tampered = SignedRecord(good.payload.replace(b"1966000", b"1"), good.sig, good.kid)
+    other_rec = record(rig, Signer.from_b64(other.private_key_b64), 2, payment_body(str(uuid.uuid4()), "N0"),
+                       dev=other.device_id)  # fmt: skip
+    future = record(rig, rig.signer, 3, {"amount": 1}, sv=9)
+    for rec in (forged, tampered):
+        publish_raw(rig.mqtt_url, topic, encode_up_message([rec]))
+    publish_raw(rig.mqtt_url, topic, encode_up_message([other_rec]))  # another device's record on this topic
+    publish_raw(rig.mqtt_url, topic, b'{"v":1,"records":[{"p":"***"}]}')  # malformed
+    publish_raw(rig.mqtt_url, topic, b"{" + b" " * (600 * 1024) + b"}")  # oversized
+    publish_raw(rig.mqtt_url, topic, encode_up_message([future]))  # unknown version
+    with rig.device() as s:
+        first = s.scalars(select(OutboxRecord).where(OutboxRecord.seq == 1)).one()
+    replay = SignedRecord(first.payload or b"", first.sig or b"", first.kid or "")
+    publish_raw(rig.mqtt_url, up_topic(rig.dev.device_id, first.record_type), encode_up_message([replay]))
+    expected = ["bad_signature", "bad_signature", "malformed", "oversized", "unknown_version", "wrong_device"]
+    wait_for(lambda: len(dead_reasons(rig)) >= len(expected), what="dead letters recorded")
+    assert dead_reasons(rig) == expected
+    inbox, protocols, payments, _ = counts(rig)
+    assert (inbox, protocols, payments) == before[:3]  # the replay was a duplicate, nothing else got in
+
+
+def test_two_ingest_workers_at_once_store_each_record_once(rig: SyncRig) -> None:
+    fill_outbox(rig.device, 1000)
+    shared = bool(os.environ.get("PATROLKIT_TEST_MQTT_URL"))  # amqtt has no $share: both then get everything
+    rig.worker(1, shared=shared)
+    rig.worker(2, shared=shared)
+    rig.sender(window=200, batch=25, ack_timeout_s=2.0, backoff_max_s=4.0)
+    wait_for(lambda: rig.pending() == 0, what="outbox drained by two workers")
+    with rig.server() as s:
+        seqs = list(s.scalars(select(SyncInbox.seq)))
+    assert sorted(seqs) == list(range(1, 1001))
+    assert counts(rig)[1:3] == (100, 100)
+
+
+def test_dataset_published_while_offline_is_applied_on_reconnect_and_rollback_refused(rig: SyncRig) -> None:
+    with rig.server() as s, s.begin():
+        publish_dataset(s, rig.server_signer, "tariffs", b'{"mrp_minor":393200}', T0)
+        publish_dataset(s, rig.server_signer, "tariffs", b'{"mrp_minor":432500}', T0)
+    rig.worker()
+    sender = rig.sender()
+    wait_for(lambda: _versions(rig) == {"tariffs": 2}, what="tariffs v2 applied")
+    with rig.server() as s:
+        wait_for(lambda: _reported(rig) == 2, what="device reports the version in use")
+    old = sign_dataset(rig.server_signer, "tariffs", 1, b'{"mrp_minor":393200}', T0)
+    from core.sync.control import ref_topic
+
+    publish_raw(rig.mqtt_url, ref_topic(rig.dev.device_id), old.to_wire())
+    forged = sign_dataset(Signer.generate(), "tariffs", 99, b"{}", T0)
+    publish_raw(rig.mqtt_url, ref_topic(rig.dev.device_id), forged.to_wire())
+    with rig.device() as s, s.begin():
+        enqueue(s, "protocol", protocol_body("AFTER-1"), now=T0)
+    wait_for(lambda: rig.pending() == 0, what="record synced")
+    assert _versions(rig) == {"tariffs": 2}  # neither the rollback nor the forgery was applied
+    with rig.device() as s:
+        refs = s.scalars(select(OutboxRecord.refs).where(OutboxRecord.state == "acked")).all()
+    assert refs == ['{"tariffs":2}']  # the record carries the dataset version it used
+    assert sender.online
+
+
+def _versions(rig: SyncRig) -> dict[str, int]:
+    with rig.device() as s:
+        return active_versions(s)
+
+
+def _reported(rig: SyncRig) -> int | None:
+    with rig.server() as s:
+        return s.scalar(
+            select(SyncDeviceDataset.version).where(SyncDeviceDataset.device_id == rig.dev.device_id)
+        )
+
+
+@pytest.mark.parametrize("stream", ["payment"])
+def test_invalid_body_from_the_real_device_is_acked_rejected_and_kept(rig: SyncRig, stream: str) -> None:
+    bad = record(rig, rig.signer, 5, {"amount_minor": -5}, stream=stream)
+    rig.worker()
+    publish_raw(rig.mqtt_url, up_topic(rig.dev.device_id, stream), encode_up_message([bad]))
+    wait_for(lambda: dead_reasons(rig) == ["invalid_body"], what="invalid body dead-lettered")
+    assert counts(rig)[:3] == (0, 0, 0)

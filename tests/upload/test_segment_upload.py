@@ -1,0 +1,396 @@
+"""Upload of recorded segments to the server: ordered, resumable, verified end to end, deleted only after the
+server confirms the exact hash; bad requests get clear errors and store nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.manifest import entry_from_json, entry_to_json, sign_entry
+from core.signing import new_private_key, public_b64
+from core.upload_auth import sign_request
+from edge.db.recording import RecordingSegment
+from edge.identity import DeviceIdentity
+from edge.recorder.bookmarks import add_bookmark
+from edge.recorder.index import DatabaseIndex
+from edge.recorder.journal import Journal
+from edge.recorder.recovery import close_segment_file, segment_name
+from edge.recorder.segment_writer import EncoderSettings, SegmentWriter
+from edge.recorder.signer import SegmentSigner
+from edge.upload.client import UploadClient
+from edge.upload.uploader import Uploader, upload_progress
+from server.app import create_app
+from server.config import ServerConfig, StorageSection
+from server.db.devices import Device
+from server.db.video import VideoSegment
+from simulators.camera import SyntheticScene
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Rig:
+    identity: DeviceIdentity
+    device_sessions: sessionmaker[Session]
+    server_sessions: sessionmaker[Session]
+    rec_dir: Path
+    video_dir: Path
+    test_client: TestClient
+
+
+def _register(sessions: sessionmaker[Session], identity: DeviceIdentity) -> None:
+    with sessions() as session, session.begin():
+        session.add(
+            Device(
+                device_id=identity.device_id,
+                kid=identity.kid,
+                public_key_b64=public_b64(identity.private_key),
+                mqtt_username=identity.device_id.lower(),
+                created_at=T0,
+            )
+        )
+
+
+def _record_segments(rig: Rig, count: int, frames: int = 45) -> None:
+    journal = Journal(rig.rec_dir)
+    index = DatabaseIndex(rig.device_sessions, rig.identity.device_id)
+    signer = SegmentSigner(rig.identity.device_id, rig.identity.private_key, rig.identity.kid)
+    scene = SyntheticScene(160, 120)
+    for _ in range(count):
+        seq = journal.next_seq()
+        start = T0 + timedelta(seconds=(seq - 1) * frames / 15)
+        path = rig.rec_dir / segment_name(seq, start)
+        writer = SegmentWriter(path, 160, 120, 15, EncoderSettings())
+        for n in range(frames):
+            writer.write(scene.frame(seq * 1000 + n))
+        closed = writer.close()
+        entry = close_segment_file(journal, signer, path, seq, start, closed.frames, 15, repaired=False)
+        index.segment_closed(entry, path)
+
+
+@pytest.fixture
+def rig(
+    tmp_path: Path, device_sessions: sessionmaker[Session], server_sessions: sessionmaker[Session]
+) -> Iterator[Rig]:
+    identity = DeviceIdentity("DEV-UP1", new_private_key())
+    _register(server_sessions, identity)
+    config = ServerConfig(storage=StorageSection(video_dir=tmp_path / "video"))
+    app = create_app(config, server_sessions)
+    with TestClient(app) as client:
+        rec_dir = tmp_path / "rec"
+        rec_dir.mkdir()
+        yield Rig(identity, device_sessions, server_sessions, rec_dir, tmp_path / "video", client)
+
+
+class FaultyTransport(httpx.BaseTransport):
+    """Forwards to the app, but can drop the connection on the n-th data request or flip a byte in it."""
+
+    def __init__(
+        self, inner: httpx.BaseTransport, cut_on: int | None = None, corrupt_on: int | None = None
+    ) -> None:
+        self.inner = inner
+        self.cut_on = cut_on
+        self.corrupt_on = corrupt_on
+        self.data_requests = 0
+        self.statuses: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.data_requests += 1
+            if self.data_requests == self.cut_on:
+                raise httpx.ReadError("connection reset mid-upload")
+            if self.data_requests == self.corrupt_on:
+                body = bytearray(request.read())
+                body[len(body) // 2] ^= 0x01
+                request = httpx.Request(
+                    request.method, request.url, headers=request.headers, content=bytes(body)
+                )
+        response = self.inner.handle_request(request)
+        if request.method == "PUT":
+            self.statuses.append(response.status_code)
+        return response
+
+
+def _uploader(rig: Rig, transport: httpx.BaseTransport | None = None, chunk: int = 8 * 1024) -> Uploader:
+    http = httpx.Client(transport=transport or rig.test_client._transport, base_url="http://testserver")
+    client = UploadClient("http://testserver", rig.identity, http=http)
+    return Uploader(rig.device_sessions, rig.rec_dir, client, chunk_bytes=chunk)
+
+
+def _server_rows(rig: Rig) -> list[VideoSegment]:
+    with rig.server_sessions() as session:
+        return list(session.scalars(select(VideoSegment).order_by(VideoSegment.seq)))
+
+
+def _device_rows(rig: Rig) -> list[RecordingSegment]:
+    with rig.device_sessions() as session:
+        return list(session.scalars(select(RecordingSegment).order_by(RecordingSegment.seq)))
+
+
+def test_docked_upload_stores_exact_bytes_and_deletes_local_copies_only_after_confirmation(rig: Rig) -> None:
+    _record_segments(rig, 3)
+    local = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
+    result = _uploader(rig).run_once()
+    assert (result.confirmed, result.stopped_because) == (3, "done")
+    assert list(rig.rec_dir.glob("*.mp4")) == []
+    rows = _server_rows(rig)
+    assert [(r.seq, r.state, r.linked_prev) for r in rows] == [
+        (1, "stored", True),
+        (2, "stored", True),
+        (3, "stored", True),
+    ]
+    stored = {
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in (rig.video_dir / "segments" / "DEV-UP1").iterdir()
+    }
+    assert stored == set(local.values())
+    assert all(r.upload_state == "confirmed" and r.deleted_at is not None for r in _device_rows(rig))
+    assert upload_progress(rig.device_sessions()).fraction == 1.0
+
+
+def test_bookmarked_segments_upload_first_then_oldest(rig: Rig) -> None:
+    _record_segments(rig, 3)
+    with rig.device_sessions() as session, session.begin():
+        seg3 = session.get(RecordingSegment, 3)
+        assert seg3 is not None
+        add_bookmark(
+            session, "payment", "KZ-2026-000123", seg3.start_utc + timedelta(seconds=1), seg3.end_utc
+        )
+    transport = FaultyTransport(rig.test_client._transport)
+    uploader = _uploader(rig, transport)
+    order: list[int] = []
+    confirm = uploader._confirm
+
+    def recording_confirm(seq: int, path: Path) -> None:
+        order.append(seq)
+        confirm(seq, path)
+
+    uploader._confirm = recording_confirm  # type: ignore[method-assign]
+    uploader.run_once()
+    assert order == [3, 1, 2]
+
+
+def test_upload_cut_mid_file_resumes_from_server_offset(rig: Rig) -> None:
+    _record_segments(rig, 1, frames=90)
+    transport = FaultyTransport(rig.test_client._transport, cut_on=3)
+    first = _uploader(rig, transport).run_once()
+    assert first.stopped_because == "network"
+    assert len(list(rig.rec_dir.glob("*.mp4"))) == 1, "nothing is deleted before confirmation"
+    sent_before = _device_rows(rig)[0].uploaded_bytes
+    assert sent_before > 0
+    resumed = FaultyTransport(rig.test_client._transport)
+    second = _uploader(rig, resumed).run_once()
+    assert second.confirmed == 1
+    size = _device_rows(rig)[0].size
+    assert resumed.data_requests == -(-(size - sent_before) // (8 * 1024)), (
+        "resume sends only the missing bytes"
+    )
+
+
+def test_unplugging_pauses_and_docking_again_resumes(rig: Rig) -> None:
+    _record_segments(rig, 2, frames=90)
+    docked = iter([True, True, True, False])
+    paused = _uploader(rig).run_once(should_continue=lambda: next(docked, False))
+    assert paused.stopped_because == "undocked"
+    assert len(list(rig.rec_dir.glob("*.mp4"))) == 2
+    resumed = _uploader(rig).run_once()
+    assert resumed.confirmed == 2 and list(rig.rec_dir.glob("*.mp4")) == []
+
+
+def test_byte_corrupted_in_transit_is_rejected_and_sent_again(rig: Rig) -> None:
+    _record_segments(rig, 1, frames=60)
+    transport = FaultyTransport(rig.test_client._transport, corrupt_on=2)
+    result = _uploader(rig, transport).run_once()
+    assert result.confirmed == 1
+    assert 460 in transport.statuses
+    stored = next((rig.video_dir / "segments" / "DEV-UP1").iterdir())
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == _device_rows(rig)[0].sha256
+
+
+def test_local_file_that_no_longer_matches_its_hash_is_never_confirmed_and_stays(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    path = next(rig.rec_dir.glob("*.mp4"))
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # bit rot on the device's flash after the segment was hashed
+    path.write_bytes(bytes(data))
+    result = _uploader(rig).run_once()
+    assert result.confirmed == 0 and result.stopped_because == "retry_limit"
+    assert path.exists()
+    assert _device_rows(rig)[0].upload_state == "pending"
+    assert _server_rows(rig)[0].state == "uploading"
+    assert list((rig.video_dir / "segments").glob("**/*.mp4")) == []
+
+
+def test_segment_the_server_can_never_store_is_marked_rejected_and_kept(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    with rig.device_sessions() as session, session.begin():
+        row = session.get(RecordingSegment, 1)
+        assert row is not None
+        entry = entry_from_json(row.entry_json)
+        forged = sign_entry(entry, new_private_key())  # signed by a key the server does not know
+        row.entry_json = entry_to_json(forged)
+    result = _uploader(rig).run_once()
+    assert result.rejected == 1
+    row_after = _device_rows(rig)[0]
+    assert row_after.upload_state == "rejected" and "signature" in (row_after.upload_error or "")
+    assert len(list(rig.rec_dir.glob("*.mp4"))) == 1
+    assert _server_rows(rig) == []
+
+
+# --- bad input to the upload API -----------------------------------------------------------------------
+
+
+def _signed(
+    rig: Rig,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    identity: DeviceIdentity | None = None,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    who = identity or rig.identity
+    return sign_request(who.private_key, who.device_id, method, path, body, now or datetime.now(UTC))
+
+
+def _entry_json(rig: Rig, seq: int = 1) -> str:
+    return _device_rows(rig)[seq - 1].entry_json
+
+
+def _nothing_stored(rig: Rig) -> bool:
+    return (
+        _server_rows(rig) == []
+        and not any((rig.video_dir).glob("**/*.mp4"))
+        and not any(p.is_file() for p in (rig.video_dir / "partial").glob("**/*"))
+    )
+
+
+def test_device_cannot_write_another_devices_segments(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    other = DeviceIdentity("DEV-OTHER", new_private_key())
+    _register(rig.server_sessions, other)
+    path = "/api/video/segments/DEV-UP1/1"
+    body = _entry_json(rig).encode()
+    response = rig.test_client.post(
+        path, content=body, headers=_signed(rig, "POST", path, body, identity=other)
+    )
+    assert response.status_code == 403 and "may not write" in response.json()["error"]
+    assert _nothing_stored(rig)
+
+
+def test_unsigned_stale_or_unknown_requests_are_refused(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    path = "/api/video/segments/DEV-UP1/1"
+    body = _entry_json(rig).encode()
+    assert rig.test_client.post(path, content=body).status_code == 401
+    stale = _signed(rig, "POST", path, body, now=datetime.now(UTC) - timedelta(minutes=10))
+    assert rig.test_client.post(path, content=body, headers=stale).status_code == 401
+    stranger = DeviceIdentity("DEV-NOBODY", new_private_key())
+    unknown = rig.test_client.post(
+        path, content=body, headers=_signed(rig, "POST", path, body, identity=stranger)
+    )
+    assert unknown.status_code == 401 and "unknown" in unknown.json()["error"]
+    assert _nothing_stored(rig)
+
+
+@pytest.mark.parametrize("device_part", ["..%2F..%2Fetc", "DEV-UP1%2F..%2F..", "-leading-dash", "a" * 65])
+def test_path_traversal_in_names_is_a_bad_request(rig: Rig, device_part: str) -> None:
+    path = f"/api/video/segments/{device_part}/1"
+    response = rig.test_client.post(path, content=b"{}", headers=_signed(rig, "POST", path, b"{}"))
+    assert response.status_code in (400, 404)
+    assert _nothing_stored(rig)
+
+
+def test_wrong_offset_gets_the_current_one_and_writes_nothing(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    path = "/api/video/segments/DEV-UP1/1"
+    body = _entry_json(rig).encode()
+    assert (
+        rig.test_client.post(path, content=body, headers=_signed(rig, "POST", path, body)).status_code == 200
+    )
+    data_path = path + "/data"
+    chunk = b"x" * 100
+    response = rig.test_client.put(
+        data_path, content=chunk, headers={**_signed(rig, "PUT", data_path, chunk), "Upload-Offset": "500"}
+    )
+    assert response.status_code == 409 and response.json()["offset"] == 0
+    bad = rig.test_client.put(
+        data_path, content=chunk, headers={**_signed(rig, "PUT", data_path, chunk), "Upload-Offset": "-1"}
+    )
+    assert bad.status_code == 400
+    assert not any(p.is_file() and p.stat().st_size for p in (rig.video_dir / "partial").glob("**/*"))
+
+
+def test_oversize_segment_and_oversize_chunk_are_refused(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    row = _device_rows(rig)[0]
+    entry = entry_from_json(row.entry_json)
+    big = sign_entry(
+        entry.__class__(**{**entry.to_dict(), "size": 2**31, "signature": ""}), rig.identity.private_key
+    )
+    path = "/api/video/segments/DEV-UP1/1"
+    body = entry_to_json(big).encode()
+    response = rig.test_client.post(path, content=body, headers=_signed(rig, "POST", path, body))
+    assert response.status_code == 413
+    ok_body = row.entry_json.encode()
+    assert (
+        rig.test_client.post(path, content=ok_body, headers=_signed(rig, "POST", path, ok_body)).status_code
+        == 200
+    )
+    data_path = path + "/data"
+    chunk = b"y" * (row.size + 1)
+    past_end = rig.test_client.put(
+        data_path, content=chunk, headers={**_signed(rig, "PUT", data_path, chunk), "Upload-Offset": "0"}
+    )
+    assert past_end.status_code == 413
+    assert not any((rig.video_dir / "segments").glob("**/*.mp4"))
+
+
+def test_entry_that_breaks_the_chain_is_refused(rig: Rig) -> None:
+    _record_segments(rig, 2)
+    assert _uploader(rig).run_once().confirmed == 2
+    entry2 = entry_from_json(_device_rows(rig)[1].entry_json)
+    fake3 = sign_entry(
+        entry2.__class__(**{**entry2.to_dict(), "seq": 3, "prev_hash": "ab" * 32, "signature": ""}),
+        rig.identity.private_key,
+    )
+    path = "/api/video/segments/DEV-UP1/3"
+    body = entry_to_json(fake3).encode()
+    response = rig.test_client.post(path, content=body, headers=_signed(rig, "POST", path, body))
+    assert response.status_code == 400 and "broken chain" in response.json()["error"]
+    assert [r.seq for r in _server_rows(rig)] == [1, 2]
+
+
+def test_malformed_entries_get_a_clear_error(rig: Rig) -> None:
+    path = "/api/video/segments/DEV-UP1/1"
+    for body, word in [
+        (b"not json", "JSON"),
+        (b"[]", "object"),
+        (json.dumps({"device_id": "DEV-UP1"}).encode(), "seq"),
+    ]:
+        response = rig.test_client.post(path, content=body, headers=_signed(rig, "POST", path, body))
+        assert response.status_code == 400 and word in response.json()["error"]
+    assert _nothing_stored(rig)
+
+
+def test_stored_segment_plays_with_range_requests(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    size = _device_rows(rig)[0].size
+    _uploader(rig).run_once()
+    url = "/api/video/segments/DEV-UP1/1/content"
+    full = rig.test_client.get(url)
+    assert full.status_code == 200 and len(full.content) == size
+    part = rig.test_client.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == full.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{size}"
+    tail = rig.test_client.get(url, headers={"Range": "bytes=-50"})
+    assert tail.content == full.content[-50:]
+    assert rig.test_client.get(url, headers={"Range": f"bytes={size}-"}).status_code == 416

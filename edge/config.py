@@ -24,6 +24,18 @@ class DeviceSection(Section):
     key_file: Path | None = None  # default: <data_dir>/device_ed25519.pem
     unit: str = "ДПС УП г. Астана"
     jurisdiction: str = Field("KZ", pattern=r"^[A-Z]{2}$")
+    timezone: str = "Asia/Almaty"  # local calendar dates (discount window) are counted in this zone
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {v!r}") from exc
+        return v
 
 
 class DatabaseSection(Section):
@@ -67,6 +79,20 @@ class CameraSection(Section):
     encoder: str = "libx264"
 
 
+class RecorderSection(Section):
+    enabled: bool = True
+    dir: Path | None = None  # default: <data_dir>/video (persistent flash, never tmpfs)
+    badge: str = ""  # burnt into the overlay; the officer on shift
+    warn_hours: float = Field(2.0, gt=0)
+    reserve_mb: int = Field(64, ge=1)
+
+
+class UploadSection(Section):
+    enabled: bool = True
+    poll_seconds: float = Field(2.0, gt=0)
+    retry_seconds: float = Field(30.0, gt=0)
+
+
 class PowerSection(Section):
     sysfs: Path = Path("/sys/class/power_supply")
 
@@ -82,6 +108,9 @@ class MqttSection(Section):
     topic_root: str = "pd/v1"
     window: int = Field(200, ge=1, le=10000)
     batch: int = Field(50, ge=1, le=1000)
+    ack_timeout_s: float = Field(30.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    enabled: bool = True
 
 
 class ServerSection(Section):
@@ -104,6 +133,8 @@ class EdgeConfig(Section):
     terminal: TerminalSection = TerminalSection()
     printer: PrinterSection = PrinterSection()
     camera: CameraSection = CameraSection()
+    recorder: RecorderSection = RecorderSection()
+    upload: UploadSection = UploadSection()
     power: PowerSection = PowerSection()
     gps: GpsSection = GpsSection()
     mqtt: MqttSection = MqttSection()
@@ -114,6 +145,10 @@ class EdgeConfig(Section):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.device.data_dir / 'device.db'}"
+
+    @property
+    def recording_dir(self) -> Path:
+        return self.recorder.dir or self.device.data_dir / "video"
 
     @property
     def key_file(self) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,7 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.config import EdgeConfig
 from edge.identity import DeviceIdentity
+from edge.recorder.recorder import STATUS_FILE
 from edge.sync.outbox import OutboxRecord
+from edge.upload.uploader import upload_progress
 
 
 def create_device_app(
@@ -40,6 +44,20 @@ def create_device_app(
             pending = session.scalar(
                 select(func.count()).select_from(OutboxRecord).where(OutboxRecord.state == "pending")
             )
-        return {"device": identity.device_id, "kid": identity.kid, "outbox_pending": pending}
+            upload = asdict(upload_progress(session))
+        recorder: Any = None
+        status_file = config.recording_dir / STATUS_FILE
+        if status_file.exists():
+            try:
+                recorder = json.loads(status_file.read_text(encoding="utf-8"))
+            except ValueError:
+                recorder = {"error": "status file unreadable"}
+        return {
+            "device": identity.device_id,
+            "kid": identity.kid,
+            "outbox_pending": pending,
+            "upload": upload,
+            "recorder": recorder,
+        }
 
     return app

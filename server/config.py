@@ -41,6 +41,11 @@ class MqttSection(Section):
     password: str | None = None
     topic_root: str = "pd/v1"
     workers: int = Field(1, ge=0, le=64)
+    shared_group: str = (
+        "ingest"  # $share/<group>/… on Mosquitto/EMQX; not used with the embedded amqtt broker
+    )
+    gap_timeout_s: float = Field(30.0, gt=0)
+    resend_interval_s: float = Field(60.0, gt=0)
 
 
 class StorageSection(Section):
@@ -49,7 +54,7 @@ class StorageSection(Section):
 
 
 class KeysSection(Section):
-    signing_key_file: Path = Path("var/server/server_ed25519.pem")
+    signing_key_file: Path = Path("var/server/server_ed25519.key")  # base64 raw; public half in <file>.pub
 
 
 class ServerConfig(Section):

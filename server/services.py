@@ -1,4 +1,4 @@
-"""Long-running parts of the server process (ingest workers and the like), each with one job, started by `run`."""
+"""Long-running parts of the server process (the MQTT ingest workers), started by `run` and stopped in reverse."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from server.config import ServerConfig
+from server.ingest.worker import IngestSettings, start_ingest_workers
+from server.keys import load_server_signer
 
 
 class Service(Protocol):
@@ -14,6 +16,18 @@ class Service(Protocol):
 
 
 def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
-    """Start every background service of the server; the caller stops them in reverse order."""
+    """Start the ingest workers on the app's database; the caller stops them in reverse order."""
     services: list[Service] = []
+    if config.mqtt.workers:
+        signer = load_server_signer(config.keys.signing_key_file)
+        settings = IngestSettings(
+            mqtt_url=config.mqtt.url,
+            client_id="ingest",
+            username=config.mqtt.username,
+            password=config.mqtt.password,
+            shared_group=None if config.mqtt.embedded else config.mqtt.shared_group,
+            gap_timeout_s=config.mqtt.gap_timeout_s,
+            resend_interval_s=config.mqtt.resend_interval_s,
+        )
+        services.extend(start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers))
     return services

@@ -8,15 +8,18 @@ reverse order.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -47,14 +50,15 @@ class Ports:
     device_http: int
     mqtt: int
     terminal: int
+    terminal_api: int
     printer: int
-    extra: dict[str, int] = field(default_factory=dict)
+    camera: int
 
     @classmethod
     def choose(cls, preferred: bool) -> Ports:
         if preferred:
-            return cls(pick(8000), pick(8001), pick(18830), pick(20007), pick(9100))
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+            return cls(pick(8000), pick(8001), pick(18830), pick(20007), pick(8021), pick(9100), pick(8554))
+        return cls(*(free_port() for _ in range(7)))
 
 
 @dataclass
@@ -62,62 +66,143 @@ class Child:
     name: str
     argv: list[str]
     ready_url: str | None = None
+    ready_port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
 
-def write_configs(root: Path, ports: Ports) -> tuple[Path, Path]:
-    server_dir = root / "server"
-    device_dir = root / "device"
-    server_toml = root / "server.toml"
-    edge_toml = root / "edge.toml"
-    server_toml.write_text(
-        f"""data_dir = "{server_dir}"
+@dataclass
+class Layout:
+    root: Path
+    ports: Ports
+    device_id: str = "DEV-0001"
+
+    @property
+    def server_dir(self) -> Path:
+        return self.root / "server"
+
+    @property
+    def device_dir(self) -> Path:
+        return self.root / "device"
+
+    @property
+    def power_dir(self) -> Path:
+        return self.root / "power_supply"
+
+    @property
+    def printer_dir(self) -> Path:
+        return self.root / "printer"
+
+    @property
+    def provision_dir(self) -> Path:
+        return self.root / "provision"
+
+    @property
+    def server_key(self) -> Path:
+        return self.server_dir / "server_ed25519.key"
+
+    @property
+    def server_toml(self) -> Path:
+        return self.root / "server.toml"
+
+    @property
+    def edge_toml(self) -> Path:
+        return self.root / "edge.toml"
+
+
+def write_server_config(lay: Layout) -> None:
+    p = lay.ports
+    lay.server_toml.write_text(
+        f"""data_dir = "{lay.server_dir}"
 
 [database]
-url = "sqlite:///{server_dir / "server.db"}"
+url = "sqlite:///{lay.server_dir / "server.db"}"
 
 [http]
 host = "127.0.0.1"
-port = {ports.http}
-public_url = "http://127.0.0.1:{ports.http}"
+port = {p.http}
+public_url = "http://127.0.0.1:{p.http}"
 
 [mqtt]
-url = "mqtt://127.0.0.1:{ports.mqtt}"
+url = "mqtt://127.0.0.1:{p.mqtt}"
 embedded = true
 
 [storage]
-video_dir = "{server_dir / "video"}"
+video_dir = "{lay.server_dir / "video"}"
 
 [keys]
-signing_key_file = "{server_dir / "server_ed25519.pem"}"
+signing_key_file = "{lay.server_key}"
 """,
         encoding="utf-8",
     )
-    edge_toml.write_text(
+
+
+def write_edge_config(lay: Layout, mqtt_username: str, mqtt_password: str) -> None:
+    p = lay.ports
+    lay.edge_toml.write_text(
         f"""[device]
-id = "DEV-0001"
-data_dir = "{device_dir}"
+id = "{lay.device_id}"
+data_dir = "{lay.device_dir}"
+key_file = "{lay.provision_dir / (lay.device_id + ".key")}"
 
 [terminal]
-url = "socket://127.0.0.1:{ports.terminal}"
+url = "socket://127.0.0.1:{p.terminal}"
 
 [printer]
-url = "tcp://127.0.0.1:{ports.printer}"
+url = "tcp://127.0.0.1:{p.printer}"
+
+[camera]
+source = "tcp://127.0.0.1:{p.camera}"
+width = 640
+height = 360
+fps = 15
+segment_seconds = 10
+
+[recorder]
+badge = "B-1001"
+
+[power]
+sysfs = "{lay.power_dir}"
 
 [mqtt]
-url = "mqtt://127.0.0.1:{ports.mqtt}"
-username = "DEV-0001"
+url = "mqtt://127.0.0.1:{p.mqtt}"
+username = "{mqtt_username}"
+password = "{mqtt_password}"
 
 [server]
-url = "http://127.0.0.1:{ports.http}"
+url = "http://127.0.0.1:{p.http}"
+public_key_files = ["{lay.server_key}.pub"]
 
 [http]
-port = {ports.device_http}
+port = {p.device_http}
 """,
         encoding="utf-8",
     )
-    return server_toml, edge_toml
+
+
+def run_tool(argv: list[str], env: dict[str, str], log: Path) -> str:
+    """Run a one-shot command of the system, append its output to ``log`` and return its stdout."""
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
+    if done.returncode not in (0,):
+        raise RuntimeError(f"{' '.join(argv[:4])}… exited with {done.returncode}; see {log}")
+    return done.stdout
+
+
+def provision(lay: Layout, env: dict[str, str], log: Path) -> tuple[str, str]:
+    """Migrate the server database and register the demo device once; returns its MQTT credentials."""
+    server = [str(BIN / "patrol-server"), "--config", str(lay.server_toml)]
+    run_tool([*server, "db", "upgrade"], env, log)
+    device_toml = lay.provision_dir / f"{lay.device_id}.toml"
+    if not device_toml.exists():
+        run_tool(
+            [*server, "device", "add", lay.device_id, "--label", "demo", "--out", str(lay.provision_dir)],
+            env,
+            log,
+        )
+    mqtt = tomllib.loads(device_toml.read_text(encoding="utf-8"))["mqtt"]
+    return str(mqtt["username"]), str(mqtt["password"])
 
 
 def wait_ready(child: Child, timeout: float) -> None:
@@ -125,18 +210,21 @@ def wait_ready(child: Child, timeout: float) -> None:
     while time.monotonic() < deadline:
         if child.proc is not None and child.proc.poll() is not None:
             raise RuntimeError(f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}")
-        if child.ready_url is None:
+        if child.ready_url is None and child.ready_port is None:
             return
         try:
-            with urllib.request.urlopen(child.ready_url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
+            if child.ready_url is not None:
+                with urllib.request.urlopen(child.ready_url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            elif child.ready_port is not None:
+                socket.create_connection(("127.0.0.1", child.ready_port), timeout=1).close()
+                return
         except OSError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(
-        f"{child.name} not ready after {timeout:.0f} s ({child.ready_url}); see {child.log_path}"
-    )
+    where = child.ready_url or f"port {child.ready_port}"
+    raise TimeoutError(f"{child.name} not ready after {timeout:.0f} s ({where}); see {child.log_path}")
 
 
 def start(child: Child, logs: Path, env: dict[str, str]) -> None:
@@ -160,20 +248,73 @@ def stop(child: Child, timeout: float = 10) -> None:
         proc.wait(5)
 
 
-def plan(root: Path, ports: Ports, server_toml: Path, edge_toml: Path) -> list[Child]:
-    """The children in start order: server first, then simulators, then the device."""
+def plan(lay: Layout) -> list[Child]:
+    """The children in start order: server, then the simulated hardware, then the device."""
+    p = lay.ports
+    sim = str(BIN / "patrol-sim")
     return [
         Child(
             "server",
-            [str(BIN / "patrol-server"), "--config", str(server_toml), "run"],
-            f"http://127.0.0.1:{ports.http}/healthz",
+            [str(BIN / "patrol-server"), "--config", str(lay.server_toml), "run"],
+            ready_url=f"http://127.0.0.1:{p.http}/healthz",
+        ),
+        Child(
+            "zvt-terminal",
+            [
+                sim,
+                "zvt",
+                "serve",
+                "--tcp",
+                f"127.0.0.1:{p.terminal}",
+                "--http",
+                f"127.0.0.1:{p.terminal_api}",
+            ],
+            ready_port=p.terminal,
+        ),
+        Child(
+            "printer",
+            [sim, "printer", "--port", str(p.printer), "--out", str(lay.printer_dir)],
+            ready_port=p.printer,
+        ),
+        Child(
+            "camera",
+            [sim, "camera", "--port", str(p.camera), "--width", "640", "--height", "360", "--fps", "15"],
+            ready_port=p.camera,
         ),
         Child(
             "device",
-            [str(BIN / "patrol-edge"), "--config", str(edge_toml), "run"],
-            f"http://127.0.0.1:{ports.device_http}/healthz",
+            [str(BIN / "patrol-edge"), "--config", str(lay.edge_toml), "run"],
+            ready_url=f"http://127.0.0.1:{p.device_http}/healthz",
         ),
     ]
+
+
+def power(lay: Layout, action: str, env: dict[str, str], log: Path) -> None:
+    run_tool([str(BIN / "patrol-sim"), "power", "--root", str(lay.power_dir), action], env, log)
+
+
+def traffic_stop(lay: Layout, env: dict[str, str], log: Path) -> None:
+    """One stop from start to end: officer, protocol for speeding, card payment, two receipts."""
+    edge = [str(BIN / "patrol-edge"), "--config", str(lay.edge_toml)]
+    number = "DEMO-" + time.strftime("%Y%m%d-%H%M%S")
+    run_tool([*edge, "officer", "add", "B-1001", "Сейтқали Ержан", "--unit", "ДПС УП г. Астана"], env, log)
+    out = run_tool(
+        [*edge, "stop", "open", number, "--article", "592.1", "--driver-name", "Жанболатов Арман Серікұлы",
+         "--iin", "850101300124", "--plate", "123ABC01", "--officer", "B-1001", "--place", "Астана, пр. Кабанбай батыра 53"],
+        env,
+        log,
+    )  # fmt: skip
+    print("  " + out.strip().splitlines()[-1], flush=True)
+    out = run_tool([*edge, "pay", number, "--officer", "B-1001", "--yes"], env, log)
+    for line in out.strip().splitlines():
+        if line.startswith(("paid:", "receipt copy")):
+            print("  " + line, flush=True)
+
+
+def device_status(lay: Layout) -> dict[str, object]:
+    url = f"http://127.0.0.1:{lay.ports.device_http}/status"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return dict(json.load(resp))
 
 
 class _Stop(Exception):
@@ -189,26 +330,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
-    ports = Ports.choose(preferred=not args.random_ports)
-    server_toml, edge_toml = write_configs(root, ports)
+    lay = Layout(root, Ports.choose(preferred=not args.random_ports))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    children = plan(root, ports, server_toml, edge_toml)
+    tools_log = logs / "commands.log"
     signal.signal(signal.SIGTERM, _raise_stop)
     started: list[Child] = []
+    p = lay.ports
     try:
-        for child in children:
+        write_server_config(lay)
+        username, password = provision(lay, env, tools_log)
+        write_edge_config(lay, username, password)
+        power(lay, "undock", env, tools_log)
+        for child in plan(lay):
             start(child, logs, env)
             started.append(child)
             wait_ready(child, args.start_timeout)
         print("patrolkit demo is running:", flush=True)
-        print(f"  server HTTP     http://127.0.0.1:{ports.http}  (health: /healthz)")
-        print(f"  MQTT broker     mqtt://127.0.0.1:{ports.mqtt}  (embedded amqtt)")
-        print(f"  device HTTP     http://127.0.0.1:{ports.device_http}/status")
-        print(f"  ZVT terminal    socket://127.0.0.1:{ports.terminal}")
-        print(f"  ESC/POS printer tcp://127.0.0.1:{ports.printer}")
+        print(f"  server HTTP     http://127.0.0.1:{p.http}  (health: /healthz, receipts: /r/<code>)")
+        print(f"  MQTT broker     mqtt://127.0.0.1:{p.mqtt}  (embedded amqtt)")
+        print(f"  device HTTP     http://127.0.0.1:{p.device_http}/status")
+        print(
+            f"  ZVT terminal    socket://127.0.0.1:{p.terminal}  (control API http://127.0.0.1:{p.terminal_api})"
+        )
+        print(f"  ESC/POS printer tcp://127.0.0.1:{p.printer}  (receipts: {lay.printer_dir})")
+        print(f"  camera          tcp://127.0.0.1:{p.camera}  (recordings: {lay.device_dir / 'video'})")
+        print(f"  charger         {lay.power_dir}  (patrol-sim power --root {lay.power_dir} dock)")
         print(f"  configs, data   {root}   logs: {logs}")
+        if not args.no_stop:
+            print("A traffic stop:", flush=True)
+            traffic_stop(lay, env, tools_log)
         print("Press Ctrl-C to stop.", flush=True)
-        deadline = time.monotonic() + args.duration if args.duration else None
+        began = time.monotonic()
+        deadline = began + args.duration if args.duration else None
+        docked = False
+        last_report = 0.0
         while deadline is None or time.monotonic() < deadline:
             for child in started:
                 if child.proc is not None and child.proc.poll() is not None:
@@ -217,11 +372,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                         flush=True,
                     )
                     return 1
+            if args.dock_after >= 0 and not docked and time.monotonic() - began >= args.dock_after:
+                power(lay, "dock", env, tools_log)
+                docked = True
+                print("device docked on its charger: upload starts", flush=True)
+            if time.monotonic() - last_report >= args.report_every:
+                last_report = time.monotonic()
+                with contextlib.suppress(OSError, ValueError):
+                    st = device_status(lay)
+                    up = st.get("upload") or {}
+                    assert isinstance(up, dict)
+                    print(
+                        f"status: outbox pending {st.get('outbox_pending')}, segments pending upload "
+                        f"{up.get('pending_segments')}, uploaded {up.get('confirmed_segments')}",
+                        flush=True,
+                    )
             time.sleep(0.5)
     except (KeyboardInterrupt, _Stop):
         pass
     except (RuntimeError, TimeoutError) as exc:
-        print(f"demo failed to start: {exc}", file=sys.stderr, flush=True)
+        print(f"demo failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
         for child in reversed(started):
@@ -242,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run.add_argument("--random-ports", action="store_true", help="use free random ports (tests)")
     run.add_argument("--start-timeout", type=float, default=60)
+    run.add_argument("--no-stop", action="store_true", help="do not run the scripted traffic stop")
+    run.add_argument("--dock-after", type=float, default=60, help="dock the device after N s (-1 = never)")
+    run.add_argument("--report-every", type=float, default=10, help="print the device status every N s")
     run.set_defaults(handler=cmd_run)
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):

@@ -36,16 +36,26 @@ def _handler(args: argparse.Namespace) -> int:
     from edge.config import load_edge_config
     from edge.db.base import make_engine, make_sessionmaker
     from edge.db.migrate import upgrade
-    from edge.payment.printer_readiness import EscPosTcpReadiness
+    from edge.identity import load_identity
+    from edge.payment.recovery import reconcile
     from edge.payment.workflow import PaymentError, PaymentWorkflow
     from edge.payment.zvt_terminal import ZvtPaymentTerminal
+    from edge.receipts.assembly import (
+        printer_check_from_config,
+        printer_from_config,
+        receipt_service_from_config,
+    )
     from hardware.zvt.errors import ChannelError
     from hardware.zvt.transport import LineSettings, SerialChannel
 
     config = load_edge_config(args.config)
+    if args.printer:
+        config.printer.url = args.printer
     url = args.terminal or config.terminal.url
     upgrade(config.database_url)
     sessions = make_sessionmaker(make_engine(config.database_url))
+    identity = load_identity(config.device.id, config.key_file, create=True)
+    clock = SystemClock()
 
     def show(text: str) -> None:
         print(f"terminal: {text}", flush=True)
@@ -56,13 +66,24 @@ def _handler(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     terminal = ZvtPaymentTerminal(
-        channel, SystemClock(), config.terminal.password, config.terminal.currency, on_display=show
+        channel, clock, config.terminal.password, config.terminal.currency, on_display=show
     )
-    printer = EscPosTcpReadiness(args.printer or config.printer.url)
-    flow = PaymentWorkflow(
-        sessions, terminal, printer, PromptDesk(args.yes), SystemClock(), args.officer, on_progress=show
-    )
+    printer = printer_from_config(config, clock)
     try:
+        # a payment left in flight by a crash or a pulled cable is settled before anything else happens
+        unresolved = reconcile(sessions, terminal, clock)
+        if unresolved:
+            print(f"not paid: earlier payment attempts unresolved: {', '.join(unresolved)}", file=sys.stderr)
+            return 2
+        flow = PaymentWorkflow(
+            sessions,
+            terminal,
+            printer_check_from_config(config, clock, printer),
+            PromptDesk(args.yes),
+            clock,
+            args.officer,
+            on_progress=show,
+        )
         paid = flow.pay(args.protocol)
     except PaymentError as exc:
         print(f"not paid: {exc}", file=sys.stderr)
@@ -70,9 +91,23 @@ def _handler(args: argparse.Namespace) -> int:
     finally:
         channel.close()
     print(
-        f"paid: protocol {paid.protocol_number} {paid.amount.minor / 100:.2f} {paid.amount.currency.code} "
-        f"card {paid.masked_pan} receipt {paid.receipt_no} auth {paid.auth_code} payment {paid.payment_id}"
+        f"paid: protocol {paid.protocol_number} {paid.amount.format()} "
+        f"card {paid.masked_pan} receipt {paid.receipt_no} auth {paid.auth_code} payment {paid.payment_id}",
+        flush=True,
     )
+    run = receipt_service_from_config(config, identity, sessions, clock, printer).print_receipts(
+        paid.payment_id
+    )
+    for result in run.results:
+        print(f"receipt copy {result.copy_no}: {result.state.value}")
+    if run.pending_copies:
+        if run.instruction is not None:
+            print(run.instruction.text_ru)
+            print(run.instruction.text_kz)
+        print(
+            f"receipts pending: copies {list(run.pending_copies)}; then run: patrol-edge receipt resume {paid.protocol_number}"
+        )
+        return 4
     return 0
 
 
@@ -83,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--terminal", help="terminal URL (default: [terminal] url): /dev/ttyUSB0, a pty path, socket://h:p"
     )
-    p.add_argument("--printer", help="printer URL for the readiness check (default: [printer] url)")
+    p.add_argument("--printer", help="printer URL (default: [printer] url)")
     p.add_argument(
         "--yes", action="store_true", help="the officer confirms the own-card questions in advance"
     )

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,7 +41,12 @@ from edge.payment.ports import (
     TerminalResult,
     TerminalUnreachable,
 )
+from edge.recorder.bookmarks import add_bookmark
 from edge.sync.outbox import enqueue
+
+# A bookmark around the own-card check: the minute before it (card read, ID shown) and a little after.
+OWN_CARD_CHECK_LEAD = timedelta(seconds=60)
+OWN_CARD_CHECK_TAIL = timedelta(seconds=15)
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +280,14 @@ class PaymentWorkflow:
                 ).to_body(),
                 now=checked_at,
             )
+            # the footage of the officer comparing the card with the ID must be easy to find
+            add_bookmark(
+                s,
+                "own_card_check",
+                protocol_number,
+                checked_at - OWN_CARD_CHECK_LEAD,
+                checked_at + OWN_CARD_CHECK_TAIL,
+            )
         log_event(
             log,
             "payment.own_card_check",
@@ -502,6 +515,7 @@ def record_payment(
             ).to_body(),
             now=now,
         )
+        add_bookmark(s, "payment", payment.protocol_number, min(row.started_at, now), now)
     log_event(
         log, "payment.approved", payment=payment_id, attempt=attempt_id, protocol=payment.protocol_number
     )

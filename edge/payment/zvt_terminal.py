@@ -69,12 +69,17 @@ def to_result(info: StatusInformation) -> TerminalResult:
         terminal_id=info.terminal_id or "",
         terminal_time=time_s,
         auth_code=info.auth_code or "",
-        masked_pan=info.pan or "",
+        masked_pan=display_pan(info.pan),
         scheme=info.card_name or "",
         expiry=info.expiry or "",
         card_hash=(info.card_hash or b"").hex(),
         raw_hex=info.raw.hex(),
     )
+
+
+def display_pan(pan: str | None) -> str:
+    """The PAN as printed and stored: ZVT marks masked digits with the nibble E; they become '*'."""
+    return (pan or "").upper().replace("E", "*")
 
 
 class ZvtPaymentTerminal:
@@ -141,7 +146,7 @@ class ZvtPaymentTerminal:
             rc = info.result_code if info is not None else 0xFF
             raise TerminalRefused("read card", rc, result_text(rc))
         return CardRead(
-            masked_pan=info.pan or "",
+            masked_pan=display_pan(info.pan),
             scheme=info.card_name or "",
             expiry=info.expiry or "",
             card_hash=(info.card_hash or b"").hex(),

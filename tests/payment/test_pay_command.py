@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,31 +24,30 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
 
 @pytest.fixture
-def printer_status() -> Iterator[str]:
-    """A TCP peer answering ESC/POS DLE EOT status requests (online, paper present), like the printer does."""
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def run() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
+def printer_sim(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The ESC/POS printer simulator on TCP, saving what it prints under tmp_path/printer."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "printer"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulators.cli", "printer", "--port", str(port), "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             try:
-                conn, _ = server.accept()
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
             except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    while data := conn.recv(3):
-                        if data[:2] == b"\x10\x04":
-                            conn.sendall(b"\x12")
-                except OSError:
-                    pass
-
-    threading.Thread(target=run, daemon=True).start()
-    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    server.close()
+                time.sleep(0.1)
+        yield f"tcp://127.0.0.1:{port}", out
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture
@@ -81,7 +80,7 @@ def sim_process(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def test_pay_command_takes_a_payment_through_the_simulator(
     sim_process: dict[str, str],
-    printer_status: str,
+    printer_sim: tuple[str, Path],
     device_db_url: str,
     device_sessions: sessionmaker[Session],
     protocol_factory: Callable[..., None],
@@ -104,12 +103,15 @@ def test_pay_command_takes_a_payment_through_the_simulator(
         "--terminal",
         sim_process["terminal"],
         "--printer",
-        printer_status,
+        printer_sim[0],
     ]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminal: insert card" in done.stdout and "terminal: approved" in done.stdout
-    assert "paid: protocol P-CLI 10830.00 KZT" in done.stdout
+    assert "paid: protocol P-CLI 10\u00a0830.00 ₸" in done.stdout
+    # both receipts came out of the printer: the driver's copy and the protocol copy
+    assert "receipt copy 1: CONFIRMED" in done.stdout and "receipt copy 2: CONFIRMED" in done.stdout
+    assert len(list(printer_sim[1].glob("*.png"))) == 2
     with device_sessions() as s:
         assert s.scalars(select(Payment)).one().protocol_number == "P-CLI"
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)

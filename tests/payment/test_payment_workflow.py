@@ -101,7 +101,11 @@ def test_approved_payment_is_stored_queued_and_charged_once(
     displays: list[str],
 ) -> None:
     paid = _flow(sessions, terminal, fake_clock, displays=displays).pay("P-1")
-    assert paid.amount.minor == 1_083_000 and paid.masked_pan.endswith("1014") and paid.name_check == "MATCH"
+    assert (
+        paid.amount.minor == 1_083_000
+        and paid.masked_pan == "4***********1014"
+        and paid.name_check == "MATCH"
+    )
     with sessions() as s:
         payment = s.get(Payment, paid.payment_id)
         assert payment is not None and payment.card_hash == card("visa_named").card_hash.hex()
@@ -109,7 +113,13 @@ def test_approved_payment_is_stored_queued_and_charged_once(
         attempt = s.scalars(select(PaymentAttempt)).one()
         assert attempt.state == "paid" and attempt.result_hex and attempt.result_hex.startswith("040f")
         assert attempt.name_check_by == "B-1" and attempt.name_check_at is not None
-    assert [t for t, _ in _outbox(sessions)] == ["own_card_check", "payment"]
+    queued = _outbox(sessions)
+    assert [t for t, _ in queued] == ["own_card_check", "bookmark", "payment", "bookmark"]
+    # the footage of the own-card check and of the payment is bookmarked under the protocol number
+    assert [(b["label"], b["protocol_number"]) for t, b in queued if t == "bookmark"] == [
+        ("own_card_check", "P-1"),
+        ("payment", "P-1"),
+    ]
     assert len(sim.journal.booked()) == 1 and sim.journal.booked()[0].amount_minor == 1_083_000
     assert "insert card" in displays and "approved" in displays
 
@@ -180,7 +190,10 @@ def test_name_mismatch_refuses_releases_card_and_records_why(
         assert (
             attempt.state == "refused" and attempt.name_check == "MISMATCH" and "MISMATCH" in attempt.reason
         )
-    assert [(t, b["result"]) for t, b in _outbox(sessions)] == [("own_card_check", "MISMATCH")]
+    assert [(t, b.get("result", b.get("label"))) for t, b in _outbox(sessions)] == [
+        ("own_card_check", "MISMATCH"),
+        ("bookmark", "own_card_check"),
+    ]
     assert sim.journal.all() == []
 
 

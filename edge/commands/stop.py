@@ -1,0 +1,97 @@
+"""`patrol-edge officer add` and `patrol-edge stop open`: register the officer and draw up a protocol."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from core.clock import SystemClock
+
+
+def register(sub: Any) -> None:
+    officer = sub.add_parser("officer", help="officers known to this device")
+    osub = officer.add_subparsers(dest="officer_command", metavar="ACTION")
+    add = osub.add_parser("add", help="register (or update) an officer")
+    add.add_argument("badge")
+    add.add_argument("full_name")
+    add.add_argument("--unit", default="")
+    add.set_defaults(handler=cmd_officer_add)
+
+    stop = sub.add_parser("stop", help="traffic stops")
+    ssub = stop.add_subparsers(dest="stop_command", metavar="ACTION")
+    op = ssub.add_parser(
+        "open", help="draw up a protocol in the simplified procedure (computes the reduced fine)"
+    )
+    op.add_argument("number", help="protocol number issued by ERAP")
+    op.add_argument("--article", required=True, help="article and part, e.g. 592.1 or 592.3-1")
+    op.add_argument("--driver-name", required=True, help="full name as on the ID (Cyrillic)")
+    op.add_argument("--iin", required=True, help="driver's IIN, 12 digits")
+    op.add_argument("--plate", required=True, help="vehicle plate")
+    op.add_argument("--officer", required=True, help="badge of the officer")
+    op.add_argument("--place", default="")
+    op.add_argument("--lat", type=float, default=None)
+    op.add_argument("--lon", type=float, default=None)
+    op.set_defaults(handler=cmd_stop_open)
+
+
+def _sessions(args: argparse.Namespace) -> Any:
+    from edge.config import load_edge_config
+    from edge.db.base import make_engine, make_sessionmaker
+    from edge.db.migrate import upgrade
+
+    cfg = load_edge_config(args.config)
+    upgrade(cfg.database_url)
+    return cfg, make_sessionmaker(make_engine(cfg.database_url))
+
+
+def cmd_officer_add(args: argparse.Namespace) -> int:
+    from edge.db.base import transaction
+    from edge.stops import StopError, add_officer
+
+    _cfg, sessions = _sessions(args)
+    try:
+        with transaction(sessions) as s:
+            add_officer(s, args.badge, args.full_name, args.unit)
+    except StopError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"officer {args.badge} registered")
+    return 0
+
+
+def cmd_stop_open(args: argparse.Namespace) -> int:
+    from core.money import Money, currency
+    from edge.stops import StopDetails, StopError, open_protocol
+
+    cfg, sessions = _sessions(args)
+    details = StopDetails(
+        number=args.number,
+        article=args.article,
+        driver_name=args.driver_name,
+        driver_iin=args.iin,
+        vehicle_plate=args.plate,
+        officer_badge=args.officer,
+        place=args.place,
+        lat=args.lat,
+        lon=args.lon,
+    )
+    try:
+        p = open_protocol(
+            sessions,
+            details,
+            device_id=cfg.device.id,
+            jurisdiction=cfg.device.jurisdiction,
+            timezone=cfg.device.timezone,
+            holidays=list(cfg.rules.holidays),
+            clock=SystemClock(),
+        )
+    except StopError as exc:
+        print(f"error: {exc}")
+        return 1
+    cur = currency(p.currency)
+    print(
+        f"protocol {p.number}: article {p.article}, fine {Money(p.full_minor, cur).format()}, "
+        f"reduced {Money(p.reduced_minor, cur).format()} if paid by {p.discount_deadline.isoformat()} "
+        f"({p.legal_basis})"
+    )
+    return 0

@@ -1,0 +1,174 @@
+"""The traffic stop: the officer draws up a protocol (offence report) in the simplified procedure.
+
+The fine, the reduced amount and its deadline come from the jurisdiction's dataset in ``core.fines``; the
+protocol row, its sync record and a bookmark on the recording are written in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock
+from core.fines import (
+    HolidayCalendar,
+    UnknownJurisdiction,
+    load_holiday_calendar,
+    load_jurisdiction,
+    reduced_fine,
+)
+from core.iin import parse_iin
+from core.structured_log import log_event
+from core.sync.records import ProtocolRecordV1
+from edge.db.base import transaction
+from edge.db.protocols import Officer, Protocol
+from edge.recorder.bookmarks import add_bookmark
+from edge.sync.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+# The recording around the start of a stop that is bookmarked with the protocol (approach and first words).
+STOP_LEAD = timedelta(minutes=2)
+
+
+class StopError(ValueError):
+    """The protocol was refused; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class StopDetails:
+    number: str
+    article: str
+    driver_name: str
+    driver_iin: str
+    vehicle_plate: str
+    officer_badge: str
+    place: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+def holiday_calendar(jurisdiction: str, extra: list[date]) -> HolidayCalendar:
+    """The jurisdiction's shipped public holidays plus configured extra days off (weekends only if none ship)."""
+    try:
+        calendar = load_holiday_calendar(jurisdiction)
+    except UnknownJurisdiction:
+        calendar = HolidayCalendar.weekends_only()
+    return calendar.with_days_off(extra) if extra else calendar
+
+
+def add_officer(session: Session, badge: str, full_name: str, unit: str = "") -> Officer:
+    if not badge.strip() or not full_name.strip():
+        raise StopError("officer: badge and full name are required")
+    officer = session.get(Officer, badge) or Officer(badge=badge, full_name=full_name, unit=unit)
+    officer.full_name, officer.unit = full_name, unit
+    session.add(officer)
+    return officer
+
+
+def open_protocol(
+    sessions: sessionmaker[Session],
+    details: StopDetails,
+    *,
+    device_id: str,
+    jurisdiction: str,
+    timezone: str,
+    holidays: list[date],
+    clock: Clock,
+) -> Protocol:
+    """Validate and store a protocol with its reduced fine; raise ``StopError`` naming what was wrong."""
+    number = details.number.strip()
+    if not number or len(number) > 32:
+        raise StopError("protocol number: 1 to 32 characters, as issued by ERAP")
+    if not details.driver_name.strip():
+        raise StopError("driver name is required (as on the ID)")
+    plate = details.vehicle_plate.strip().upper()
+    if not plate or len(plate) > 16:
+        raise StopError("vehicle plate: 1 to 16 characters")
+    now = clock.now()
+    local_day = now.astimezone(ZoneInfo(timezone)).date()
+    try:
+        iin = parse_iin(details.driver_iin, reference_date=local_day)
+    except ValueError as exc:
+        raise StopError(f"driver IIN: {exc}") from exc
+    try:
+        jur = load_jurisdiction(jurisdiction)
+        fine = reduced_fine(
+            jur, details.article, local_day, local_day, holiday_calendar(jurisdiction, holidays)
+        )
+        article = jur.article(details.article)
+    except (LookupError, ValueError) as exc:  # unknown article, not payable on the spot, no MRP for the year…
+        raise StopError(f"article {details.article!r}: {exc}") from exc
+    with transaction(sessions) as s:
+        officer = s.get(Officer, details.officer_badge)
+        if officer is None:
+            raise StopError(f"officer {details.officer_badge!r} is not registered on this device")
+        if s.scalar(select(Protocol.number).where(Protocol.number == number)) is not None:
+            raise StopError(f"protocol {number} already exists on this device")
+        protocol = Protocol(
+            number=number,
+            jurisdiction=jurisdiction,
+            article=article.code,
+            article_title=article.title_ru or "",
+            offence_at=now,
+            offence_date=local_day,
+            place=details.place,
+            lat=details.lat,
+            lon=details.lon,
+            driver_name=details.driver_name.strip(),
+            driver_iin=iin.value,
+            vehicle_plate=plate,
+            officer_badge=officer.badge,
+            device_id=device_id,
+            currency=fine.full.currency.code,
+            fine_units=article.fine_units or 0,
+            unit_value_minor=fine.mrp.minor if fine.mrp else 1,
+            unit_year=fine.mrp_year or local_day.year,
+            full_minor=fine.full.minor,
+            reduced_minor=fine.due.minor,
+            discount_deadline=fine.deadline,
+            legal_basis=fine.legal_basis,
+            dataset_version=fine.dataset_label,
+            status="open",
+            created_at=now,
+        )
+        s.add(protocol)
+        s.flush()
+        enqueue(s, "protocol", protocol_record(protocol, officer.full_name).to_body(), now=now)
+        add_bookmark(s, "stop", number, now - STOP_LEAD, now)
+    log_event(log, "stop.protocol_opened", protocol=number, article=article.code, due_minor=fine.due.minor)
+    return protocol
+
+
+def protocol_record(p: Protocol, officer_name: str | None) -> ProtocolRecordV1:
+    return ProtocolRecordV1(
+        number=p.number,
+        jurisdiction=p.jurisdiction,
+        article=p.article,
+        article_title=p.article_title,
+        offence_at=p.offence_at,
+        offence_date=p.offence_date,
+        place=p.place,
+        lat=p.lat,
+        lon=p.lon,
+        driver_name=p.driver_name,
+        driver_iin=p.driver_iin,
+        vehicle_plate=p.vehicle_plate,
+        officer_badge=p.officer_badge,
+        officer_name=officer_name,
+        currency=p.currency,
+        fine_units=p.fine_units,
+        unit_value_minor=p.unit_value_minor,
+        unit_year=p.unit_year,
+        full_minor=p.full_minor,
+        reduced_minor=p.reduced_minor,
+        discount_deadline=p.discount_deadline,
+        legal_basis=p.legal_basis,
+        dataset_version=p.dataset_version,
+        status=p.status,
+        created_at=p.created_at,
+    )

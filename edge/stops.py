@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.fines import (
+    FineError,
     HolidayCalendar,
     UnknownJurisdiction,
     load_holiday_calendar,
@@ -101,7 +102,7 @@ def open_protocol(
             jur, details.article, local_day, local_day, holiday_calendar(jurisdiction, holidays)
         )
         article = jur.article(details.article)
-    except (LookupError, ValueError) as exc:  # unknown article, not payable on the spot, no MRP for the year…
+    except (FineError, LookupError, ValueError) as exc:  # unknown article, not payable on the spot, no MRP…
         raise StopError(f"article {details.article!r}: {exc}") from exc
     with transaction(sessions) as s:
         officer = s.get(Officer, details.officer_badge)

@@ -1,0 +1,115 @@
+"""Drawing up a protocol at a stop: the reduced fine comes from the jurisdiction's data, the protocol is queued
+for sync and bookmarked on the recording in one transaction, and bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import FakeClock
+from edge.db.base import transaction
+from edge.db.protocols import Protocol
+from edge.recorder.bookmarks import Bookmark
+from edge.stops import StopDetails, StopError, add_officer, open_protocol
+from edge.sync.outbox import OutboxRecord
+
+# 2 March 2026 09:00 UTC = 14:00 in Astana (UTC+5), a Monday
+CLOCK_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def sessions(device_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    with transaction(device_sessions) as s:
+        add_officer(s, "B-7", "Сейтқали Ержан", "ДПС")
+    return device_sessions
+
+
+def details(**over: object) -> StopDetails:
+    base: dict[str, object] = {
+        "number": "ERAP-0001",
+        "article": "592.1",
+        "driver_name": "Жанболатов Арман",
+        "driver_iin": "850101300124",
+        "vehicle_plate": "123abc01",
+        "officer_badge": "B-7",
+    }
+    base.update(over)
+    return StopDetails(**base)  # type: ignore[arg-type]
+
+
+def open_(sessions: sessionmaker[Session], holidays: list[date] | None = None, **over: object) -> Protocol:
+    return open_protocol(
+        sessions,
+        details(**over),
+        device_id="DEV-1",
+        jurisdiction="KZ",
+        timezone="Asia/Almaty",
+        holidays=holidays or [],
+        clock=FakeClock(CLOCK_START),
+    )
+
+
+def counts(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
+    with sessions() as s:
+        return (
+            s.scalar(select(func.count()).select_from(Protocol)) or 0,
+            s.scalar(select(func.count()).select_from(OutboxRecord)) or 0,
+            s.scalar(select(func.count()).select_from(Bookmark)) or 0,
+        )
+
+
+def test_protocol_carries_the_reduced_fine_and_is_queued_and_bookmarked(sessions: sessionmaker[Session]) -> None:
+    p = open_(sessions)
+    assert (p.full_minor, p.reduced_minor, p.currency) == (2_162_500, 1_081_250, "KZT")  # 5 MRP 2026, 50 %
+    assert p.offence_date == date(2026, 3, 2) and p.vehicle_plate == "123ABC01"
+    # 7 working days from the day after: Tue 3 … Wed 11 March (8 March, a Sunday, moves its day off to Mon 9)
+    assert p.discount_deadline > date(2026, 3, 10)
+    assert p.dataset_version.startswith("fines-kz@")
+    with sessions() as s:
+        rows = s.scalars(select(OutboxRecord).order_by(OutboxRecord.seq)).all()
+        assert [r.record_type for r in rows] == ["protocol", "bookmark"]
+        body = json.loads(rows[0].body)
+        assert body["number"] == "ERAP-0001" and body["reduced_minor"] == 1_081_250
+        assert body["officer_name"] == "Сейтқали Ержан"
+        bookmark = s.scalars(select(Bookmark)).one()
+        assert (bookmark.kind, bookmark.ref) == ("stop", "ERAP-0001")
+
+
+def test_configured_extra_holiday_extends_the_discount_window(sessions: sessionmaker[Session]) -> None:
+    plain = open_(sessions, number="A-1").discount_deadline
+    extended = open_(sessions, number="A-2", holidays=[date(2026, 3, 4)]).discount_deadline
+    assert extended > plain
+
+
+@pytest.mark.parametrize(
+    ("over", "reason"),
+    [
+        ({"driver_iin": "850101300125"}, "IIN"),
+        ({"driver_iin": "12345"}, "IIN"),
+        ({"article": "999.9"}, "999.9"),
+        ({"article": "596.3"}, "596.3"),  # licence suspension: not payable on the spot
+        ({"officer_badge": "B-404"}, "B-404"),
+        ({"number": ""}, "protocol number"),
+        ({"number": "X" * 40}, "protocol number"),
+        ({"vehicle_plate": " "}, "plate"),
+        ({"driver_name": ""}, "driver name"),
+    ],
+)
+def test_bad_input_is_refused_with_a_reason_and_stores_nothing(
+    sessions: sessionmaker[Session], over: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(StopError, match=reason):
+        open_(sessions, **over)
+    assert counts(sessions) == (0, 0, 0)
+
+
+def test_the_same_protocol_number_cannot_be_opened_twice(sessions: sessionmaker[Session]) -> None:
+    open_(sessions)
+    before = counts(sessions)
+    with pytest.raises(StopError, match="already exists"):
+        open_(sessions)
+    assert counts(sessions) == before

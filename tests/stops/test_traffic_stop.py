@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -41,7 +42,7 @@ def details(**over: object) -> StopDetails:
     return StopDetails(**base)  # type: ignore[arg-type]
 
 
-def open_(sessions: sessionmaker[Session], holidays: list[date] | None = None, **over: object) -> Protocol:
+def open_(sessions: sessionmaker[Session], holidays: list[date] | None = None, **over: Any) -> Protocol:
     return open_protocol(
         sessions,
         details(**over),

@@ -101,7 +101,7 @@ def test_configured_extra_holiday_extends_the_discount_window(sessions: sessionm
     ],
 )
 def test_bad_input_is_refused_with_a_reason_and_stores_nothing(
-    sessions: sessionmaker[Session], over: dict[str, object], reason: str
+    sessions: sessionmaker[Session], over: dict[str, Any], reason: str
 ) -> None:
     with pytest.raises(StopError, match=reason):
         open_(sessions, **over)

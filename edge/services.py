@@ -56,6 +56,8 @@ def _recorder(config: EdgeConfig) -> ThreadService:
         "--badge", rec.badge, "--database-url", config.database_url,
         "--warn-hours", str(rec.warn_hours), "--reserve-mb", str(rec.reserve_mb),
     ]  # fmt: skip
+    if config.gps.url:
+        args += ["--gps", config.gps.url]
     supervisor = RecorderSupervisor(recorder_command(args), directory)
     return ThreadService("recorder-watchdog", supervisor.run)
 

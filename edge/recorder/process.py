@@ -14,12 +14,14 @@ from pathlib import Path
 from types import FrameType
 
 from core.structured_log import configure_logging
+from edge.recorder.overlay import OverlayFix
 from edge.recorder.recorder import Recorder, RecorderSettings
 from edge.recorder.recovery import parse_segment_name
 from edge.recorder.segment_writer import EncoderSettings
 from edge.recorder.signer import SegmentSigner
 from edge.recorder.storage_policy import StoragePolicy
 from hardware.camera import CaptureFormat
+from hardware.gps import GpsReceiver
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--warn-hours", type=float, default=2.0)
     p.add_argument("--reserve-mb", type=int, default=64)
+    p.add_argument("--gps", default=None, help="NMEA receiver URL (serial port, pty path); none = no GPS")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -67,7 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         index = DatabaseIndex(make_sessionmaker(make_engine(args.database_url)), identity.device_id)
     storage = StoragePolicy(args.dir, warn_hours=args.warn_hours, reserve_bytes=args.reserve_mb * 1024 * 1024)
-    recorder = Recorder(settings, signer, index=index, storage=storage)
+    gps = GpsReceiver(args.gps).start() if args.gps else None
+
+    def position() -> OverlayFix | None:
+        fix = gps.fix() if gps is not None else None
+        return OverlayFix(fix.latitude, fix.longitude) if fix is not None else None
+
+    recorder = Recorder(settings, signer, index=index, storage=storage, position=position)
     if index is not None:
         files = {p[0]: path.name for path in args.dir.glob("*.mp4") if (p := parse_segment_name(path.name))}
         index.reconcile(recorder.journal, files)
@@ -78,7 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    recorder.run(stop)
+    try:
+        recorder.run(stop)
+    finally:
+        if gps is not None:
+            gps.stop()
     return 0
 
 

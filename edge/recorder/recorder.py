@@ -22,6 +22,7 @@ from typing import Protocol
 from core.clock import Clock, SystemClock
 from core.manifest import ManifestEntry, format_utc
 from core.structured_log import log_event
+from edge.recorder.capture import CameraFactory, CameraFailed, CaptureEnded, CaptureThread
 from edge.recorder.fragments import count_frames, repair_segment
 from edge.recorder.journal import Journal, RecordingGap, fsync_directory
 from edge.recorder.overlay import Overlay, OverlayFix, overlay_text
@@ -29,7 +30,7 @@ from edge.recorder.recovery import close_segment_file, current_boot_id, recover,
 from edge.recorder.segment_writer import EncoderSettings, SegmentWriter
 from edge.recorder.signer import SegmentSigner
 from edge.recorder.storage_policy import StoragePolicy, StorageStatus
-from hardware.camera import Camera, CameraError, CaptureFormat, Frame, FrameSource
+from hardware.camera import CaptureFormat, Frame, as_yuv420p, open_camera
 
 log = logging.getLogger(__name__)
 STATUS_FILE = "recorder.status.json"
@@ -66,9 +67,9 @@ class RecorderSettings:
     badge: str = ""
     storage_check_seconds: float = 5.0
     retry_seconds: float = 1.0  # wait between attempts while the camera is lost or the disk is full
+    capture_queue_frames: int = 30  # frames buffered between camera and encoder (1 s at 30 fps)
 
 
-CameraFactory = Callable[[str, CaptureFormat], FrameSource]
 PositionSource = Callable[[], OverlayFix | None]
 
 
@@ -86,7 +87,7 @@ class Recorder:
         signer: SegmentSigner,
         index: RecordingIndex | None = None,
         clock: Clock | None = None,
-        camera_factory: CameraFactory = Camera,
+        camera_factory: CameraFactory = open_camera,
         position: PositionSource = lambda: None,
         storage: StoragePolicy | None = None,
     ) -> None:
@@ -112,6 +113,8 @@ class Recorder:
         self._storage_status: StorageStatus | None = None
         self._warned_low = False
         self._boot_id = current_boot_id()
+        self._capture: CaptureThread | None = None
+        self._dropped_logged = 0
 
     # --- start -----------------------------------------------------------------------------------------
 
@@ -131,53 +134,71 @@ class Recorder:
     # --- loop ------------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, max_frames: int | None = None) -> None:
-        """Record until ``stop`` is set (system shutdown) or ``max_frames`` frames (benchmarks)."""
+        """Record until ``stop`` is set (system shutdown) or ``max_frames`` frames (benchmarks).
+
+        Frames already captured when ``stop`` is set are still written (at most ``capture_queue_frames``)."""
         self.recover()
         closer = threading.Thread(target=self._closer_loop, name="segment-closer", daemon=True)
         closer.start()
-        camera: FrameSource | None = None
+        halt = threading.Event()
+        capture = CaptureThread(
+            self._camera_factory,
+            self.settings.camera,
+            self.settings.capture,
+            halt,
+            self.settings.capture_queue_frames,
+            self.settings.retry_seconds,
+            shutdown=stop,
+        ).start()
+        self._capture = capture
         overlay = Overlay(self.settings.capture.width, self.settings.capture.height)
         segment_frames = self.settings.segment_seconds * self.settings.capture.fps
         next_storage_check = 0.0
         next_status = 0.0
+        disk_full = False
         try:
-            while not stop.is_set() and (max_frames is None or self._frames_total < max_frames):
+            while True:
                 self._raise_closer_error()
+                if stop.is_set() or (max_frames is not None and self._frames_total >= max_frames):
+                    halt.set()
                 mono = self.clock.monotonic()
                 if mono >= next_storage_check:
                     next_storage_check = mono + self.settings.storage_check_seconds
-                    if self._check_storage():
-                        self._write_status()
-                        stop.wait(self.settings.retry_seconds)
-                        continue
-                if camera is None:
-                    try:
-                        camera = self._camera_factory(self.settings.camera, self.settings.capture)
-                    except CameraError as exc:
-                        self._interrupt("camera_error", str(exc))
-                        self._write_status()
-                        stop.wait(self.settings.retry_seconds)
-                        continue
-                try:
-                    frame = camera.read()
-                except CameraError as exc:
-                    camera.close()
-                    camera = None
-                    self._interrupt("camera_error", str(exc))
+                    disk_full = self._check_storage()
+                    if disk_full:
+                        capture.paused.set()
+                    else:
+                        capture.paused.clear()
+                if disk_full:
+                    if halt.is_set():
+                        break
+                    self._write_status()
+                    stop.wait(self.settings.retry_seconds)
                     continue
-                self._record(frame, overlay)
+                try:
+                    item = capture.items.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if isinstance(item, CaptureEnded):
+                    break
+                if isinstance(item, CameraFailed):
+                    self._interrupt("camera_error", item.detail)
+                    self._write_status()
+                    continue
+                self._record(item, overlay)
                 if self._open is not None and self._open.writer.frames >= segment_frames:
                     self._finish_segment()
                 if mono >= next_status:
                     next_status = mono + 1.0
                     self._write_status()
         finally:
+            halt.set()
+            capture.consumer_gone.set()
+            capture.join(timeout=10)
             if self._open is not None:
                 self._finish_segment()
             self._jobs.put(None)
             closer.join()
-            if camera is not None:
-                camera.close()
             if self._closer_error is None:
                 write_state(self.directory, self._boot_id, clean=True)
             self._state = "stopped"
@@ -190,10 +211,12 @@ class Recorder:
             # A source faster than real time (a file) must not make segments overlap in the chain.
             self._start_segment(max(now, self._last_end) if self._last_end else now)
         assert self._open is not None
+        capture = self.settings.capture
+        video = as_yuv420p(frame, capture.width, capture.height)
         text = overlay_text(now, self.signer.device_id, self.settings.badge, self._position())
-        overlay.apply(frame, text)
+        overlay.apply(video, text)
         try:
-            self._open.writer.write(frame)
+            self._open.writer.write(video)
         except OSError as exc:
             self._abandon_segment("disk_full" if exc.errno == 28 else "encoder_error", str(exc))
             return
@@ -339,7 +362,11 @@ class Recorder:
             "hours_left": round(storage.hours_left, 2) if storage else None,
             "storage_low": storage.low if storage else False,
             "gap_cause": self._gap_cause,
+            "frames_dropped": self._capture.dropped if self._capture else 0,
         }
+        if self._capture is not None and self._capture.dropped > self._dropped_logged:
+            log_event(log, "recorder.frames_dropped", total=self._capture.dropped)
+            self._dropped_logged = self._capture.dropped
         tmp = self.directory / (STATUS_FILE + ".tmp")
         tmp.write_text(json.dumps(status))
         os.replace(tmp, self.directory / STATUS_FILE)

@@ -1,4 +1,5 @@
-"""Writes one segment: H.264 through PyAV into fragmented MP4, one fragment per 1 s GOP, flushed and fsynced.
+"""Writes one segment: H.264 through PyAV into fragmented MP4, one fragment per 1 s GOP, flushed, and fsynced on
+a background thread.
 
 ``movflags=frag_keyframe+empty_moov+default_base_moof`` makes every GOP a self-contained ``moof``+``mdat``
 and ``flush_packets=1`` hands each one to the OS as soon as it is complete, so a kill loses at most the
@@ -8,15 +9,16 @@ GOP being built. The file is created exclusively: an existing segment is never o
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
 
 import av
-import numpy as np
 from av.video.stream import VideoStream
-from numpy.typing import NDArray
+
+from hardware.camera import Frame, as_yuv420p
 
 MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
@@ -44,6 +46,38 @@ class EncoderSettings:
         return opts
 
 
+class _FragmentSyncer:
+    """fsyncs the segment on its own thread each time a fragment is complete, so encoding never waits on flash."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd = fd
+        self._wanted = threading.Event()
+        self._done = False
+        self.syncs = 0
+        self._thread = threading.Thread(target=self._loop, name=f"fsync-{name}", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self._done = True
+        self._wanted.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._done:
+                return
+            try:
+                os.fsync(self._fd)
+                self.syncs += 1
+            except OSError:
+                return  # the writer sees the disk error itself; the final fsync at close reports it
+
+
 @dataclass(frozen=True)
 class ClosedSegmentFile:
     path: Path
@@ -52,7 +86,7 @@ class ClosedSegmentFile:
 
 
 class SegmentWriter:
-    """Encodes BGR frames into ``path``; ``close`` finishes, fsyncs and reports frames and bytes."""
+    """Encodes frames (yuv420p, or BGR converted once) into ``path``; ``close`` finishes, fsyncs and reports frames and bytes."""
 
     def __init__(self, path: Path, width: int, height: int, fps: int, encoder: EncoderSettings) -> None:
         self.path = path
@@ -75,9 +109,10 @@ class SegmentWriter:
         self.frames = 0
         self.fragments = 0
         self._closed = False
+        self._syncer = _FragmentSyncer(self._sync_fd, path.name)
 
-    def write(self, frame: NDArray[np.uint8]) -> None:
-        video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
+    def write(self, frame: Frame) -> None:
+        video_frame = as_yuv420p(frame, self._stream.width, self._stream.height)
         video_frame.pts = self.frames
         for packet in self._stream.encode(video_frame):
             self._mux(packet)
@@ -89,7 +124,7 @@ class SegmentWriter:
         if closes_fragment:
             # The muxer wrote the previous fragment when this keyframe arrived: make it durable.
             self.fragments += 1
-            os.fsync(self._sync_fd)
+            self._syncer.request()
 
     def close(self) -> ClosedSegmentFile:
         if not self._closed:
@@ -98,6 +133,7 @@ class SegmentWriter:
                 for packet in self._stream.encode(None):
                     self._container.mux(packet)
                 self._container.close()
+                self._syncer.stop()
                 os.fsync(self._sync_fd)
             finally:
                 os.close(self._sync_fd)
@@ -113,4 +149,5 @@ class SegmentWriter:
         except (OSError, av.FFmpegError):
             pass
         finally:
+            self._syncer.stop()
             os.close(self._sync_fd)

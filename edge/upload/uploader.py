@@ -93,7 +93,7 @@ class Uploader:
         directory: Path,
         client: UploadClient,
         clock: Clock | None = None,
-        chunk_bytes: int = 4 * 1024 * 1024,
+        chunk_bytes: int = 16 * 1024 * 1024,  # the server accepts up to 16 MiB per PUT
         max_hash_retries: int = 3,
     ) -> None:
         self.sessions = sessions

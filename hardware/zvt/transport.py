@@ -7,6 +7,7 @@ Defaults are the ZVT line settings, 9600 baud 8N2. A vanished port (unplugged US
 from __future__ import annotations
 
 import contextlib
+import termios
 from dataclasses import dataclass
 
 import serial
@@ -73,7 +74,7 @@ class SerialChannel:
         try:
             port.write(data)
             port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # termios.error is no OSError
             self.close()
             raise ChannelError(f"terminal line {self.url} lost while writing: {exc}") from exc
 
@@ -89,6 +90,6 @@ class SerialChannel:
                 return b""
             waiting = int(getattr(port, "in_waiting", 0))
             return first + (port.read(waiting) if waiting else b"")
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # termios.error is no OSError
             self.close()
             raise ChannelError(f"terminal line {self.url} lost while reading: {exc}") from exc

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,12 +30,14 @@ from edge.recorder.recovery import close_segment_file, segment_name
 from edge.recorder.segment_writer import EncoderSettings, SegmentWriter
 from edge.recorder.signer import SegmentSigner
 from edge.upload.client import UploadClient
+from edge.upload.service import DockedUploadService
 from edge.upload.uploader import Uploader, upload_progress
 from server.app import create_app
 from server.config import ServerConfig, StorageSection
 from server.db.devices import Device
 from server.db.video import VideoSegment
 from simulators.camera import SyntheticScene
+from simulators.power import PowerSimulator
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -394,3 +398,74 @@ def test_stored_segment_plays_with_range_requests(rig: Rig) -> None:
     tail = rig.test_client.get(url, headers={"Range": "bytes=-50"})
     assert tail.content == full.content[-50:]
     assert rig.test_client.get(url, headers={"Range": f"bytes={size}-"}).status_code == 416
+
+
+class DockingTransport(httpx.BaseTransport):
+    """Forwards to the app, counts data bytes sent, and can pull the device off the charger on the n-th PUT."""
+
+    def __init__(self, inner: httpx.BaseTransport, power: PowerSimulator, undock_on: int) -> None:
+        self.inner = inner
+        self.power = power
+        self.undock_on = undock_on
+        self.puts = 0
+        self.put_bytes = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            self.puts += 1
+            self.put_bytes += len(request.read())
+            if self.puts == self.undock_on:
+                self.power.undock()
+        return self.inner.handle_request(request)
+
+
+class ObservedService(DockedUploadService):
+    """The real service; counts how often it looked at the charger so the test can wait for it."""
+
+    polls = 0
+
+    def docked(self) -> bool:
+        self.polls += 1
+        return super().docked()
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.01)
+
+
+def test_dock_starts_upload_undock_pauses_and_docking_again_resumes(rig: Rig, tmp_path: Path) -> None:
+    _record_segments(rig, 2, frames=90)
+    power = PowerSimulator(tmp_path / "power_supply")
+    transport = DockingTransport(rig.test_client._transport, power, undock_on=3)
+    service = ObservedService(_uploader(rig, transport), power.root, poll_seconds=0.01, retry_seconds=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: service.polls >= 5, "the service has looked at the charger a few times")
+        assert transport.puts == 0, "nothing is sent while off the charger"
+
+        power.dock()
+        _wait(lambda: service.last_result == "undocked", "unplugging paused the upload")
+        assert transport.puts == 3, "no chunk is sent after the charger went offline"
+        assert len(list(rig.rec_dir.glob("*.mp4"))) == 2, "nothing deleted before confirmation"
+        sent = _device_rows(rig)[0].uploaded_bytes
+        assert sent > 0
+        polls = service.polls
+        _wait(lambda: service.polls >= polls + 5, "the service kept watching while undocked")
+        assert transport.puts == 3
+
+        power.dock()
+        _wait(lambda: service.last_result == "done", "docking again finished the upload")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    rows = _device_rows(rig)
+    assert all(r.upload_state == "confirmed" and r.deleted_at is not None for r in rows)
+    assert list(rig.rec_dir.glob("*.mp4")) == []
+    assert [r.state for r in _server_rows(rig)] == ["stored", "stored"]
+    assert transport.put_bytes == sum(r.size for r in rows), "the resumed upload sent no byte twice"

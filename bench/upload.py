@@ -1,0 +1,174 @@
+"""Benchmark of segment upload: the real uploader against a raw HTTP PUT of the same bytes to the same server.
+
+One run starts the real server app (uvicorn on a free loopback port, a temporary SQLite database and video
+folder), registers a device, and puts ``--segments`` segments of ``--mb`` MB each into a device database as
+the recorder would (signed, chained manifest entries). It then times:
+
+- the real path: ``Uploader.run_once`` (announce, signed chunked PUTs, server hash check, commit, local delete);
+- the baseline: one plain ``PUT`` per segment of the same bytes to a bare route added to the same app, which
+  writes the body to a file in the same video folder and fsyncs it (a plain WebDAV-style upload).
+
+Target: uploader throughput >= 0.8x the raw PUT throughput. Segment content is random (incompressible).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import Request, Response
+
+from core.signing import new_private_key, public_b64
+from edge.db.base import make_engine as make_device_engine
+from edge.db.base import make_sessionmaker as make_device_sessions
+from edge.db.migrate import upgrade as upgrade_device
+from edge.identity import DeviceIdentity
+from edge.recorder.index import DatabaseIndex
+from edge.recorder.journal import Journal
+from edge.recorder.recovery import close_segment_file, segment_name
+from edge.recorder.signer import SegmentSigner
+from edge.upload.client import UploadClient
+from edge.upload.uploader import Uploader
+from server.app import create_app
+from server.config import DatabaseSection, ServerConfig, StorageSection
+from server.db.base import make_engine, make_sessionmaker
+from server.db.devices import Device
+from server.db.migrate import upgrade as upgrade_server
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(work: Path, identity: DeviceIdentity) -> tuple[uvicorn.Server, threading.Thread, str]:
+    db_url = f"sqlite:///{work / 'server.db'}"
+    upgrade_server(db_url)
+    sessions = make_sessionmaker(make_engine(db_url))
+    with sessions() as session, session.begin():
+        session.add(
+            Device(
+                device_id=identity.device_id,
+                kid=identity.kid,
+                public_key_b64=public_b64(identity.private_key),
+                mqtt_username=identity.device_id.lower(),
+                created_at=T0,
+            )
+        )
+    config = ServerConfig(
+        database=DatabaseSection(url=db_url), storage=StorageSection(video_dir=work / "video")
+    )
+    app = create_app(config, sessions)
+    raw_dir = work / "video" / "raw"
+    raw_dir.mkdir(parents=True, exist_ok=True)
+
+    async def raw_put(name: str, request: Request) -> Response:
+        body = await request.body()
+        path = raw_dir / os.path.basename(name)
+        with path.open("wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return Response(status_code=201)
+
+    app.add_api_route("/bench/raw/{name}", raw_put, methods=["PUT"])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def make_segments(work: Path, identity: DeviceIdentity, count: int, size: int) -> tuple[Path, list[Path]]:
+    device_url = f"sqlite:///{work / 'device.db'}"
+    upgrade_device(device_url)
+    sessions = make_device_sessions(make_device_engine(device_url))
+    rec = work / "rec"
+    rec.mkdir()
+    journal = Journal(rec)
+    index = DatabaseIndex(sessions, identity.device_id)
+    signer = SegmentSigner(identity.device_id, identity.private_key, identity.kid)
+    paths = []
+    for _ in range(count):
+        seq = journal.next_seq()
+        start = T0 + timedelta(seconds=(seq - 1) * 60)
+        path = rec / segment_name(seq, start)
+        path.write_bytes(os.urandom(size))
+        entry = close_segment_file(journal, signer, path, seq, start, 1800, 30, repaired=False)
+        index.segment_closed(entry, path)
+        paths.append(path)
+    return rec, paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--segments", type=int, default=8)
+    parser.add_argument("--mb", type=float, default=8.0, help="MB per segment (60 s at 1 Mbit/s ≈ 7.5 MB)")
+    args = parser.parse_args()
+    size = int(args.mb * 1_000_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        identity = DeviceIdentity("DEV-BENCH", new_private_key())
+        server, thread, url = start_server(work, identity)
+        try:
+            rec, paths = make_segments(work, identity, args.segments, size)
+            payloads = [p.read_bytes() for p in paths]
+            total = sum(len(p) for p in payloads)
+            with httpx.Client(base_url=url, timeout=60) as http:
+                http.put("/bench/raw/warmup", content=b"x" * 1024).raise_for_status()
+                start = time.perf_counter()
+                for n, payload in enumerate(payloads):
+                    http.put(f"/bench/raw/seg{n}", content=payload).raise_for_status()
+                raw_s = time.perf_counter() - start
+            sessions = make_device_sessions(make_device_engine(f"sqlite:///{work / 'device.db'}"))
+            uploader = Uploader(sessions, rec, UploadClient(url, identity))
+            start = time.perf_counter()
+            result = uploader.run_once()
+            real_s = time.perf_counter() - start
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+        if result.confirmed != args.segments or any(p.exists() for p in paths):
+            raise SystemExit(f"upload did not complete: {result}")
+    mbit = total * 8 / 1e6
+    value, baseline = mbit / real_s, mbit / raw_s
+    ratio = value / baseline
+    print(
+        f"{args.segments} segments x {args.mb} MB: uploader {real_s:.2f} s ({value:.0f} Mbit/s), "
+        f"raw PUT {raw_s:.2f} s ({baseline:.0f} Mbit/s)"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "segment_upload_throughput",
+                "value": round(value, 1),
+                "unit": "Mbit/s",
+                "baseline": round(baseline, 1),
+                "ratio": round(ratio, 3),
+                "target": 0.8,
+                "pass": bool(ratio >= 0.8),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

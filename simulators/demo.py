@@ -67,6 +67,7 @@ class Child:
     argv: list[str]
     ready_url: str | None = None
     ready_port: int | None = None
+    ready_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -88,6 +89,10 @@ class Layout:
     @property
     def power_dir(self) -> Path:
         return self.root / "power_supply"
+
+    @property
+    def gps_link(self) -> Path:
+        return self.root / "gps0"
 
     @property
     def printer_dir(self) -> Path:
@@ -164,6 +169,9 @@ badge = "B-1001"
 [power]
 sysfs = "{lay.power_dir}"
 
+[gps]
+url = "{lay.gps_link}"
+
 [mqtt]
 url = "mqtt://127.0.0.1:{p.mqtt}"
 username = "{mqtt_username}"
@@ -210,6 +218,11 @@ def wait_ready(child: Child, timeout: float) -> None:
     while time.monotonic() < deadline:
         if child.proc is not None and child.proc.poll() is not None:
             raise RuntimeError(f"{child.name} exited with code {child.proc.returncode}; see {child.log_path}")
+        if child.ready_path is not None:
+            if child.ready_path.exists():
+                return
+            time.sleep(0.2)
+            continue
         if child.ready_url is None and child.ready_port is None:
             return
         try:
@@ -280,6 +293,22 @@ def plan(lay: Layout) -> list[Child]:
             "camera",
             [sim, "camera", "--port", str(p.camera), "--width", "640", "--height", "360", "--fps", "15"],
             ready_port=p.camera,
+        ),
+        Child(
+            "gps",
+            [
+                sim,
+                "gps",
+                "--pty",
+                str(lay.gps_link),
+                "--lat",
+                "51.1282",
+                "--lon",
+                "71.4307",
+                "--interval",
+                "1",
+            ],
+            ready_path=lay.gps_link,
         ),
         Child(
             "device",
@@ -354,6 +383,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print(f"  ESC/POS printer tcp://127.0.0.1:{p.printer}  (receipts: {lay.printer_dir})")
         print(f"  camera          tcp://127.0.0.1:{p.camera}  (recordings: {lay.device_dir / 'video'})")
+        print(f"  GPS (NMEA)      {lay.gps_link}")
         print(f"  charger         {lay.power_dir}  (patrol-sim power --root {lay.power_dir} dock)")
         print(f"  configs, data   {root}   logs: {logs}")
         if not args.no_stop:

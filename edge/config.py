@@ -106,8 +106,9 @@ class MqttSection(Section):
     username: str | None = None
     password: str | None = None
     topic_root: str = "pd/v1"
-    window: int = Field(200, ge=1, le=10000)
-    batch: int = Field(50, ge=1, le=1000)
+    window: int = Field(1000, ge=1, le=10000)
+    batch: int = Field(100, ge=1, le=1000)
+    status_interval_s: float = Field(300.0, gt=0)
     ack_timeout_s: float = Field(30.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)
     enabled: bool = True

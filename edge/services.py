@@ -100,6 +100,27 @@ class _SenderService:
         self.sender.stop()
 
 
+def _status_reporter(config: EdgeConfig, sessions: sessionmaker[Session]) -> Service:
+    from importlib.metadata import version
+
+    from edge.sync.status import (
+        DeviceStatusReporter,
+        StatusSources,
+        power_source,
+        recorder_source,
+        storage_source,
+    )
+
+    config.recording_dir.mkdir(parents=True, exist_ok=True)
+    sources = StatusSources(
+        app_version=version("patrolkit"),
+        battery=power_source(config.power.sysfs),
+        storage=storage_source(config.recording_dir),
+        recorder_state=recorder_source(config.recording_dir),
+    )
+    return DeviceStatusReporter(sessions, sources, interval_s=config.mqtt.status_interval_s).start()
+
+
 def start_services(
     config: EdgeConfig, identity: DeviceIdentity, sessions: sessionmaker[Session]
 ) -> list[Service]:
@@ -112,6 +133,7 @@ def start_services(
             )
         else:
             services.append(_SenderService(config, identity, sessions))
+        services.append(_status_reporter(config, sessions))
     if config.recorder.enabled:
         services.append(_recorder(config))
     if config.upload.enabled:

@@ -6,10 +6,18 @@ re-encoded, so the signature always covers the same bytes::
     {"body":{...},"dev":"PD-1","epoch":"5c1e…","id":"<uuid>","prev":"<sha256 hex of previous payload>",
      "refs":{"tariffs":7},"seq":4711,"stream":"payment","sv":1,"ts":"2026-11-23T19:00:00+00:00"}
 
-signed with Ed25519 over ``b"pd-sync-v1\\x00" + payload``. An up-message (topic ``pd/v1/{dev}/up/{stream}``)
-is ``{"v":1,"records":[{"p":b64(payload),"s":b64(sig),"k":kid}, ...]}``. ``decode_up_message`` and
-``parse_payload`` reject anything malformed, oversized or of an unknown version with a ``EnvelopeError``
-whose ``reason`` is a short code; nothing is half-read.
+An up-message (topic ``pd/v1/{dev}/up/{stream}``) comes in two wire versions:
+
+- v1, one signature per record: ``{"v":1,"records":[{"p":b64(payload),"s":b64(sig),"k":kid}, ...]}``,
+  each signed with Ed25519 over ``b"pd-sync-v1\\x00" + payload``;
+- v2, one signature per message (what devices send; verifying costs ~100 µs, so once per k records):
+  ``{"v":2,"k":kid,"s":b64(sig),"p":[b64(payload), ...]}``, signed over ``b"pd-batch-v1\\x00" + manifest``
+  where the *manifest* is the concatenation of the raw sha256 digests of the payloads, in order. A record
+  is then proven by its payload, the manifest holding its digest, and the one signature; the server keeps
+  all three (``sync_inbox`` + ``sync_batch``).
+
+``decode_up`` and ``parse_payload`` reject anything malformed, oversized or of an unknown version with an
+``EnvelopeError`` whose ``reason`` is a short code; nothing is half-read.
 """
 
 from __future__ import annotations
@@ -19,11 +27,13 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from core.sync.signing import DOMAIN_RECORD, KeyRing, Signer, b64d, b64e
+from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, KeyRing, Signer, b64d, b64e
 
 WIRE_VERSION = 1
+BATCH_WIRE_VERSION = 2
 MAX_RECORD_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 512 * 1024
 MAX_RECORDS_PER_MESSAGE = 500
@@ -189,7 +199,7 @@ def decode_up_message(data: bytes) -> list[SignedRecord]:
     if not isinstance(obj, dict) or set(obj) != {"v", "records"}:
         raise EnvelopeError("malformed", "message must be an object with exactly 'v' and 'records'")
     if obj["v"] != WIRE_VERSION:
-        raise EnvelopeError("unknown_version", f"wire version {obj['v']!r} unknown; this server speaks 1")
+        raise EnvelopeError("unknown_version", f"wire version {obj['v']!r} unknown; this server speaks 1, 2")
     items = obj["records"]
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECORDS_PER_MESSAGE:
         raise EnvelopeError("malformed", f"'records' must be a list of 1..{MAX_RECORDS_PER_MESSAGE} items")
@@ -202,3 +212,67 @@ def decode_up_message(data: bytes) -> list[SignedRecord]:
         except ValueError as exc:
             raise EnvelopeError("malformed", f"record {i}: {exc}") from None
     return out
+
+
+def batch_manifest(payloads: list[bytes]) -> bytes:
+    """What a v2 message's signature covers: the raw sha256 digests of its payloads, in order."""
+    return b"".join(hashlib.sha256(p).digest() for p in payloads)
+
+
+@dataclass(frozen=True)
+class SignedBatch:
+    """Several record payloads under one signature over their manifest (wire v2)."""
+
+    payloads: list[bytes]
+    sig: bytes
+    kid: str
+
+    @cached_property
+    def digests(self) -> list[bytes]:
+        """Raw sha256 of each payload, in order (computed once)."""
+        return [hashlib.sha256(p).digest() for p in self.payloads]
+
+    @cached_property
+    def manifest(self) -> bytes:
+        return b"".join(self.digests)
+
+    @cached_property
+    def batch_id(self) -> str:
+        """Stable id of the batch: the sha256 hex of its manifest (a resend of the same batch has the same)."""
+        return sha256_hex(self.manifest)
+
+    def verify(self, keys: KeyRing) -> None:
+        keys.verify(self.kid, DOMAIN_BATCH, self.manifest, self.sig)
+
+
+def encode_batch_message(signer: Signer, payloads: list[bytes]) -> bytes:
+    """Several record payloads in one MQTT message with one signature (wire v2)."""
+    if not payloads or len(payloads) > MAX_RECORDS_PER_MESSAGE:
+        raise ValueError(f"an up-message carries 1..{MAX_RECORDS_PER_MESSAGE} records, got {len(payloads)}")
+    sig = signer.sign(DOMAIN_BATCH, batch_manifest(payloads))
+    return canonical_json(
+        {"v": BATCH_WIRE_VERSION, "k": signer.kid, "s": b64e(sig), "p": [b64e(p) for p in payloads]}
+    )
+
+
+def decode_up(data: bytes) -> list[SignedRecord] | SignedBatch:
+    """Split an up-message of either wire version (signatures not yet checked); ``EnvelopeError`` if bad."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_MESSAGE_BYTES}")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EnvelopeError("malformed", f"message is not UTF-8 JSON: {exc}") from None
+    if not isinstance(obj, dict) or obj.get("v") != BATCH_WIRE_VERSION:
+        return decode_up_message(data)
+    if set(obj) != {"v", "k", "s", "p"} or not isinstance(obj["k"], str):
+        raise EnvelopeError("malformed", "a v2 message must have exactly 'v', 'k', 's', 'p' ('k' a string)")
+    items = obj["p"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECORDS_PER_MESSAGE:
+        raise EnvelopeError("malformed", f"'p' must be a list of 1..{MAX_RECORDS_PER_MESSAGE} payloads")
+    try:
+        sig = b64d(obj["s"], "signature")
+        payloads = [b64d(p, f"payload {i}") for i, p in enumerate(items)]
+    except ValueError as exc:
+        raise EnvelopeError("malformed", str(exc)) from None
+    return SignedBatch(payloads, sig, obj["k"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Id = str  # device-made UUID (text form)
 
@@ -206,6 +206,32 @@ class BookmarkRecordV1(RecordBody):
     officer_badge: str | None = Field(default=None, max_length=32)
 
 
+class BookmarkRecordV2(RecordBody):
+    """A marked span of the recording: ``at`` its start and ``end`` its end (``None`` = an instant).
+
+    Compatibility rule: a new field is a new version, never an optional field slipped into an old one
+    (bodies are ``extra="forbid"``, so an old server would reject it). A v2 server reads v1 bookmarks as
+    instants (``end`` = ``None``); a v1 server refuses v2 with ``unknown_version`` and the device keeps the
+    record until the server is upgraded.
+    """
+
+    record_type: ClassVar[str] = "bookmark"
+    version: ClassVar[int] = 2
+
+    bookmark_id: Id
+    at: AwareDatetime
+    end: AwareDatetime | None = None
+    label: str = Field(max_length=200)
+    protocol_number: str | None = Field(default=None, max_length=32)
+    officer_badge: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _end_not_before_start(self) -> BookmarkRecordV2:
+        if self.end is not None and self.end < self.at:
+            raise ValueError("end is before at")
+        return self
+
+
 # --- sync (this area) --------------------------------------------------------------------------------------
 
 
@@ -237,6 +263,7 @@ RECORD_MODELS: dict[tuple[str, int], type[RecordBody]] = {
         SegmentRecordV1,
         RecordingGapRecordV1,
         BookmarkRecordV1,
+        BookmarkRecordV2,
         DeviceStatusRecordV1,
     )
 }
@@ -250,7 +277,7 @@ OwnCardCheck = OwnCardCheckRecordV1
 ReceiptJob = ReceiptJobRecordV1
 Segment = SegmentRecordV1
 RecordingGap = RecordingGapRecordV1
-Bookmark = BookmarkRecordV1
+Bookmark = BookmarkRecordV2
 DeviceStatus = DeviceStatusRecordV1
 
 # Drain priority: lower goes first (payments and protocols before health).

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 DOMAIN_RECORD = b"pd-sync-v1"
+DOMAIN_BATCH = b"pd-batch-v1"
 DOMAIN_ACK = b"pd-ack-v1"
 DOMAIN_CONTROL = b"pd-ctl-v1"
 DOMAIN_REQUEST = b"pd-req-v1"

@@ -30,7 +30,7 @@ from edge.db import payment_attempts as pa
 from edge.db.base import transaction
 from edge.db.payment_attempts import PaymentAttempt
 from edge.db.payments import Payment
-from edge.db.protocols import Protocol
+from edge.db.protocols import Officer, Protocol
 from edge.payment.ports import (
     CardRead,
     OfficerDesk,
@@ -42,6 +42,7 @@ from edge.payment.ports import (
     TerminalUnreachable,
 )
 from edge.recorder.bookmarks import add_bookmark
+from edge.stops import protocol_record
 from edge.sync.outbox import enqueue
 
 # A bookmark around the own-card check: the minute before it (card read, ID shown) and a little after.
@@ -516,6 +517,14 @@ def record_payment(
             now=now,
         )
         add_bookmark(s, "payment", payment.protocol_number, min(row.started_at, now), now)
+        officer = s.get(Officer, protocol.officer_badge)
+        # the protocol's new status (paid) syncs too, after the payment that caused it
+        enqueue(
+            s,
+            "protocol",
+            protocol_record(protocol, officer.full_name if officer else None).to_body(),
+            now=now,
+        )
     log_event(
         log, "payment.approved", payment=payment_id, attempt=attempt_id, protocol=payment.protocol_number
     )

@@ -36,8 +36,13 @@ def add_bookmark(session: Session, kind: str, ref: str, start: datetime, end: da
     enqueue(
         session,
         "bookmark",
-        # BookmarkRecordV1 carries one instant; the end of the range stays on the device for now.
-        {"bookmark_id": bookmark_id, "at": format_utc(start), "label": kind, "protocol_number": ref},
+        {
+            "bookmark_id": bookmark_id,
+            "at": format_utc(start),
+            "end": format_utc(end),
+            "label": kind,
+            "protocol_number": ref,
+        },
         now=now,
     )
     return bookmark_id

@@ -10,12 +10,26 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Float, Index, Integer, LargeBinary, String, Text, func, select, update
+from sqlalchemy import (
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.sync.control import AckItem
@@ -60,6 +74,11 @@ class OutboxRecord(Base):
     ack_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+def _outbox_table() -> Table:
+    """The Core table, for executemany UPDATEs with bound parameters."""
+    return cast(Table, OutboxRecord.__table__)
+
+
 def canonical_json(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -89,17 +108,55 @@ def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datet
     return row.seq
 
 
+def enqueue_many(
+    session: Session, records: Iterable[tuple[str, dict[str, Any]]], now: datetime | None = None
+) -> int:
+    """Queue many ``(record_type, body)`` in the caller's transaction with one executemany INSERT (a backlog,
+    a bulk import); same validation as ``enqueue``, all or nothing. Returns how many were queued."""
+    epoch = database_epoch(session)
+    refs = canonical_json(active_versions(session))
+    created = now or datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for record_type, body in records:
+        model = validate_for_enqueue(record_type, body)
+        rows.append(
+            {
+                "epoch": epoch,
+                "record_id": str(uuid.uuid4()),
+                "record_type": record_type,
+                "sv": CURRENT_VERSION[record_type],
+                "priority": PRIORITY.get(record_type, 5),
+                "body": canonical_json(model.to_body()),
+                "refs": refs,
+                "created_at": created,
+                "state": PENDING,
+                "attempts": 0,
+                "next_attempt_at": 0.0,
+            }
+        )
+    if rows:
+        session.connection().execute(insert(_outbox_table()), rows)
+    return len(rows)
+
+
 def _chain_key(epoch: str) -> str:
     return f"sync_chain_head:{epoch}"
 
 
-def seal_pending(session: Session, device_id: str, signer: Signer, limit: int = 5000) -> int:
+def seal_pending(
+    session: Session, device_id: str, signer: Signer, limit: int = 5000, after_seq: int = 0
+) -> int:
     """Make and sign the payload of unsealed rows, in seq order, in the caller's transaction; return how many.
 
-    Each payload carries the sha256 of the previous payload of the same epoch (a hash chain).
+    Each payload carries the sha256 of the previous payload of the same epoch (a hash chain). Rows are
+    sealed in seq order, so a caller that knows every row up to ``after_seq`` is sealed passes it and the
+    query reads only newer rows (a rowid range, not a scan of the whole outbox).
     """
     rows = session.scalars(
-        select(OutboxRecord).where(OutboxRecord.payload.is_(None)).order_by(OutboxRecord.seq).limit(limit)
+        select(OutboxRecord)
+        .where(OutboxRecord.seq > after_seq, OutboxRecord.payload.is_(None))
+        .order_by(OutboxRecord.seq)
+        .limit(limit)
     ).all()
     heads: dict[str, str] = {}
     for row in rows:
@@ -138,10 +195,17 @@ class Sendable:
     kid: str
     sha256: str
     attempts: int
+    priority: int = 5
 
 
-def due_rows(session: Session, now_ts: float, exclude: set[int], limit: int) -> list[Sendable]:
-    """Sealed, unacked rows whose next attempt is due, by (priority, seq), skipping those in flight."""
+def due_rows(
+    session: Session, now_ts: float, exclude: set[int], limit: int, after: tuple[int, int] | None = None
+) -> list[Sendable]:
+    """Sealed, unacked rows whose next attempt is due, by (priority, seq), skipping those in flight.
+
+    ``after`` = the ``(priority, seq)`` of the last row handed out in this pass: only rows after it are
+    read, so a drain reads each row once instead of re-reading the whole window on every fill.
+    """
     out: list[Sendable] = []
     stmt = (
         select(
@@ -153,6 +217,7 @@ def due_rows(session: Session, now_ts: float, exclude: set[int], limit: int) -> 
             OutboxRecord.kid,
             OutboxRecord.sha256,
             OutboxRecord.attempts,
+            OutboxRecord.priority,
         )
         .where(
             OutboxRecord.state == PENDING,
@@ -162,10 +227,15 @@ def due_rows(session: Session, now_ts: float, exclude: set[int], limit: int) -> 
         .order_by(OutboxRecord.priority, OutboxRecord.seq)
         .limit(limit + len(exclude))
     )
-    for seq, epoch, stream, payload, sig, kid, digest, attempts in session.execute(stmt):
+    if after is not None:
+        prio, seq = after
+        stmt = stmt.where(
+            (OutboxRecord.priority > prio) | ((OutboxRecord.priority == prio) & (OutboxRecord.seq > seq))
+        )
+    for seq, epoch, stream, payload, sig, kid, digest, attempts, priority in session.execute(stmt):
         if seq in exclude:
             continue
-        out.append(Sendable(seq, epoch, stream, payload, sig, kid, digest, attempts))
+        out.append(Sendable(seq, epoch, stream, payload, sig, kid, digest, attempts, priority))
         if len(out) >= limit:
             break
     return out
@@ -175,33 +245,56 @@ def apply_acks(session: Session, items: Iterable[AckItem], now: datetime) -> lis
     """Mark rows delivered (or rejected) for acks whose epoch, seq AND sha256 match; return the seqs freed.
 
     An ack for a hash we do not hold changes nothing (a forged or stale ack can never free a real row).
+    One SELECT of the named rows, then one UPDATE per ack status and 500 rows (guarded by state too).
     """
-    freed: list[int] = []
-    for item in items:
-        state = ACKED if item.status in ("ok", "dup") else REJECTED
-        result = session.execute(
-            update(OutboxRecord)
-            .where(
-                OutboxRecord.seq == item.seq,
-                OutboxRecord.epoch == item.epoch,
-                OutboxRecord.sha256 == item.sha256,
-                OutboxRecord.state == PENDING,
+    wanted = {item.seq: item for item in items}
+    if not wanted:
+        return []
+    held: dict[int, tuple[str, str | None]] = {}
+    seqs = sorted(wanted)
+    for i in range(0, len(seqs), 500):
+        chunk = seqs[i : i + 500]
+        for seq, epoch, digest in session.execute(
+            select(OutboxRecord.seq, OutboxRecord.epoch, OutboxRecord.sha256).where(
+                OutboxRecord.seq.in_(chunk), OutboxRecord.state == PENDING
             )
-            .values(state=state, acked_at=now, ack_status=item.status, ack_detail=item.reason)
-        )
-        if result.rowcount:  # type: ignore[attr-defined]
-            freed.append(item.seq)
+        ):
+            held[seq] = (epoch, digest)
+    groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    for seq, item in wanted.items():
+        if held.get(seq) == (item.epoch, item.sha256):
+            groups[(item.status, item.reason)].append(seq)
+    freed: list[int] = []
+    table = _outbox_table()
+    for (status, reason), group in groups.items():
+        for i in range(0, len(group), 500):  # same transaction as the SELECT: the hashes checked still hold
+            chunk = group[i : i + 500]
+            session.execute(
+                update(table)
+                .where(table.c.seq.in_(chunk), table.c.state == PENDING)
+                .values(
+                    state=ACKED if status in ("ok", "dup") else REJECTED,
+                    acked_at=now,
+                    ack_status=status,
+                    ack_detail=reason,
+                )
+            )
+            freed.extend(chunk)
     return freed
 
 
 def postpone(session: Session, seqs: Iterable[int], delay_for: dict[int, float], now_ts: float) -> None:
     """After an ack timeout: count the attempt and set the next one ``delay_for[seq]`` seconds ahead."""
-    for seq in seqs:
-        session.execute(
-            update(OutboxRecord)
-            .where(OutboxRecord.seq == seq, OutboxRecord.state == PENDING)
-            .values(attempts=OutboxRecord.attempts + 1, next_attempt_at=now_ts + delay_for[seq])
-        )
+    params = [{"k_seq": seq, "next_at": now_ts + delay_for[seq]} for seq in seqs]
+    if not params:
+        return
+    table = _outbox_table()
+    session.connection().execute(
+        update(table)
+        .where(table.c.seq == bindparam("k_seq"), table.c.state == PENDING)
+        .values(attempts=table.c.attempts + 1, next_attempt_at=bindparam("next_at")),
+        params,
+    )
 
 
 def make_due(session: Session, epoch: str, ranges: Iterable[tuple[int, int]]) -> int:

@@ -2,7 +2,11 @@
 
 One thread owns the logic (``run``/``step``); paho's network thread only puts events on a queue. Rules:
 - publish only while connected (paho's memory queue stays small; ``max_queued_messages`` = window as a guard);
-- at most ``window`` records in flight, ``batch`` records per MQTT message, grouped by stream;
+- at most ``window`` records in flight, ``batch`` records per MQTT message, grouped by stream, each message
+  signed once (wire v2: one Ed25519 signature over the sha256 digests of its records);
+- the outbox is read by a cursor over ``(priority, seq)``: each fill reads only rows after the last one
+  handed out; the pass restarts from the top when new rows are sealed, on (re)connect, on a resend request,
+  after an ack timeout, and at most every ``rescan_s`` once a pass ran dry (rows whose backoff expired);
 - on every (re)connect: ``hello`` and ``sync_ref``, and everything unacked counts as unsent again;
 - a record not acked within ``ack_timeout_s`` is resent later with exponential backoff (capped) plus jitter;
 - a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped.
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock, SystemClock
@@ -41,11 +46,20 @@ from core.sync.control import (
     up_topic,
 )
 from core.sync.datasets import RollbackRefused
-from core.sync.envelope import EnvelopeError, SignedRecord, encode_up_message
+from core.sync.envelope import EnvelopeError, encode_batch_message
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, DOMAIN_REQUEST, BadSignature, KeyRing, Signer
 from edge.db.meta import database_epoch
 from edge.sync.datasets import active_versions, apply_dataset
-from edge.sync.outbox import apply_acks, due_rows, make_due, postpone, seal_pending, stats
+from edge.sync.outbox import (
+    OutboxRecord,
+    Sendable,
+    apply_acks,
+    due_rows,
+    make_due,
+    postpone,
+    seal_pending,
+    stats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +70,11 @@ class SenderSettings:
     device_id: str
     username: str | None = None
     password: str | None = None
-    window: int = 200
-    batch: int = 50
+    window: int = 1000
+    batch: int = 100
     ack_timeout_s: float = 30.0
     backoff_max_s: float = 300.0
+    rescan_s: float = 1.0
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -90,6 +105,10 @@ class SyncSender:
         self._rng = rng or random.Random()
         self._events: queue.Queue[_Event] = queue.Queue()
         self._inflight: dict[int, float] = {}  # seq -> monotonic time sent
+        self._inflight_prio: dict[int, int] = {}  # seq -> priority (to know which lie after the cursor)
+        self._cursor: tuple[int, int] | None = None  # (priority, seq) of the last row handed out this pass
+        self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
+        self._sealed_upto = 0  # every row up to this seq is sealed
         self._online = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -173,19 +192,43 @@ class SyncSender:
             except queue.Empty:
                 event = None
         self._expire()
-        with self._sessions() as session, session.begin():
-            seal_pending(session, self.settings.device_id, self._signer, limit=2000)
+        self._seal()
         self._fill()
+
+    def _seal(self) -> None:
+        with self._sessions() as session, session.begin():
+            top = session.scalar(select(func.max(OutboxRecord.seq))) or 0
+            if top <= self._sealed_upto:
+                return
+            sealed = seal_pending(
+                session, self.settings.device_id, self._signer, limit=2000, after_seq=self._sealed_upto
+            )
+        if sealed < 2000:
+            self._sealed_upto = top
+        if sealed:
+            self._restart_pass()  # a new row may rank before the cursor (a payment during a segment drain)
+
+    def _restart_pass(self) -> None:
+        self._cursor = None
+        self._pass_dry_at = None
+
+    def _forget(self, seq: int) -> None:
+        self._inflight.pop(seq, None)
+        self._inflight_prio.pop(seq, None)
 
     def _handle(self, event: _Event) -> None:
         if event.kind == "connected":
             self._online = True
             self._inflight.clear()  # paho's in-flight state counts as unsent
+            self._inflight_prio.clear()
+            self._restart_pass()
             self._greet()
             log_event(log, "sync.online", device=self.settings.device_id)
         elif event.kind == "disconnected":
             self._online = False
             self._inflight.clear()
+            self._inflight_prio.clear()
+            self._restart_pass()
             log_event(log, "sync.offline", device=self.settings.device_id)
         elif event.topic.endswith("/ack"):
             self._handle_ack(event.payload)
@@ -222,7 +265,7 @@ class SyncSender:
         with self._sessions() as session, session.begin():
             freed = apply_acks(session, ack.acks, self._clock.now())
         for seq in freed:
-            self._inflight.pop(seq, None)
+            self._forget(seq)
         self.acked += len(freed)
         for item in ack.acks:
             if item.status in ("conflict", "rejected"):
@@ -242,7 +285,8 @@ class SyncSender:
             count = make_due(session, req.epoch, req.ranges)
         for lo, hi in req.ranges:
             for seq in [s for s in self._inflight if lo <= s <= hi]:
-                self._inflight.pop(seq)
+                self._forget(seq)
+        self._restart_pass()
         log_event(log, "sync.resend_requested", epoch=req.epoch, rows=count)
 
     def _handle_ref(self, data: bytes) -> None:
@@ -268,8 +312,9 @@ class SyncSender:
             delays = {seq: self._backoff(attempts.get(seq, 0)) for seq in overdue}
             postpone(session, overdue, delays, self._clock.now().timestamp())
         for seq in overdue:
-            self._inflight.pop(seq, None)
+            self._forget(seq)
         self.resends += len(overdue)
+        self._restart_pass()
 
     def _backoff(self, attempts: int) -> float:
         """Exponential backoff capped at ``backoff_max_s``, with full jitter over its upper half."""
@@ -282,24 +327,38 @@ class SyncSender:
         room = self.settings.window - len(self._inflight)
         if room <= 0:
             return
+        mono = self._clock.monotonic()
+        if self._pass_dry_at is not None:
+            if mono - self._pass_dry_at < self.settings.rescan_s:
+                return
+            self._restart_pass()
+        cursor = self._cursor
+        if cursor is None:
+            exclude = set(self._inflight)
+        else:
+            exclude = {s for s, p in self._inflight_prio.items() if (p, s) > cursor}
         with self._sessions() as session:
-            rows = due_rows(session, self._clock.now().timestamp(), set(self._inflight), room)
+            rows = due_rows(session, self._clock.now().timestamp(), exclude, room, after=cursor)
+        if len(rows) < room:
+            self._pass_dry_at = mono  # this pass is done; the next starts from the top
         if not rows:
             return
-        by_stream: dict[str, list[Any]] = defaultdict(list)
+        self._cursor = (rows[-1].priority, rows[-1].seq)
+        by_stream: dict[str, list[Sendable]] = defaultdict(list)
         for row in rows:
             by_stream[row.stream].append(row)
-        now = self._clock.monotonic()
         dev = self.settings.device_id
         for stream, group in by_stream.items():
             for i in range(0, len(group), self.settings.batch):
                 part = group[i : i + self.settings.batch]
-                data = encode_up_message([SignedRecord(r.payload, r.sig, r.kid) for r in part])
+                data = encode_batch_message(self._signer, [r.payload for r in part])
                 info = self._client.publish(up_topic(dev, stream), data, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._restart_pass()
                     return  # disconnected meanwhile: the rows stay pending, nothing is lost
                 for r in part:
-                    self._inflight[r.seq] = now
+                    self._inflight[r.seq] = mono
+                    self._inflight_prio[r.seq] = r.priority
                 self.sent_records += len(part)
 
 

@@ -29,6 +29,25 @@ class SyncInbox(Base):
     sig: Mapped[bytes] = mapped_column(LargeBinary)
     kid: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # added by s0006: a record that came in a v2 message; ``sig`` is then the batch's signature
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class SyncBatch(Base):
+    """The proof of records that came in one v2 message: the signed manifest of their sha256 digests.
+
+    A record of the batch verifies by: sha256(payload) is in ``manifest`` and ``sig`` signs ``manifest``
+    under the domain ``pd-batch-v1`` with key ``kid``. ``id`` = sha256 hex of the manifest.
+    """
+
+    __tablename__ = "sync_batch"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    kid: Mapped[str] = mapped_column(String(16))
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    sig: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SyncStream(Base):
@@ -61,7 +80,12 @@ class SyncDeadLetter(Base):
 
 
 class SyncConflict(Base):
-    """A second, different payload for a (device, epoch, seq) already stored: a security alert."""
+    """An alert about a record that contradicts what is stored.
+
+    ``kind`` (added by s0006): ``seq`` = a second, different payload for a (device, epoch, seq) already
+    stored (a security alert); ``double_payment`` = a payment for a protocol that already has another
+    payment (the record itself is kept in ``sync_inbox``; the business table keeps the first payment).
+    """
 
     __tablename__ = "sync_conflict"
 
@@ -74,6 +98,8 @@ class SyncConflict(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     sig: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(32), default="seq", server_default="seq", index=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SyncDataset(Base):
@@ -168,6 +194,9 @@ class Bookmark(Base):
     record_id: Mapped[str] = mapped_column(String(64), unique=True)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime, nullable=True
+    )  # s0006; bookmark v2 ``end``
     label: Mapped[str] = mapped_column(String(200))
     protocol_number: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     officer_badge: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -10,10 +10,9 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, case, insert, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Table, case, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -27,9 +26,16 @@ from core.sync.control import (
     parse_control,
     topic_device,
 )
-from core.sync.envelope import EnvelopeError, RecordPayload, SignedRecord, decode_up_message, parse_payload
+from core.sync.envelope import (
+    EnvelopeError,
+    RecordPayload,
+    SignedBatch,
+    SignedRecord,
+    decode_up,
+    parse_payload,
+)
 from core.sync.records import RecordBody, RecordRejected, parse_body
-from core.sync.signing import DOMAIN_REQUEST, BadSignature, KeyRing
+from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, DOMAIN_REQUEST, BadSignature, KeyRing
 from server.db.protocols import Officer, Payment, Protocol
 from server.db.sync import (
     Bookmark,
@@ -38,6 +44,7 @@ from server.db.sync import (
     ReceiptEvent,
     RecordingGap,
     SegmentMeta,
+    SyncBatch,
     SyncConflict,
     SyncDeadLetter,
     SyncDeviceDataset,
@@ -47,6 +54,7 @@ from server.db.sync import (
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
+_HWM_CHUNK = 500  # seqs read per step while raising the contiguous high-water mark
 
 
 @dataclass(frozen=True)
@@ -68,10 +76,11 @@ class BatchOutcome:
 @dataclass(frozen=True)
 class _Accepted:
     device_id: str
-    rec: SignedRecord
+    rec: SignedRecord  # for a v2 record: the payload with the batch's signature and key id
     head: RecordPayload
     body: RecordBody
     digest: str
+    batch: SignedBatch | None = None
 
 
 def _dead(session: Session, out: BatchOutcome, now: datetime, topic: str, device: str | None, reason: str,
@@ -106,11 +115,14 @@ def ingest_batch(
             _request(session, out, now, msg, device_id, devices)
             continue
         try:
-            records = decode_up_message(msg.payload)
+            up = decode_up(msg.payload)
         except EnvelopeError as exc:
             _dead(session, out, now, msg.topic, device_id, exc.reason, exc.detail, msg.payload)
             continue
-        for rec in records:
+        if isinstance(up, SignedBatch):
+            accepted.extend(_check_batch(session, out, now, msg, device_id, up, devices))
+            continue
+        for rec in up:
             checked = _check(session, out, now, msg.topic, device_id, rec, devices)
             if checked is not None:
                 accepted.append(checked)
@@ -139,10 +151,51 @@ def _check(session: Session, out: BatchOutcome, now: datetime, topic: str, devic
         _dead(session, out, now, topic, device_id, "wrong_device", detail, rec.payload)
         return None
     try:
-        key.verifier.verify(b"pd-sync-v1", rec.payload, rec.sig)
+        key.verifier.verify(DOMAIN_RECORD, rec.payload, rec.sig)
     except BadSignature as exc:
         _dead(session, out, now, topic, device_id, "bad_signature", str(exc), rec.payload)
         return None
+    return _check_signed(session, out, now, topic, device_id, rec, None)
+
+
+def _check_batch(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, device_id: str,
+                 batch: SignedBatch, devices: DeviceRegistry) -> list[_Accepted]:  # fmt: skip
+    """A v2 message: one key check and one signature verification for all its records."""
+    key = devices.lookup(batch.kid)
+    if key is None:
+        detail = f"key id {batch.kid[:32]!r} unknown"
+        _dead(session, out, now, msg.topic, device_id, "unknown_key", detail, msg.payload)
+        return []
+    if key.device_id != device_id:
+        detail = f"key of {key.device_id} used on the topic of {device_id}"
+        _dead(session, out, now, msg.topic, device_id, "wrong_device", detail, msg.payload)
+        return []
+    try:
+        key.verifier.verify(DOMAIN_BATCH, batch.manifest, batch.sig)
+    except BadSignature as exc:
+        _dead(session, out, now, msg.topic, device_id, "bad_signature", str(exc), msg.payload)
+        return []
+    found: list[_Accepted] = []
+    for payload, digest in zip(batch.payloads, batch.digests, strict=True):
+        checked = _check_signed(
+            session,
+            out,
+            now,
+            msg.topic,
+            device_id,
+            SignedRecord(payload, batch.sig, batch.kid),
+            batch,
+            digest.hex(),
+        )
+        if checked is not None:
+            found.append(checked)
+    return found
+
+
+def _check_signed(session: Session, out: BatchOutcome, now: datetime, topic: str, device_id: str,
+                  rec: SignedRecord, batch: SignedBatch | None, digest: str | None = None) -> _Accepted | None:  # fmt: skip
+    """Checks after the signature verified: the payload's shape, its device, and its body."""
+    digest = digest or rec.sha256
     try:
         head = parse_payload(rec.payload)
     except EnvelopeError as exc:
@@ -166,90 +219,233 @@ def _check(session: Session, out: BatchOutcome, now: datetime, topic: str, devic
         _dead(session, out, now, topic, device_id, exc.reason, exc.detail, rec.payload)
         # the record is genuinely the device's: tell it, so it stops resending and raises an alert
         out.acks[device_id].append(
-            AckItem(epoch=head.epoch, seq=head.seq, sha256=rec.sha256, status="rejected", reason=exc.reason)
+            AckItem(epoch=head.epoch, seq=head.seq, sha256=digest, status="rejected", reason=exc.reason)
         )
         return None
-    return _Accepted(device_id, rec, head, body, rec.sha256)
+    return _Accepted(device_id, rec, head, body, digest, batch)
+
+
+Key = tuple[str, str, int]
+
+
+def _stored_digests(session: Session, keys: list[Key]) -> dict[Key, str]:
+    """sha256 of the records already in ``sync_inbox`` among ``keys`` (an indexed lookup per 500)."""
+    wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for dev, epoch, seq in keys:
+        wanted[(dev, epoch)].append(seq)
+    stored: dict[Key, str] = {}
+    for (dev, epoch), seqs in wanted.items():
+        seqs.sort()
+        for i in range(0, len(seqs), 500):
+            rows = session.execute(
+                select(SyncInbox.seq, SyncInbox.sha256).where(
+                    SyncInbox.device_id == dev, SyncInbox.epoch == epoch, SyncInbox.seq.in_(seqs[i : i + 500])
+                )
+            )
+            for seq, digest in rows:
+                stored[(dev, epoch, seq)] = digest
+    return stored
+
+
+def _inbox_row(a: _Accepted, now: datetime) -> dict[str, Any]:
+    return {
+        "device_id": a.device_id,
+        "epoch": a.head.epoch,
+        "seq": a.head.seq,
+        "record_id": a.head.id,
+        "stream": a.head.stream,
+        "sv": a.head.sv,
+        "sha256": a.digest,
+        "payload": a.rec.payload,
+        "sig": a.rec.sig,
+        "kid": a.rec.kid,
+        "received_at": now,
+        "batch_id": a.batch.batch_id if a.batch is not None else None,
+    }
 
 
 def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_Accepted]) -> None:
-    keys = {(a.device_id, a.head.epoch, a.head.seq) for a in accepted}
-    stored: dict[tuple[str, str, int], str] = {}
-    key_list = sorted(keys)
-    for i in range(0, len(key_list), 500):
-        chunk = key_list[i : i + 500]
-        rows = session.execute(
-            select(SyncInbox.device_id, SyncInbox.epoch, SyncInbox.seq, SyncInbox.sha256).where(
-                tuple_(SyncInbox.device_id, SyncInbox.epoch, SyncInbox.seq).in_(chunk)
-            )
-        )
-        for dev, epoch, seq, digest in rows:
-            stored[(dev, epoch, seq)] = digest
-    new_rows: list[dict[str, Any]] = []
-    fresh: list[_Accepted] = []
+    """Insert the records new to ``sync_inbox`` and their business rows; ack the rest as dup or conflict.
+
+    PostgreSQL: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` decides what is new (no pre-read of the
+    inbox, which grows); only the few records not inserted are looked up. SQLite: look up, then insert.
+    """
+    unique: dict[Key, _Accepted] = {}
+    repeats: list[_Accepted] = []  # the same key twice in this batch
     for a in sorted(accepted, key=lambda a: (a.device_id, a.head.epoch, a.head.seq)):
         key = (a.device_id, a.head.epoch, a.head.seq)
-        item = {"epoch": a.head.epoch, "seq": a.head.seq, "sha256": a.digest}
-        if key in stored:
-            if stored[key] == a.digest:
-                out.duplicates += 1
-                out.acks[a.device_id].append(AckItem(**item, status="dup"))
-            else:
-                out.conflicts += 1
-                session.add(
-                    SyncConflict(device_id=a.device_id, epoch=a.head.epoch, seq=a.head.seq, stored_sha256=stored[key],
-                                 new_sha256=a.digest, payload=a.rec.payload, sig=a.rec.sig, received_at=now)
-                )  # fmt: skip
-                log.warning(
-                    "sync.conflict",
-                    extra={
-                        "event": "sync.conflict",
-                        "device": a.device_id,
-                        "epoch": a.head.epoch,
-                        "seq": a.head.seq,
-                    },
-                )
-                out.acks[a.device_id].append(
-                    AckItem(**item, status="conflict", reason="different payload stored")
-                )
-            continue
-        stored[key] = a.digest
-        new_rows.append(
-            {
+        if key in unique:
+            repeats.append(a)
+        else:
+            unique[key] = a
+    batches: dict[str, dict[str, Any]] = {}
+    for a in unique.values():
+        if a.batch is not None and a.batch.batch_id not in batches:
+            batches[a.batch.batch_id] = {
+                "id": a.batch.batch_id,
                 "device_id": a.device_id,
-                "epoch": a.head.epoch,
-                "seq": a.head.seq,
-                "record_id": a.head.id,
-                "stream": a.head.stream,
-                "sv": a.head.sv,
-                "sha256": a.digest,
-                "payload": a.rec.payload,
-                "sig": a.rec.sig,
-                "kid": a.rec.kid,
+                "kid": a.batch.kid,
+                "manifest": a.batch.manifest,
+                "sig": a.batch.sig,
                 "received_at": now,
             }
+    _insert_ignore(session, _table(SyncBatch), list(batches.values()))
+    if session.get_bind().dialect.name == "postgresql":
+        rows = [_inbox_row(a, now) for a in unique.values()]
+        got = _pg_unnest_insert(
+            session, _table(SyncInbox), rows, "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq"
         )
-        fresh.append(a)
-        out.acks[a.device_id].append(AckItem(**item, status="ok"))
-    if new_rows:
-        session.execute(insert(SyncInbox), new_rows)
-        _business(session, now, fresh)
-        out.accepted += len(new_rows)
-    _advance_streams(session, now, {(a.device_id, a.head.epoch): a.head.seq for a in accepted})
+        inserted = {(d, e, int(q)) for d, e, q in got}
+        stored = _stored_digests(session, [k for k in unique if k not in inserted])
+    else:
+        stored = _stored_digests(session, list(unique))
+        inserted = {k for k in unique if k not in stored}
+        _insert(session, _table(SyncInbox), [_inbox_row(unique[k], now) for k in unique if k in inserted])
+    fresh = [a for k, a in unique.items() if k in inserted]
+    for key, a in unique.items():
+        if key not in inserted:
+            _dup_or_conflict(session, out, now, a, stored.get(key))
+    for a in repeats:
+        _dup_or_conflict(session, out, now, a, unique[(a.device_id, a.head.epoch, a.head.seq)].digest)
+    if fresh:
+        refused = _business(session, now, fresh)
+        for a in fresh:
+            reason = refused.get((a.device_id, a.head.epoch, a.head.seq))
+            status: Literal["ok", "conflict"] = "ok" if reason is None else "conflict"
+            out.acks[a.device_id].append(  # built from checked values: no re-validation per record
+                AckItem.model_construct(
+                    epoch=a.head.epoch, seq=a.head.seq, sha256=a.digest, status=status, reason=reason
+                )
+            )
+        out.accepted += len(fresh)
+    touched: dict[tuple[str, str], int] = {}
+    for a in accepted:
+        k = (a.device_id, a.head.epoch)
+        touched[k] = max(touched.get(k, 0), a.head.seq)
+    _advance_streams(session, now, touched)
+
+
+def _dup_or_conflict(
+    session: Session, out: BatchOutcome, now: datetime, a: _Accepted, stored: str | None
+) -> None:
+    """A record whose (device, epoch, seq) is already stored: same hash = ``dup`` (success), else a conflict."""
+    item = {"epoch": a.head.epoch, "seq": a.head.seq, "sha256": a.digest}
+    if stored == a.digest:
+        out.duplicates += 1
+        out.acks[a.device_id].append(AckItem(**item, status="dup"))
+        return
+    out.conflicts += 1
+    reason = "different payload stored" if stored is not None else "record id already used by another record"
+    session.add(
+        SyncConflict(device_id=a.device_id, epoch=a.head.epoch, seq=a.head.seq, stored_sha256=stored or "",
+                     new_sha256=a.digest, payload=a.rec.payload, sig=a.rec.sig, received_at=now, kind="seq",
+                     detail=reason)
+    )  # fmt: skip
+    log.warning(
+        "sync.conflict",
+        extra={"event": "sync.conflict", "device": a.device_id, "epoch": a.head.epoch, "seq": a.head.seq},
+    )
+    out.acks[a.device_id].append(AckItem(**item, status="conflict", reason=reason))
 
 
 def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``INSERT … ON CONFLICT DO NOTHING`` of many rows (on PostgreSQL one statement)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    stmt = (pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)).on_conflict_do_nothing()
-    session.execute(stmt, rows)
+    if session.get_bind().dialect.name == "postgresql":
+        _pg_unnest_insert(session, table, rows, "ON CONFLICT DO NOTHING")
+        return
+    session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
 
-def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> None:
-    """Insert the business rows of newly accepted records (idempotent on their natural keys)."""
+def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Plain INSERT of many rows: a duplicate key raises (the worker then redoes the batch)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        _pg_unnest_insert(session, table, rows, "")
+        return
+    session.execute(insert(table), rows)
+
+
+def _upsert(
+    session: Session, table: Table, rows: list[dict[str, Any]], key: str, update_cols: list[str]
+) -> None:
+    """``INSERT … ON CONFLICT (key) DO UPDATE SET update_cols`` in one statement (PostgreSQL and SQLite).
+
+    ``rows`` must hold each key at most once (PostgreSQL refuses to touch a row twice in one statement).
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        q = dialect.identifier_preparer.quote
+        sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in update_cols)
+        _pg_unnest_insert(session, table, rows, f"ON CONFLICT ({q(key)}) DO UPDATE SET {sets}")
+        return
+    stmt = sqlite_insert(table)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[key], set_={c: getattr(stmt.excluded, c) for c in update_cols}
+    )
+    session.execute(upsert, rows)
+
+
+def _table(model: type[Any]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _pg_unnest_insert(
+    session: Session, table: Table, rows: list[dict[str, Any]], conflict: str
+) -> list[tuple[Any, ...]]:
+    """Many rows in ONE statement with one array parameter per column: ``INSERT … SELECT * FROM unnest(…)``.
+
+    psycopg's executemany sends one statement per row and SQLAlchemy's multi-row VALUES makes psycopg parse
+    a huge query each time; this keeps the SQL text constant (prepared once) whatever the row count.
+    Columns missing from every row get their scalar Python default, as an ORM insert would.
+    """
+    dialect = session.get_bind().dialect
+    q = dialect.identifier_preparer.quote
+    present = set().union(*(r.keys() for r in rows))
+    names: list[str] = []
+    arrays: list[list[Any]] = []
+    casts: list[str] = []
+    for col in table.columns:
+        default = col.default
+        if col.name in present:
+            values = [r.get(col.name) for r in rows]
+        elif default is not None and getattr(default, "is_scalar", False):
+            values = [getattr(default, "arg", None)] * len(rows)
+        else:
+            continue
+        proc = col.type.bind_processor(dialect)
+        names.append(col.name)
+        arrays.append([proc(v) for v in values] if proc else values)
+        casts.append(f"%b::{col.type.compile(dialect=dialect)}[]")
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(q(n) for n in names)}) "
+        f"SELECT * FROM unnest({', '.join(casts)}) {conflict}"
+    )
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, tuple(arrays))  # %b: binary arrays, no per-element quoting
+        return list(cursor.fetchall()) if "RETURNING" in conflict else []
+    finally:
+        cursor.close()
+
+
+RecordKey = tuple[str, str, int]
+
+
+def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[RecordKey, str]:
+    """Insert the business rows of newly accepted records (idempotent on their natural keys).
+
+    ``fresh`` is in (device, epoch, seq) order; a later record of the same protocol or payment changes its
+    status (one upsert per table, not one UPDATE per row). Returns the records refused as conflicts (a
+    second payment for an already-paid protocol), each with its reason; those raise a ``SyncConflict``.
+    """
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    status_updates: list[tuple[str, str, str]] = []
+    protocols: dict[str, dict[str, Any]] = {}
+    payments: list[tuple[_Accepted, dict[str, Any]]] = []
     latest_status: dict[str, _Accepted] = {}
     for a in fresh:
         b = a.body.model_dump()
@@ -258,19 +454,18 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> None:
             officer_name = b.pop("officer_name")
             if officer_name:
                 rows["officer"].append({"badge": b["officer_badge"], "full_name": officer_name, "unit": ""})
-            rows[t].append({**b, "device_id": a.device_id, "received_at": now})
-            status_updates.append(("protocol", b["number"], b["status"]))
+            protocols[b["number"]] = {**b, "device_id": a.device_id, "received_at": now}  # last one wins
         elif t == "payment":
-            rows[t].append({**b, "device_id": a.device_id, "received_at": now})
-            status_updates.append(("payment", b["id"], b["status"]))
-        elif t == "own_card_check" or t == "receipt_job":
+            payments.append((a, {**b, "device_id": a.device_id, "received_at": now}))
+        elif t == "own_card_check" or t == "receipt_job" or t == "recording_gap":
+            rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
+        elif t == "bookmark":
+            b["ended_at"] = b.pop("end", None)
             rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
         elif t == "segment":
             b["idx"] = b.pop("index")
             for drop in ("width", "height", "fps"):
                 b.pop(drop)
-            rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
-        elif t == "recording_gap" or t == "bookmark":
             rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
         elif t == "device_status":
             prev = latest_status.get(a.device_id)
@@ -278,23 +473,63 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> None:
                 latest_status[a.device_id] = a
     tables: dict[str, Table] = {
         "officer": Officer.__table__,  # type: ignore[dict-item]
-        "protocol": Protocol.__table__,  # type: ignore[dict-item]
-        "payment": Payment.__table__,  # type: ignore[dict-item]
         "own_card_check": OwnCardCheck.__table__,  # type: ignore[dict-item]
         "receipt_job": ReceiptEvent.__table__,  # type: ignore[dict-item]
         "segment": SegmentMeta.__table__,  # type: ignore[dict-item]
         "recording_gap": RecordingGap.__table__,  # type: ignore[dict-item]
         "bookmark": Bookmark.__table__,  # type: ignore[dict-item]
     }
+    _insert_ignore(session, tables["officer"], rows.get("officer", []))
+    _upsert(session, Protocol.__table__, list(protocols.values()), "number", ["status"])  # type: ignore[arg-type]
+    refused = _payments(session, now, payments)
     for name in tables:
-        _insert_ignore(session, tables[name], rows.get(name, []))
-    for kind, key, status in status_updates:  # a later record of the same protocol/payment changes its status
-        if kind == "protocol":
-            session.execute(update(Protocol).where(Protocol.number == key).values(status=status))
-        else:
-            session.execute(update(Payment).where(Payment.id == key).values(status=status))
+        if name != "officer":
+            _insert_ignore(session, tables[name], rows.get(name, []))
     for device_id, a in latest_status.items():
         _upsert_status(session, device_id, a)
+    return refused
+
+
+def _payments(
+    session: Session, now: datetime, payments: list[tuple[_Accepted, dict[str, Any]]]
+) -> dict[RecordKey, str]:
+    """Store payments; a payment for a protocol already paid by ANOTHER payment is an alert, not a skip."""
+    if not payments:
+        return {}
+    numbers = sorted({row["protocol_number"] for _a, row in payments})
+    paid_by: dict[str, str] = {}
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i : i + 500]
+        paid_by.update(
+            session.execute(
+                select(Payment.protocol_number, Payment.id).where(Payment.protocol_number.in_(chunk))
+            )
+            .tuples()
+            .all()
+        )
+    keep: dict[str, dict[str, Any]] = {}
+    refused: dict[RecordKey, str] = {}
+    for a, row in payments:
+        number, pid = row["protocol_number"], row["id"]
+        first = paid_by.setdefault(number, pid)
+        if first == pid:
+            keep[pid] = row  # a later record of the same payment: its status wins
+            continue
+        reason = "double_payment"
+        detail = f"protocol {number} is already paid by payment {first}; payment {pid} was not applied"
+        refused[(a.device_id, a.head.epoch, a.head.seq)] = reason
+        session.add(
+            SyncConflict(device_id=a.device_id, epoch=a.head.epoch, seq=a.head.seq, stored_sha256="",
+                         new_sha256=a.digest, payload=a.rec.payload, sig=a.rec.sig, received_at=now,
+                         kind=reason, detail=detail)
+        )  # fmt: skip
+        log.warning(
+            "sync.double_payment",
+            extra={"event": "sync.double_payment", "device": a.device_id, "protocol": number, "payment": pid,
+                   "paid_by": first},
+        )  # fmt: skip
+    _upsert(session, Payment.__table__, list(keep.values()), "id", ["status"])  # type: ignore[arg-type]
+    return refused
 
 
 def _upsert_status(session: Session, device_id: str, a: _Accepted) -> None:
@@ -333,14 +568,19 @@ def _advance_streams(session: Session, now: datetime, touched: dict[tuple[str, s
 
 def _raise_marks(session: Session, stream: SyncStream, now: datetime, seen: int) -> None:
     hwm = stream.hwm
-    while True:
+    next_there = session.scalar(
+        select(SyncInbox.seq).where(
+            SyncInbox.device_id == stream.device_id, SyncInbox.epoch == stream.epoch, SyncInbox.seq == hwm + 1
+        )
+    )
+    while next_there is not None:
         seqs = session.scalars(
             select(SyncInbox.seq)
             .where(
                 SyncInbox.device_id == stream.device_id, SyncInbox.epoch == stream.epoch, SyncInbox.seq > hwm
             )
             .order_by(SyncInbox.seq)
-            .limit(2000)
+            .limit(_HWM_CHUNK)
         ).all()
         moved = False
         for seq in seqs:
@@ -348,7 +588,7 @@ def _raise_marks(session: Session, stream: SyncStream, now: datetime, seen: int)
                 break
             hwm = seq
             moved = True
-        if not moved or len(seqs) < 2000:
+        if not moved or len(seqs) < _HWM_CHUNK:
             break
     max_seq = max(stream.max_seq, seen, hwm)
     session.execute(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -70,6 +71,12 @@ def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -
         assert qr, receipts[0].read_text(encoding="utf-8")
         verdict = _get_json(qr.group(1) + "?format=json")
         assert verdict["genuine"] is True and verdict["synced"] is True, verdict
+
+        # the server knows the protocol is paid, and has heard the device's status
+        with sqlite3.connect(demo_dir / "server" / "server.db") as db:
+            assert db.execute("SELECT status FROM protocol").fetchall() == [("paid",)]
+            assert db.execute("SELECT count(*) FROM payment").fetchone() == (1,)
+            assert db.execute("SELECT count(*) FROM sync_device_status").fetchone()[0] >= 1
 
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

@@ -114,7 +114,8 @@ def test_approved_payment_is_stored_queued_and_charged_once(
         assert attempt.state == "paid" and attempt.result_hex and attempt.result_hex.startswith("040f")
         assert attempt.name_check_by == "B-1" and attempt.name_check_at is not None
     queued = _outbox(sessions)
-    assert [t for t, _ in queued] == ["own_card_check", "bookmark", "payment", "bookmark"]
+    assert [t for t, _ in queued] == ["own_card_check", "bookmark", "payment", "bookmark", "protocol"]
+    assert queued[-1][1]["status"] == "paid" and queued[-1][1]["number"] == "P-1"
     # the footage of the own-card check and of the payment is bookmarked under the protocol number
     assert [(b["label"], b["protocol_number"]) for t, b in queued if t == "bookmark"] == [
         ("own_card_check", "P-1"),

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.sync.records import Payment, Protocol, Segment
 from core.sync.signing import KeyRing, Signer, Verifier
-from edge.sync.outbox import enqueue, stats
+from edge.sync.outbox import enqueue_many, stats
 from edge.sync.sender import SenderSettings, SyncSender
 from server.commands.device import ProvisionedDevice
 from server.ingest.worker import IngestSettings, IngestWorker
@@ -135,11 +139,60 @@ def segment_body(i: int) -> dict[str, Any]:
 
 def fill_outbox(device: sessionmaker[Session], n: int, prefix: str = "N") -> None:
     """``n`` records: a protocol and its payment for every 10, segment metadata for the rest."""
+    records: list[tuple[str, dict[str, Any]]] = []
+    for i in range(n):
+        if i % 10 == 0:
+            records.append(("protocol", protocol_body(f"{prefix}{i}")))
+        elif i % 10 == 1:
+            records.append(("payment", payment_body(str(uuid.uuid4()), f"{prefix}{i - 1}")))
+        else:
+            records.append(("segment", segment_body(i)))
     with device() as session, session.begin():
-        for i in range(n):
-            if i % 10 == 0:
-                enqueue(session, "protocol", protocol_body(f"{prefix}{i}"), now=T0)
-            elif i % 10 == 1:
-                enqueue(session, "payment", payment_body(str(uuid.uuid4()), f"{prefix}{i - 1}"), now=T0)
-            else:
-                enqueue(session, "segment", segment_body(i), now=T0)
+        enqueue_many(session, records, now=T0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+class PrivateMosquitto:
+    """A Mosquitto of one test on a free port, with a stock configuration: only a listener and anonymous
+    access; ``max_queued_messages`` 1000, ``max_inflight_messages`` 20, no persistence, Nagle on."""
+
+    def __init__(self, tmp: Path) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise RuntimeError("mosquitto is not installed")
+        self.port = free_port()
+        self.conf = tmp / "mosquitto-stock.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        self._cmd = [binary, "-c", str(self.conf)]
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(10)
+        self._proc = None

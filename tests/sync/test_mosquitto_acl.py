@@ -12,7 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from test_sync_chaos import free_port, wait_port  # type: ignore[import-not-found]
+from test_sync_chaos import free_port, wait_port
 
 from server.commands.device import hash_password
 

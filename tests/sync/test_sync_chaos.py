@@ -108,7 +108,8 @@ def test_every_record_arrives_exactly_once_through_kills_of_device_broker_and_in
         rng.shuffle(order)
         marks = sorted(rng.uniform(0.1, 0.8) for _ in order)
         for victim, mark in zip(order, marks, strict=True):
-            wait_for(lambda m=mark: stored() >= int(N * m), timeout=120, what=f"{int(mark * 100)} % stored")
+            target = int(N * mark)
+            wait_for(lambda: stored() >= target, timeout=120, what=f"{int(mark * 100)} % stored")  # noqa: B023
             procs[victim].send_signal(signal.SIGKILL)
             procs[victim].wait(10)
             time.sleep(rng.uniform(0.2, 1.0))  # the part stays dead for a moment while the others carry on

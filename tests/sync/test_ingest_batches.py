@@ -1,0 +1,200 @@
+"""Ingest of v2 messages (one signature per batch of records) and of the business rules around them, driven
+directly through ``ingest_batch`` and ``apply_acks`` (no broker): batch proofs, forged or tampered batches,
+a second payment for an already-paid protocol, bookmark versions, and acks that free exactly their rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sync_harness import T0, SyncRig, payment_body, protocol_body
+
+from core.sync.control import AckItem, up_topic
+from core.sync.envelope import batch_manifest, encode_batch_message, make_payload
+from core.sync.records import Bookmark, BookmarkRecordV1
+from core.sync.signing import DOMAIN_BATCH, Signer, Verifier, b64d, b64e
+from edge.sync.outbox import OutboxRecord, apply_acks, enqueue, seal_pending
+from server.commands.device import add_device
+from server.db.protocols import Payment, Protocol
+from server.db.sync import Bookmark as ServerBookmark
+from server.db.sync import DeviceStatus, SyncBatch, SyncConflict, SyncDeadLetter, SyncInbox
+from server.ingest.pipeline import BatchOutcome, Incoming, ingest_batch
+from server.ingest.registry import DeviceRegistry
+
+
+def ingest(rig: SyncRig, messages: list[Incoming]) -> BatchOutcome:
+    with rig.server() as session, session.begin():
+        return ingest_batch(session, messages, DeviceRegistry(rig.server), T0)
+
+
+def outbox_messages(rig: SyncRig, signer: Signer | None = None) -> list[Incoming]:
+    """Seal what the device queued and pack it as the sender does: per stream, one signature per message."""
+    with rig.device() as session, session.begin():
+        seal_pending(session, rig.dev.device_id, rig.signer)
+    with rig.device() as session:
+        rows = session.execute(
+            select(OutboxRecord.record_type, OutboxRecord.payload)
+            .where(OutboxRecord.state == "pending")
+            .order_by(OutboxRecord.seq)
+        ).all()
+    by_stream: dict[str, list[bytes]] = defaultdict(list)
+    for stream, payload in rows:
+        by_stream[stream].append(payload or b"")
+    key = signer or rig.signer
+    return [
+        Incoming(up_topic(rig.dev.device_id, stream), encode_batch_message(key, payloads))
+        for stream, payloads in by_stream.items()
+    ]
+
+
+def queue(rig: SyncRig, *records: tuple[str, dict[str, object]]) -> None:
+    with rig.device() as session, session.begin():
+        for record_type, body in records:
+            enqueue(session, record_type, body, now=T0)
+
+
+def count(rig: SyncRig, model: object) -> int:
+    with rig.server() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)  # type: ignore[arg-type]
+
+
+def test_a_batch_is_stored_with_a_proof_that_verifies_each_record_and_the_acks_free_the_outbox(
+    rig: SyncRig,
+) -> None:
+    pid = str(uuid.uuid4())
+    queue(
+        rig,
+        ("protocol", protocol_body("P1")),
+        ("payment", payment_body(pid, "P1")),
+        ("protocol", protocol_body("P2")),
+    )
+    outcome = ingest(rig, outbox_messages(rig))
+    assert outcome.accepted == 3 and outcome.dead_letters == 0
+    with rig.server() as session:
+        inbox = session.scalars(select(SyncInbox).order_by(SyncInbox.seq)).all()
+        batches = {b.id: b for b in session.scalars(select(SyncBatch))}
+    device_key = Verifier.from_b64(rig.dev.public_key_b64)
+    for row in inbox:
+        proof = batches[row.batch_id or ""]
+        digests = [proof.manifest[i : i + 32] for i in range(0, len(proof.manifest), 32)]
+        assert hashlib.sha256(row.payload).digest() in digests
+        device_key.verify(DOMAIN_BATCH, proof.manifest, proof.sig)  # raises if the proof were wrong
+        assert row.sig == proof.sig and row.kid == proof.kid
+    with rig.device() as session, session.begin():
+        freed = apply_acks(session, outcome.acks[rig.dev.device_id], T0)
+    assert sorted(freed) == [1, 2, 3]
+    assert outbox_messages(rig) == []  # nothing pending any more: nothing to send
+
+
+def rewrap(msg: Incoming, payloads: list[bytes] | None = None, sig: bytes | None = None) -> Incoming:
+    """The same v2 message with some of its parts replaced (what an attacker on the broker can do)."""
+    wire = json.loads(msg.payload)
+    if payloads is not None:
+        wire["p"] = [b64e(p) for p in payloads]
+    if sig is not None:
+        wire["s"] = b64e(sig)
+    return Incoming(msg.topic, json.dumps(wire).encode())
+
+
+def test_forged_tampered_and_misdirected_batches_are_dead_lettered_and_change_nothing(rig: SyncRig) -> None:
+    queue(rig, ("protocol", protocol_body("P1")), ("protocol", protocol_body("P2")))
+    (good,) = outbox_messages(rig)
+    payloads = [b64d(p, "payload") for p in json.loads(good.payload)["p"]]
+    forger = Signer.generate()
+    forged = rewrap(good, sig=forger.sign(DOMAIN_BATCH, batch_manifest(payloads)))  # right kid, wrong key
+    tampered = rewrap(good, payloads=[payloads[0], payloads[1].replace(b"P2", b"P9")])  # one record changed
+    unknown = outbox_messages(rig, forger)[0]  # a key the server never registered
+    with rig.server() as session, session.begin():
+        other = add_device(session, f"PD-other-{uuid.uuid4().hex[:6]}", T0)
+    foreign = outbox_messages(rig, Signer.from_b64(other.private_key_b64))[0]  # other device's key, our topic
+    outcome = ingest(rig, [forged, tampered, unknown, foreign])
+    with rig.server() as session:
+        reasons = sorted(session.scalars(select(SyncDeadLetter.reason)))
+    assert reasons == ["bad_signature", "bad_signature", "unknown_key", "wrong_device"]
+    assert outcome.accepted == 0 and not outcome.acks
+    assert (count(rig, SyncInbox), count(rig, Protocol), count(rig, SyncBatch)) == (0, 0, 0)
+    assert ingest(rig, [good]).accepted == 2  # the genuine message still goes in afterwards
+
+
+def test_a_second_payment_for_a_paid_protocol_raises_a_conflict_and_keeps_the_first(rig: SyncRig) -> None:
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    queue(rig, ("protocol", protocol_body("P7")), ("payment", payment_body(first, "P7")))
+    ingest(rig, outbox_messages(rig))
+    with rig.device() as session, session.begin():
+        session.query(OutboxRecord).update({"state": "acked"})
+    queue(rig, ("payment", payment_body(second, "P7")), ("payment", payment_body(third, "P7")))
+    outcome = ingest(rig, outbox_messages(rig))
+    statuses = sorted((a.seq, a.status, a.reason) for a in outcome.acks[rig.dev.device_id])
+    assert statuses == [(3, "conflict", "double_payment"), (4, "conflict", "double_payment")]
+    with rig.server() as session:
+        assert list(session.scalars(select(Payment.id))) == [first]
+        conflicts = session.scalars(select(SyncConflict).order_by(SyncConflict.seq)).all()
+        assert [(c.kind, c.seq) for c in conflicts] == [("double_payment", 3), ("double_payment", 4)]
+        assert first in (conflicts[0].detail or "") and second in (conflicts[0].detail or "")
+        assert count(rig, SyncInbox) == 4  # the signed records themselves are kept
+    # the same payment again (a later record of it, reversed) is not a conflict: its status changes
+    reversed_body = {**payment_body(first, "P7"), "status": "reversed"}
+    queue(rig, ("payment", reversed_body))
+    with rig.device() as session, session.begin():
+        session.query(OutboxRecord).filter(OutboxRecord.seq < 5).update({"state": "acked"})
+    outcome = ingest(rig, outbox_messages(rig))
+    assert [a.status for a in outcome.acks[rig.dev.device_id]] == ["ok"]
+    with rig.server() as session:
+        assert session.scalar(select(Payment.status)) == "reversed"
+
+
+def test_bookmark_v2_carries_its_end_and_v1_is_still_read_as_an_instant(rig: SyncRig) -> None:
+    v2 = Bookmark(bookmark_id=str(uuid.uuid4()), at=T0, end=T0 + timedelta(minutes=5), label="stop",
+                  protocol_number="P1").to_body()  # fmt: skip
+    queue(rig, ("bookmark", v2))
+    v1_body = BookmarkRecordV1(bookmark_id=str(uuid.uuid4()), at=T0, label="old").to_body()
+    v1 = make_payload(dev=rig.dev.device_id, epoch="old-app", seq=1, record_id=str(uuid.uuid4()), stream="bookmark",
+                      sv=1, ts=T0, prev="", refs={}, body=v1_body)  # fmt: skip
+    backwards = {**v2, "bookmark_id": str(uuid.uuid4()), "end": (T0 - timedelta(seconds=1)).isoformat()}
+    bad = make_payload(dev=rig.dev.device_id, epoch="old-app", seq=2, record_id=str(uuid.uuid4()), stream="bookmark",
+                       sv=2, ts=T0, prev="", refs={}, body=backwards)  # fmt: skip
+    topic = up_topic(rig.dev.device_id, "bookmark")
+    outcome = ingest(
+        rig, [*outbox_messages(rig), Incoming(topic, encode_batch_message(rig.signer, [v1, bad]))]
+    )
+    assert outcome.accepted == 2
+    old = sorted((a.seq, a.status) for a in outcome.acks[rig.dev.device_id] if a.epoch == "old-app")
+    assert old == [(1, "ok"), (2, "rejected")]
+    with rig.server() as session:
+        rows = {b.label: b for b in session.scalars(select(ServerBookmark))}
+    assert rows["stop"].ended_at == T0 + timedelta(minutes=5)
+    assert rows["old"].ended_at is None
+
+
+def test_an_ack_frees_only_the_row_whose_hash_it_names(rig: SyncRig) -> None:
+    queue(rig, ("protocol", protocol_body("A1")), ("protocol", protocol_body("A2")))
+    outbox_messages(rig)
+    with rig.device() as session:
+        rows = session.execute(select(OutboxRecord.seq, OutboxRecord.epoch, OutboxRecord.sha256)).all()
+    (s1, epoch, h1), (s2, _, _h2) = rows
+    wrong = AckItem(epoch=epoch, seq=s2, sha256=h1 or "", status="ok")  # another row's hash
+    stale = AckItem(epoch="other-epoch", seq=s1, sha256=h1 or "", status="ok")
+    right = AckItem(epoch=epoch, seq=s1, sha256=h1 or "", status="ok")
+    with rig.device() as session, session.begin():
+        assert apply_acks(session, [wrong, stale], T0) == []
+        assert apply_acks(session, [right], T0) == [s1]
+        assert apply_acks(session, [right], T0) == []  # already freed
+    with rig.device() as session:
+        assert dict(session.execute(select(OutboxRecord.seq, OutboxRecord.state)).tuples().all()) == {
+            s1: "acked", s2: "pending"}  # fmt: skip
+
+
+def test_device_status_keeps_the_latest(rig: SyncRig) -> None:
+    from core.sync.records import DeviceStatus as Status
+
+    for pending in (3, 1):
+        body = Status(outbox_pending=pending, app_version="0.1.0", measured_at=T0, battery_pct=50).to_body()
+        queue(rig, ("device_status", body))
+    ingest(rig, outbox_messages(rig))
+    with rig.server() as session:
+        latest = session.scalars(select(DeviceStatus)).one()
+    assert latest.seq == 2 and '"outbox_pending": 1' in latest.body

@@ -129,7 +129,7 @@ def make_rig(
         server.start()
         stops.append(server.stop)
         driver = EscposPrinter(
-            server.url, profile, fake_clock, read_timeout=0.5, confirm_timeout=5.0, settle_seconds=0.5
+            server.url, profile, fake_clock, read_timeout=1.5, confirm_timeout=5.0, settle_seconds=0.5
         )
         stops.append(driver.close)
         settings = ReceiptSettings(verify_base_url="https://verify.example.kz")

@@ -1,12 +1,15 @@
 """Benchmark of segment upload: the real uploader against a raw HTTP PUT of the same bytes to the same server.
 
-One run starts the real server app (uvicorn on a free loopback port, a temporary SQLite database and video
-folder), registers a device, and puts ``--segments`` segments of ``--mb`` MB each into a device database as
+One run starts the real server app in its own process (uvicorn on a free loopback port, a temporary SQLite
+database and video folder; device and server are separate machines for real, so they share no interpreter), registers a device, and puts ``--segments`` segments of ``--mb`` MB each into a device database as
 the recorder would (signed, chained manifest entries). It then times:
 
 - the real path: ``Uploader.run_once`` (announce, signed chunked PUTs, server hash check, commit, local delete);
 - the baseline: one plain ``PUT`` per segment of the same bytes to a bare route added to the same app, which
   writes the body to a file in the same video folder and fsyncs it (a plain WebDAV-style upload).
+
+Both run ``--rounds`` times on fresh segments, alternating which goes first; each side's median round counts
+(the machine is shared, so single runs of a fraction of a second are noisy).
 
 Target: uploader throughput >= 0.8x the raw PUT throughput. Segment content is random (incompressible).
 """
@@ -17,8 +20,10 @@ import argparse
 import json
 import os
 import socket
+import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +58,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(work: Path, identity: DeviceIdentity) -> tuple[uvicorn.Server, threading.Thread, str]:
+def register_device(work: Path, identity: DeviceIdentity) -> None:
     db_url = f"sqlite:///{work / 'server.db'}"
     upgrade_server(db_url)
     sessions = make_sessionmaker(make_engine(db_url))
@@ -67,6 +72,12 @@ def start_server(work: Path, identity: DeviceIdentity) -> tuple[uvicorn.Server, 
                 created_at=T0,
             )
         )
+
+
+def serve(work: Path, port: int) -> None:
+    """The server process: the real app plus the bare raw-PUT route, on one uvicorn worker."""
+    db_url = f"sqlite:///{work / 'server.db'}"
+    sessions = make_sessionmaker(make_engine(db_url))
     config = ServerConfig(
         database=DatabaseSection(url=db_url), storage=StorageSection(video_dir=work / "video")
     )
@@ -84,74 +95,107 @@ def start_server(work: Path, identity: DeviceIdentity) -> tuple[uvicorn.Server, 
         return Response(status_code=201)
 
     app.add_api_route("/bench/raw/{name}", raw_put, methods=["PUT"])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The server runs in its own process, as it does for real (device and server are separate machines)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(work), "--port", str(port)],
+        cwd=Path(__file__).parent.parent,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code < 500:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
             raise RuntimeError("server did not start")
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
+        time.sleep(0.1)
 
 
-def make_segments(work: Path, identity: DeviceIdentity, count: int, size: int) -> tuple[Path, list[Path]]:
-    device_url = f"sqlite:///{work / 'device.db'}"
-    upgrade_device(device_url)
-    sessions = make_device_sessions(make_device_engine(device_url))
-    rec = work / "rec"
-    rec.mkdir()
-    journal = Journal(rec)
-    index = DatabaseIndex(sessions, identity.device_id)
-    signer = SegmentSigner(identity.device_id, identity.private_key, identity.kid)
-    paths = []
-    for _ in range(count):
-        seq = journal.next_seq()
-        start = T0 + timedelta(seconds=(seq - 1) * 60)
-        path = rec / segment_name(seq, start)
-        path.write_bytes(os.urandom(size))
-        entry = close_segment_file(journal, signer, path, seq, start, 1800, 30, repaired=False)
-        index.segment_closed(entry, path)
-        paths.append(path)
-    return rec, paths
+class SegmentMaker:
+    """Closes random-content segments into the device database and journal exactly as the recorder does."""
+
+    def __init__(self, work: Path, identity: DeviceIdentity) -> None:
+        self.device_url = f"sqlite:///{work / 'device.db'}"
+        upgrade_device(self.device_url)
+        sessions = make_device_sessions(make_device_engine(self.device_url))
+        self.rec = work / "rec"
+        self.rec.mkdir()
+        self.journal = Journal(self.rec)
+        self.index = DatabaseIndex(sessions, identity.device_id)
+        self.signer = SegmentSigner(identity.device_id, identity.private_key, identity.kid)
+
+    def make(self, count: int, size: int) -> list[Path]:
+        paths = []
+        for _ in range(count):
+            seq = self.journal.next_seq()
+            start = T0 + timedelta(seconds=(seq - 1) * 60)
+            path = self.rec / segment_name(seq, start)
+            path.write_bytes(os.urandom(size))
+            entry = close_segment_file(self.journal, self.signer, path, seq, start, 1800, 30, repaired=False)
+            self.index.segment_closed(entry, path)
+            paths.append(path)
+        return paths
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--segments", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="median of this many interleaved rounds")
     parser.add_argument("--mb", type=float, default=8.0, help="MB per segment (60 s at 1 Mbit/s ≈ 7.5 MB)")
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve is not None:
+        serve(args.serve, args.port)
+        return 0
     size = int(args.mb * 1_000_000)
+    raw_times: list[float] = []
+    real_times: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         identity = DeviceIdentity("DEV-BENCH", new_private_key())
-        server, thread, url = start_server(work, identity)
+        register_device(work, identity)
+        server, url = start_server(work)
         try:
-            rec, paths = make_segments(work, identity, args.segments, size)
-            payloads = [p.read_bytes() for p in paths]
-            total = sum(len(p) for p in payloads)
+            maker = SegmentMaker(work, identity)
+            sessions = make_device_sessions(make_device_engine(maker.device_url))
+            uploader = Uploader(sessions, maker.rec, UploadClient(url, identity))
             with httpx.Client(base_url=url, timeout=60) as http:
                 http.put("/bench/raw/warmup", content=b"x" * 1024).raise_for_status()
-                start = time.perf_counter()
-                for n, payload in enumerate(payloads):
-                    http.put(f"/bench/raw/seg{n}", content=payload).raise_for_status()
-                raw_s = time.perf_counter() - start
-            sessions = make_device_sessions(make_device_engine(f"sqlite:///{work / 'device.db'}"))
-            uploader = Uploader(sessions, rec, UploadClient(url, identity))
-            start = time.perf_counter()
-            result = uploader.run_once()
-            real_s = time.perf_counter() - start
+                for round_no in range(args.rounds):
+                    # Fresh segments each round; the order of the two methods alternates so that neither
+                    # always runs right after the other's disk writes.
+                    paths = maker.make(args.segments, size)
+                    payloads = [p.read_bytes() for p in paths]
+                    total = sum(len(p) for p in payloads)
+                    for method in ("raw", "real") if round_no % 2 == 0 else ("real", "raw"):
+                        start = time.perf_counter()
+                        if method == "raw":
+                            for n, payload in enumerate(payloads):
+                                http.put(f"/bench/raw/r{round_no}s{n}", content=payload).raise_for_status()
+                            raw_times.append(time.perf_counter() - start)
+                        else:
+                            result = uploader.run_once()
+                            real_times.append(time.perf_counter() - start)
+                            if result.confirmed != args.segments or any(p.exists() for p in paths):
+                                raise SystemExit(f"upload did not complete: {result}")
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-        if result.confirmed != args.segments or any(p.exists() for p in paths):
-            raise SystemExit(f"upload did not complete: {result}")
+            server.terminate()
+            server.wait(timeout=10)
+    raw_s, real_s = statistics.median(raw_times), statistics.median(real_times)
     mbit = total * 8 / 1e6
     value, baseline = mbit / real_s, mbit / raw_s
     ratio = value / baseline
     print(
-        f"{args.segments} segments x {args.mb} MB: uploader {real_s:.2f} s ({value:.0f} Mbit/s), "
+        f"{args.segments} segments x {args.mb} MB, median of {args.rounds} rounds: uploader {real_s:.2f} s ({value:.0f} Mbit/s), "
         f"raw PUT {raw_s:.2f} s ({baseline:.0f} Mbit/s)"
     )
     print(

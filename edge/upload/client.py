@@ -1,4 +1,7 @@
-"""HTTP client of the segment upload protocol: every request signed with the device key (``core.upload_auth``)."""
+"""HTTP client of the segment upload protocol: every request signed with the device key (``core.upload_auth``).
+
+Data requests are signed over the SHA-256 of the segment prefix before and after the chunk, which the
+uploader keeps running as it reads the file (one hash pass over the segment, see ``core.upload_auth``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 import httpx
 
 from core.clock import Clock, SystemClock
-from core.upload_auth import sign_request
+from core.upload_auth import sign_append, sign_request
 from edge.identity import DeviceIdentity
 
 
@@ -52,11 +55,17 @@ class UploadClient:
         return f"{self._prefix}/api/video/segments/{self.identity.device_id}/{seq}{suffix}"
 
     def _send(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        signed: dict[str, str] | None = None,
     ) -> ServerState:
-        signed = sign_request(
-            self.identity.private_key, self.identity.device_id, method, path, body, self.clock.now()
-        )
+        if signed is None:
+            signed = sign_request(
+                self.identity.private_key, self.identity.device_id, method, path, body, self.clock.now()
+            )
         url = httpx.URL(self.base_url).copy_with(path=path)
         response = self.http.request(method, url, content=body, headers={**signed, **(headers or {})})
         data: dict[str, Any]
@@ -88,10 +97,26 @@ class UploadClient:
             "POST", self._path(seq), entry_json.encode("utf-8"), {"Content-Type": "application/json"}
         )
 
-    def append(self, seq: int, offset: int, chunk: bytes) -> ServerState:
-        return self._send(
-            "PUT",
-            self._path(seq, "/data"),
-            chunk,
-            {"Upload-Offset": str(offset), "Content-Type": "application/octet-stream"},
+    def append(
+        self,
+        seq: int,
+        offset: int,
+        chunk: bytes,
+        sha256_before: str,
+        sha256_after: str,
+        entry_json: str | None = None,
+    ) -> ServerState:
+        """Send ``chunk`` at ``offset``; the hashes are of the segment's bytes before and after it. With
+        ``entry_json`` the same request announces the segment (saves a round trip for a fresh segment)."""
+        path = self._path(seq, "/data")
+        signed = sign_append(
+            self.identity.private_key,
+            self.identity.device_id,
+            path,
+            offset,
+            sha256_before,
+            sha256_after,
+            self.clock.now(),
+            None if entry_json is None else entry_json.encode("utf-8"),
         )
+        return self._send("PUT", path, chunk, {"Content-Type": "application/octet-stream"}, signed)

@@ -2,6 +2,11 @@
 
 Per segment: announce the signed manifest entry, ask the server for its offset, send the rest in chunks,
 and delete the local file only when the server answers ``stored`` with exactly the local SHA-256.
+Each chunk is signed with the running SHA-256 of the file up to its start and its end (resuming at offset
+N first hashes the first N local bytes). After the last chunk that prefix is the whole segment, whose
+SHA-256 is the manifest's, so a segment that fits in one chunk is not hashed again here: the server's own
+hash of what it stored must equal it. Bytes changed on the device after closing are thus refused (460)
+and the segment is never confirmed.
 Unplugging (``should_continue`` turns false) pauses between chunks; the next run resumes at the server's
 offset. A hash mismatch (460) restarts the segment; a request the server can never store (400, 403, 413)
 marks the segment ``rejected`` and keeps the file; busy (503), full (507) and network errors end the run.
@@ -9,14 +14,17 @@ marks the segment ``rejected`` and keeps the file; busy (503), full (507) and ne
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock, SystemClock
@@ -24,7 +32,7 @@ from core.structured_log import log_event
 from edge.db.base import transaction
 from edge.db.recording import RecordingSegment
 from edge.recorder.bookmarks import bookmarked_seqs
-from edge.upload.client import UploadClient, UploadRejected
+from edge.upload.client import ServerState, UploadClient, UploadRejected
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,20 @@ class UploadProgress:
     def fraction(self) -> float:
         total = self.pending_bytes + self.confirmed_bytes
         return 1.0 if total == 0 else (self.confirmed_bytes + self.sent_bytes) / total
+
+
+def _prefix_hash(fh: BinaryIO, length: int, block: int = 1 << 20) -> hashlib._Hash:
+    """SHA-256 of the first ``length`` bytes of ``fh`` (the prefix the server already holds)."""
+    hasher = hashlib.sha256()
+    fh.seek(0)
+    left = length
+    while left > 0:
+        data = fh.read(min(block, left))
+        if not data:
+            raise UploadRejected(400, "local file is shorter than the server's offset", retry=False)
+        hasher.update(data)
+        left -= len(data)
+    return hasher
 
 
 def upload_order(session: Session) -> list[int]:
@@ -102,11 +124,28 @@ class Uploader:
         self.clock = clock or SystemClock()
         self.chunk_bytes = chunk_bytes
         self.max_hash_retries = max_hash_retries
+        self._confirmer: ThreadPoolExecutor | None = None
+        self._confirming: list[Future[None]] = []
 
     def run_once(self, should_continue: Callable[[], bool] = lambda: True) -> RunResult:
         """Upload every pending segment while ``should_continue()`` (docked and linked) holds."""
         with self.sessions() as session:
             order = upload_order(session)
+        # Recording a confirmation and deleting the local copy (three fsyncs) overlap the next segment's
+        # data: one worker, in order; all done before this returns. A crash in between leaves the row
+        # pending with its file, and the next run gets ``stored`` from the server and confirms it then.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-confirm") as confirmer:
+            self._confirmer = confirmer
+            self._confirming = []
+            try:
+                result = self._run(order, should_continue)
+            finally:
+                self._confirmer = None
+            for future in self._confirming:
+                future.result()
+        return result
+
+    def _run(self, order: list[int], should_continue: Callable[[], bool]) -> RunResult:
         confirmed = rejected = 0
         for seq in order:
             if not should_continue():
@@ -138,56 +177,109 @@ class Uploader:
             row = session.get(RecordingSegment, seq)
             assert row is not None
             entry_json, file_name, size, sha = row.entry_json, row.file_name, row.size, row.sha256
+            fresh = row.uploaded_bytes == 0
         path = self.directory / file_name
-        for _attempt in range(self.max_hash_retries):
-            state = self.client.announce(seq, entry_json)
-            offset = state.offset
+        for attempt in range(self.max_hash_retries):
+            announce_with: str | None = None
+            if attempt == 0 and fresh:
+                # Nothing sent yet: the first chunk carries the manifest entry and announces the segment.
+                # If the server holds bytes after all, it answers 409 with its offset and we go on from there.
+                state = ServerState("uploading", 0, size, sha)
+                announce_with = entry_json
+            else:
+                state = self.client.announce(seq, entry_json)
             try:
                 with path.open("rb") as fh:
-                    while state.state != "stored":
-                        if not should_continue():
-                            self._record_sent(seq, offset)
-                            return "undocked"
-                        fh.seek(offset)
-                        chunk = fh.read(self.chunk_bytes)
-                        if not chunk:
-                            raise UploadRejected(
-                                400, "local file is shorter than its manifest entry", retry=False
-                            )
-                        try:
-                            state = self.client.append(seq, offset, chunk)
-                        except UploadRejected as exc:
-                            if exc.status == 409 and exc.offset is not None:
-                                offset = exc.offset
-                                continue
-                            raise
-                        offset = state.offset
-                        self._record_sent(seq, offset)
+                    state = self._send_from(seq, fh, state, size, sha, should_continue, announce_with)
             except UploadRejected as exc:
                 if exc.status == 460:
-                    log_event(log, "upload.hash_mismatch", seq=seq)
+                    log_event(log, "upload.hash_mismatch", seq=seq, reason=exc.reason)
                     self._record_sent(seq, 0)
                     continue
                 raise
+            if state.state == "undocked":
+                return "undocked"
             if state.state == "stored" and state.sha256 == sha and state.size == size:
-                self._confirm(seq, path)
+                if self._confirmer is None:
+                    self._confirm(seq, path)
+                else:
+                    self._confirming.append(self._confirmer.submit(self._confirm, seq, path))
                 return "confirmed"
             raise UploadRejected(400, "server confirmed a different hash", retry=False)
         return "retry_limit"
 
+    def _send_from(
+        self,
+        seq: int,
+        fh: BinaryIO,
+        state: ServerState,
+        size: int,
+        sha: str,
+        should_continue: Callable[[], bool],
+        announce_with: str | None = None,
+    ) -> ServerState:
+        """Send the file from the server's offset to the end; ``state`` ``undocked`` if unplugged first.
+        ``announce_with`` (the manifest entry) goes with the first request, which then announces too."""
+        offset = state.offset
+        hasher = _prefix_hash(fh, offset)
+        while state.state != "stored":
+            if not should_continue():
+                self._record_sent(seq, offset)
+                return ServerState("undocked", offset, size, sha)
+            fh.seek(offset)
+            chunk = fh.read(self.chunk_bytes)
+            if not chunk:
+                raise UploadRejected(400, "local file is shorter than its manifest entry", retry=False)
+            before = hasher.hexdigest()
+            after_hasher: hashlib._Hash | None = None
+            if offset + len(chunk) >= size:
+                # The prefix after the last chunk is the whole segment, whose SHA-256 the signed manifest
+                # entry already holds: no need to hash the chunk here. If the local bytes changed since the
+                # segment was closed, the server's running hash differs and it refuses the chunk (460).
+                after = sha
+            else:
+                after_hasher = hasher.copy()
+                after_hasher.update(chunk)
+                after = after_hasher.hexdigest()
+            try:
+                try:
+                    state = self.client.append(seq, offset, chunk, before, after, announce_with)
+                finally:
+                    announce_with = None
+            except UploadRejected as exc:
+                if exc.status == 409 and exc.offset is not None:
+                    offset = exc.offset
+                    hasher = _prefix_hash(fh, offset)
+                    continue
+                raise
+            if state.state == "stored":
+                break
+            if after_hasher is not None and state.offset == offset + len(chunk):
+                hasher = after_hasher
+            else:
+                hasher = _prefix_hash(fh, state.offset)
+            offset = state.offset
+            self._record_sent(seq, offset)
+        return state
+
     def _record_sent(self, seq: int, offset: int) -> None:
         with transaction(self.sessions) as session:
-            row = session.get(RecordingSegment, seq)
-            if row is not None:
-                row.uploaded_bytes = offset
+            session.execute(
+                update(RecordingSegment).where(RecordingSegment.seq == seq).values(uploaded_bytes=offset)
+            )
 
     def _confirm(self, seq: int, path: Path) -> None:
+        """Record the server's confirmation, then delete the local copy, then record the deletion."""
         with transaction(self.sessions) as session:
-            row = session.get(RecordingSegment, seq)
-            assert row is not None
-            row.upload_state = "confirmed"
-            row.uploaded_bytes = row.size
-            row.confirmed_at = self.clock.now()
+            session.execute(
+                update(RecordingSegment)
+                .where(RecordingSegment.seq == seq)
+                .values(
+                    upload_state="confirmed",
+                    uploaded_bytes=RecordingSegment.size,
+                    confirmed_at=self.clock.now(),
+                )
+            )
         path.unlink(missing_ok=True)
         fd = os.open(self.directory, os.O_RDONLY)
         try:
@@ -195,9 +287,11 @@ class Uploader:
         finally:
             os.close(fd)
         with transaction(self.sessions) as session:
-            row = session.get(RecordingSegment, seq)
-            assert row is not None
-            row.deleted_at = self.clock.now()
+            session.execute(
+                update(RecordingSegment)
+                .where(RecordingSegment.seq == seq)
+                .values(deleted_at=self.clock.now())
+            )
         log_event(log, "upload.segment_confirmed", seq=seq)
 
     def _mark_rejected(self, seq: int, reason: str) -> None:

@@ -18,7 +18,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from core.manifest import DEVICE_ID_PATTERN
 from core.signing import BadSignature, public_from_b64
-from core.upload_auth import BodyCorrupted, UploadAuthError, claimed_device, verify_request
+from core.upload_auth import (
+    AppendClaim,
+    BodyCorrupted,
+    UploadAuthError,
+    claimed_device,
+    verify_append,
+    verify_request,
+)
 from server.db.devices import Device
 from server.video.storage import FilesystemStore, VideoStore
 from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
@@ -77,8 +84,7 @@ def _target(device_id: str, seq: str) -> tuple[str, int]:
     return device_id, int(seq)
 
 
-async def _authenticate(request: Request, service: SegmentUploads, device_id: str, body: bytes) -> None:
-    headers = {k.lower(): v for k, v in request.headers.items()}
+def _device_key(headers: dict[str, str], service: SegmentUploads) -> tuple[str, Ed25519PublicKey]:
     try:
         claimed = claimed_device(headers)
     except UploadAuthError as exc:
@@ -86,6 +92,27 @@ async def _authenticate(request: Request, service: SegmentUploads, device_id: st
     key = service.public_key(claimed)
     if key is None:
         raise UploadError(401, f"device {claimed} is unknown or inactive")
+    return claimed, key
+
+
+def _authenticate_append(
+    request: Request, service: SegmentUploads, device_id: str, offset: int
+) -> tuple[AppendClaim, Ed25519PublicKey]:
+    """Check the signature of a data PUT from its headers; its body is checked against the claim later."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    claimed, key = _device_key(headers, service)
+    try:
+        claim = verify_append(key, headers, request.url.path, offset, datetime.now(UTC))
+    except UploadAuthError as exc:
+        raise UploadError(401, str(exc)) from exc
+    if claimed != device_id:
+        raise UploadError(403, f"device {claimed} may not write segments of {device_id}")
+    return claim, key
+
+
+async def _authenticate(request: Request, service: SegmentUploads, device_id: str, body: bytes) -> None:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    claimed, key = _device_key(headers, service)
     try:
         verify_request(key, headers, request.method, request.url.path, body, datetime.now(UTC))
     except BodyCorrupted as exc:
@@ -119,14 +146,27 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_CHUNK_BYTES):
             raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_CHUNK_BYTES:
-            raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
-        await _authenticate(request, service, device_id, body)
         raw_offset = request.headers.get("upload-offset", "")
-        if not raw_offset.isdigit():
+        if not raw_offset.isdigit() or len(raw_offset) > 19:
             raise UploadError(400, "Upload-Offset header: expected a non-negative integer")
-        state = service.append(*target, int(raw_offset), body)
+        claim, key = _authenticate_append(request, service, device_id, int(raw_offset))
+        announced = None
+        if claim.entry is not None:  # announce and append in one request (the segment's first chunk)
+            announced = service.announce(*target, claim.entry, device_key=key)
+        # The body goes through the segment's running SHA-256 as it arrives (one pass, overlapping the
+        # transfer); ``append`` stores it only if that hash equals the signed one.
+        prepared = service.begin_append(*target, claim, announced)
+        hasher = prepared.hasher if prepared is not None else None
+        parts: list[bytes] = []
+        received = 0
+        async for piece in request.stream():
+            received += len(piece)
+            if received > MAX_CHUNK_BYTES:
+                raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
+            if hasher is not None:
+                hasher.update(piece)
+            parts.append(piece)
+        state = service.append(*target, claim, b"".join(parts), prepared)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
     status = 201 if state.state == "stored" else 200

@@ -8,7 +8,6 @@ would map partials to multipart uploads and ``commit`` to CompleteMultipartUploa
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ class OffsetMismatch(Exception):
 class VideoStore(Protocol):
     def partial_size(self, key: str) -> int: ...
     def append(self, key: str, offset: int, data: bytes) -> int: ...
-    def partial_sha256(self, key: str) -> str: ...
+    def read_partial(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def discard_partial(self, key: str) -> None: ...
     def commit(self, key: str) -> None: ...
     def committed_size(self, key: str) -> int | None: ...
@@ -73,12 +72,14 @@ class FilesystemStore:
             fh.write(data)
         return current + len(data)
 
-    def partial_sha256(self, key: str) -> str:
-        digest = hashlib.sha256()
-        with self._path("partial", key).open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        return digest.hexdigest()
+    def read_partial(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """The bytes of the partial object so far (nothing if there is none)."""
+        path = self._path("partial", key)
+        if not path.exists():
+            return
+        with path.open("rb") as fh:
+            while data := fh.read(chunk):
+                yield data
 
     def discard_partial(self, key: str) -> None:
         self._path("partial", key).unlink(missing_ok=True)
@@ -90,12 +91,13 @@ class FilesystemStore:
         with source.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(source, target)
-        for directory in (target.parent, source.parent):
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        # The new name is durable once its folder is synced; a partial that reappears after a crash is
+        # harmless (the database says which object is committed), so its folder needs no fsync.
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def committed_size(self, key: str) -> int | None:
         path = self._path("segments", key)

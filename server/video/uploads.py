@@ -3,23 +3,30 @@
 1. ``announce``: the device sends the signed manifest entry of segment ``seq``. It must be the device's
    own, carry a valid signature by the device's registered key, fit the size limit and link to whatever
    neighbours the server already holds (chain continuity on arrival). Answer: the current offset.
-2. ``append``: bytes at an explicit offset (a wrong offset answers the current one; nothing is written).
-   When the last byte arrives the whole object is hashed: a match commits it durably and answers
-   ``stored``; a mismatch discards the partial so the device sends it again.
+2. ``append``: bytes at an explicit offset (a wrong offset answers the current one; nothing is written),
+   signed with the SHA-256 of the segment prefix before and after them (``core.upload_auth.verify_append``).
+   The server keeps a running SHA-256 of each partial (rebuilt from the stored bytes after a restart, and
+   checked against the device's signed ``before`` hash), feeds each body through it once, and writes the
+   body only if the result equals the signed ``after`` hash (else 460: damaged in transit, send again).
+   When the last byte arrives, that running hash is the hash of exactly the stored bytes: equal to the
+   manifest's, the object is fsynced and committed and the answer is ``stored``; otherwise the partial is
+   discarded so the device sends it again.
 Errors carry an HTTP status and whether a retry can help: 400 never storable, 403 not this device,
 404 not announced, 409 offset conflict, 413 too large, 460 hash mismatch (retry), 503 busy, 507 full.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.manifest import (
@@ -32,6 +39,7 @@ from core.manifest import (
     verify_entry,
 )
 from core.structured_log import log_event
+from core.upload_auth import AppendClaim
 from server.db.base import transaction
 from server.db.video import VideoSegment
 from server.video.storage import OffsetMismatch, VideoStore, segment_key
@@ -68,6 +76,26 @@ class UploadState:
 
 
 KeyLookup = Callable[[str], Ed25519PublicKey | None]
+EMPTY_SHA256 = hashlib.sha256().hexdigest()
+
+
+@dataclass
+class RunningHash:
+    """SHA-256 of the first ``offset`` bytes of a partial object, ready to take the next bytes."""
+
+    offset: int
+    hasher: hashlib._Hash
+    digest: str
+
+
+@dataclass
+class PreparedAppend:
+    """What ``begin_append`` found (the segment's fixed facts) and the running hash to feed the body into."""
+
+    key: str
+    size: int
+    sha256: str
+    hasher: hashlib._Hash
 
 
 class SegmentUploads:
@@ -90,6 +118,9 @@ class SegmentUploads:
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._running: OrderedDict[str, RunningHash] = OrderedDict()
+        self._running_guard = threading.RLock()
+        self.max_running_hashes = 4096  # least recently used ones are rebuilt from the stored bytes
 
     def _lock(self, device_id: str, seq: int) -> threading.Lock:
         with self._locks_guard:
@@ -110,7 +141,10 @@ class SegmentUploads:
             row = self._row(session, device_id, seq)
             return self._state(row) if row else None
 
-    def announce(self, device_id: str, seq: int, body: bytes) -> UploadState:
+    def announce(
+        self, device_id: str, seq: int, body: bytes, device_key: Ed25519PublicKey | None = None
+    ) -> UploadState:
+        """Register segment ``seq`` from its signed manifest entry (``device_key``: already looked up)."""
         try:
             entry = entry_from_json(body)
         except ManifestError as exc:
@@ -123,7 +157,7 @@ class SegmentUploads:
             raise UploadError(
                 413, f"segment of {entry.size} bytes exceeds the limit of {self.max_segment_bytes}"
             )
-        key = self.public_key(device_id)
+        key = device_key or self.public_key(device_id)
         if key is None:
             raise UploadError(403, "unknown or inactive device")
         try:
@@ -131,14 +165,22 @@ class SegmentUploads:
         except ManifestError as exc:
             raise UploadError(400, f"manifest entry: {exc}") from exc
         with self._lock(device_id, seq), transaction(self.sessions) as session:
-            row = self._row(session, device_id, seq)
+            near = {
+                r.seq: r
+                for r in session.scalars(
+                    select(VideoSegment).where(
+                        VideoSegment.device_id == device_id, VideoSegment.seq.in_((seq - 1, seq, seq + 1))
+                    )
+                )
+            }
+            row = near.get(seq)
             if row is not None:
                 if row.entry_hash != entry_hash(entry) or row.sha256 != entry.sha256:
                     raise UploadError(
                         400, f"segment {seq} was already announced with a different manifest entry"
                     )
                 return self._state(row)
-            linked = self._check_neighbours(session, entry)
+            linked = self._check_neighbours(entry, near.get(seq - 1), near.get(seq + 1))
             if self.store.free_bytes() - entry.size < self.min_free_bytes:
                 raise UploadError(507, "video store is out of space", retry=False)
             row = VideoSegment(
@@ -164,18 +206,18 @@ class SegmentUploads:
             log_event(log, "video.segment_announced", device_id=device_id, seq=seq, size=entry.size)
             return self._state(row)
 
-    def _check_neighbours(self, session: Session, entry: ManifestEntry) -> bool:
+    def _check_neighbours(
+        self, entry: ManifestEntry, prev_row: VideoSegment | None, next_row: VideoSegment | None
+    ) -> bool:
         """Raise 400 if the entry contradicts a neighbour already held; True if its predecessor is linked."""
         try:
             if entry.seq == 1:
                 check_link(None, entry)
                 linked = True
             else:
-                prev_row = self._row(session, entry.device_id, entry.seq - 1)
                 linked = prev_row is not None
                 if prev_row is not None:
                     check_link(entry_from_json(prev_row.entry_json), entry)
-            next_row = self._row(session, entry.device_id, entry.seq + 1)
             if next_row is not None:
                 check_link(entry, entry_from_json(next_row.entry_json))
                 next_row.linked_prev = True
@@ -183,41 +225,138 @@ class SegmentUploads:
             raise UploadError(400, f"broken chain: {exc}") from exc
         return linked
 
-    def append(self, device_id: str, seq: int, offset: int, data: bytes) -> UploadState:
-        if offset < 0:
+    def _running_hash(self, key: str) -> RunningHash:
+        """The running hash of a partial: kept from the last append, or rebuilt by reading the stored bytes."""
+        size = self.store.partial_size(key)
+        running = self._running.get(key)
+        if running is not None and running.offset == size:
+            self._running.move_to_end(key)
+            return running
+        hasher = hashlib.sha256()
+        offset = 0
+        for chunk in self.store.read_partial(key):
+            hasher.update(chunk)
+            offset += len(chunk)
+        running = RunningHash(offset, hasher, hasher.hexdigest())
+        self._remember(key, running)
+        return running
+
+    def _remember(self, key: str, running: RunningHash) -> None:
+        self._running[key] = running
+        self._running.move_to_end(key)
+        while len(self._running) > self.max_running_hashes:
+            self._running.popitem(last=False)
+
+    def _discard(self, key: str) -> None:
+        self._running.pop(key, None)
+        self.store.discard_partial(key)
+
+    def begin_append(
+        self, device_id: str, seq: int, claim: AppendClaim, announced: UploadState | None = None
+    ) -> PreparedAppend | None:
+        """A copy of the running hash at ``claim.offset`` if it matches the claim, so that the caller can feed
+        the body through it while it arrives and pass it to ``append``; None if ``append`` should decide.
+        ``announced`` is what ``announce`` just answered for this segment (saves looking it up again)."""
+        with self._lock(device_id, seq), self._running_guard:
+            if announced is not None:
+                if announced.state != "uploading":
+                    return None
+                key, size, sha = segment_key(device_id, seq), announced.size, announced.sha256
+            else:
+                with self.sessions() as session:
+                    row = self._row(session, device_id, seq)
+                    if row is None or row.state != "uploading":
+                        return None
+                    key, size, sha = row.storage_key, row.size, row.sha256
+            running = self._running_hash(key)
+            if running.offset != claim.offset or running.digest != claim.sha256_before:
+                return None
+            return PreparedAppend(key, size, sha, running.hasher.copy())
+
+    def append(
+        self,
+        device_id: str,
+        seq: int,
+        claim: AppendClaim,
+        data: bytes,
+        prepared: PreparedAppend | None = None,
+    ) -> UploadState:
+        """Store ``data`` at ``claim.offset`` if the prefix hashes the device signed match (see module doc).
+        ``prepared`` is from ``begin_append``, its running hash already fed with ``data``."""
+        if claim.offset < 0:
             raise UploadError(400, "Upload-Offset must not be negative")
+        if claim.device_id != device_id:
+            raise UploadError(403, f"device {claim.device_id} may not write segments of {device_id}")
         if not self._slots.acquire(blocking=False):
             raise UploadError(503, "too many uploads in progress", retry=True)
         try:
-            with self._lock(device_id, seq):
-                return self._append(device_id, seq, offset, data)
+            with self._lock(device_id, seq), self._running_guard:
+                return self._append(device_id, seq, claim, data, prepared)
         finally:
             self._slots.release()
 
-    def _append(self, device_id: str, seq: int, offset: int, data: bytes) -> UploadState:
-        with self.sessions() as session:
-            row = self._row(session, device_id, seq)
-            if row is None:
-                raise UploadError(404, f"segment {seq} was not announced")
-            key, size, sha, state = row.storage_key, row.size, row.sha256, row.state
+    def _append(
+        self, device_id: str, seq: int, claim: AppendClaim, data: bytes, prepared: PreparedAppend | None
+    ) -> UploadState:
+        offset = claim.offset
+        if prepared is not None:
+            # Key, size and hash never change once announced; the object is committed (under this lock)
+            # together with the row's ``stored`` state, so the store tells whether that happened meanwhile.
+            key, size, sha = prepared.key, prepared.size, prepared.sha256
+            state = "stored" if self.store.committed_size(key) is not None else "uploading"
+        else:
+            with self.sessions() as session:
+                row = self._row(session, device_id, seq)
+                if row is None:
+                    raise UploadError(404, f"segment {seq} was not announced")
+                key, size, sha, state = row.storage_key, row.size, row.sha256, row.state
         if state == "stored":
             return UploadState(seq, "stored", size, size, sha)
         if offset + len(data) > size:
             raise UploadError(413, f"bytes {offset}..{offset + len(data)} run past the segment size {size}")
         if self.store.free_bytes() < len(data) + self.min_free_bytes // 2:
             raise UploadError(507, "video store is out of space")
+        running = self._running_hash(key)
+        if offset != running.offset:
+            raise UploadError(
+                409, f"upload is at offset {running.offset}, not {offset}", offset=running.offset
+            )
+        if claim.sha256_before != running.digest:
+            # The device's bytes before this offset differ from the stored ones: start the segment again.
+            self._discard(key)
+            log_event(log, "video.prefix_mismatch", device_id=device_id, seq=seq, offset=offset)
+            raise UploadError(
+                HASH_MISMATCH,
+                f"SHA-256 of the stored bytes [0, {offset}) differs from the device's; send from 0",
+                retry=True,
+                offset=0,
+            )
+        if prepared is not None:
+            hasher = prepared.hasher  # a copy of this very state (same offset and digest), fed with data
+        else:
+            hasher = running.hasher.copy()
+            hasher.update(data)
+        after = hasher.hexdigest()
+        if after != claim.sha256_after:
+            raise UploadError(
+                HASH_MISMATCH,
+                "the body does not match the signed SHA-256 (damaged in transit); send it again",
+                retry=True,
+                offset=offset,
+            )
         try:
             new_size = self.store.append(key, offset, data)
         except OffsetMismatch as exc:
+            self._running.pop(key, None)
             raise UploadError(
                 409, f"upload is at offset {exc.current}, not {offset}", offset=exc.current
             ) from exc
+        self._remember(key, RunningHash(new_size, hasher, after))
         if new_size < size:
             return UploadState(seq, "uploading", new_size, size, sha)
-        actual = self.store.partial_sha256(key)
-        if actual != sha:
-            self.store.discard_partial(key)
-            log_event(log, "video.hash_mismatch", device_id=device_id, seq=seq, expected=sha, actual=actual)
+        if after != sha:
+            self._discard(key)
+            log_event(log, "video.hash_mismatch", device_id=device_id, seq=seq, expected=sha, actual=after)
             raise UploadError(
                 HASH_MISMATCH,
                 "SHA-256 of the uploaded bytes does not match the manifest",
@@ -225,10 +364,12 @@ class SegmentUploads:
                 offset=0,
             )
         self.store.commit(key)
+        self._running.pop(key, None)
         with transaction(self.sessions) as session:
-            stored = self._row(session, device_id, seq)
-            assert stored is not None
-            stored.state = "stored"
-            stored.stored_at = self.now()
+            session.execute(
+                update(VideoSegment)
+                .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
+                .values(state="stored", stored_at=self.now())
+            )
         log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
         return UploadState(seq, "stored", size, size, sha)

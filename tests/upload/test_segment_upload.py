@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.manifest import entry_from_json, entry_to_json, sign_entry
 from core.signing import new_private_key, public_b64
-from core.upload_auth import sign_request
+from core.upload_auth import sign_append, sign_request
 from edge.db.recording import RecordingSegment
 from edge.identity import DeviceIdentity
 from edge.recorder.bookmarks import add_bookmark
@@ -265,6 +265,17 @@ def _signed(
     return sign_request(who.private_key, who.device_id, method, path, body, now or datetime.now(UTC))
 
 
+def _signed_append(
+    rig: Rig, path: str, prefix: bytes, chunk: bytes, offset: int | None = None
+) -> dict[str, str]:
+    """Headers of a data PUT of ``chunk`` after ``prefix`` (``offset`` defaults to ``len(prefix)``)."""
+    before = hashlib.sha256(prefix).hexdigest()
+    after = hashlib.sha256(prefix + chunk).hexdigest()
+    at = len(prefix) if offset is None else offset
+    who = rig.identity
+    return sign_append(who.private_key, who.device_id, path, at, before, after, datetime.now(UTC))
+
+
 def _entry_json(rig: Rig, seq: int = 1) -> str:
     return _device_rows(rig)[seq - 1].entry_json
 
@@ -323,13 +334,19 @@ def test_wrong_offset_gets_the_current_one_and_writes_nothing(rig: Rig) -> None:
     data_path = path + "/data"
     chunk = b"x" * 100
     response = rig.test_client.put(
-        data_path, content=chunk, headers={**_signed(rig, "PUT", data_path, chunk), "Upload-Offset": "500"}
+        data_path, content=chunk, headers=_signed_append(rig, data_path, b"p" * 500, chunk)
     )
     assert response.status_code == 409 and response.json()["offset"] == 0
     bad = rig.test_client.put(
-        data_path, content=chunk, headers={**_signed(rig, "PUT", data_path, chunk), "Upload-Offset": "-1"}
+        data_path,
+        content=chunk,
+        headers={**_signed_append(rig, data_path, b"", chunk), "Upload-Offset": "-1"},
     )
     assert bad.status_code == 400
+    moved = rig.test_client.put(
+        data_path, content=chunk, headers={**_signed_append(rig, data_path, b"", chunk), "Upload-Offset": "5"}
+    )
+    assert moved.status_code == 401, "the offset is covered by the signature"
     assert not any(p.is_file() and p.stat().st_size for p in (rig.video_dir / "partial").glob("**/*"))
 
 
@@ -352,7 +369,7 @@ def test_oversize_segment_and_oversize_chunk_are_refused(rig: Rig) -> None:
     data_path = path + "/data"
     chunk = b"y" * (row.size + 1)
     past_end = rig.test_client.put(
-        data_path, content=chunk, headers={**_signed(rig, "PUT", data_path, chunk), "Upload-Offset": "0"}
+        data_path, content=chunk, headers=_signed_append(rig, data_path, b"", chunk)
     )
     assert past_end.status_code == 413
     assert not any((rig.video_dir / "segments").glob("**/*.mp4"))
@@ -469,3 +486,56 @@ def test_dock_starts_upload_undock_pauses_and_docking_again_resumes(rig: Rig, tm
     assert list(rig.rec_dir.glob("*.mp4")) == []
     assert [r.state for r in _server_rows(rig)] == ["stored", "stored"]
     assert transport.put_bytes == sum(r.size for r in rows), "the resumed upload sent no byte twice"
+
+
+def _restarted_server(rig: Rig) -> TestClient:
+    """A new server process in effect: a fresh app on the same database and video folder (no running hashes)."""
+    app = create_app(ServerConfig(storage=StorageSection(video_dir=rig.video_dir)), rig.server_sessions)
+    return TestClient(app)
+
+
+def test_resume_after_server_restart_rebuilds_the_running_hash_from_stored_bytes(rig: Rig) -> None:
+    _record_segments(rig, 1, frames=90)
+    first = _uploader(rig, FaultyTransport(rig.test_client._transport, cut_on=3)).run_once()
+    assert first.stopped_because == "network"
+    sent_before = _device_rows(rig)[0].uploaded_bytes
+    assert sent_before > 0
+    with _restarted_server(rig) as restarted:
+        resumed = FaultyTransport(restarted._transport)
+        assert _uploader(rig, resumed).run_once().confirmed == 1
+    row = _device_rows(rig)[0]
+    assert resumed.data_requests == -(-(row.size - sent_before) // (8 * 1024)), "only the missing bytes"
+    stored = next((rig.video_dir / "segments" / "DEV-UP1").iterdir())
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == row.sha256
+
+
+def test_stored_prefix_damaged_while_the_server_was_down_is_discarded_and_sent_again(rig: Rig) -> None:
+    _record_segments(rig, 1, frames=90)
+    assert _uploader(
+        rig, FaultyTransport(rig.test_client._transport, cut_on=3)
+    ).run_once().stopped_because == ("network")
+    partial = next((rig.video_dir / "partial" / "DEV-UP1").iterdir())
+    damaged = bytearray(partial.read_bytes())
+    damaged[100] ^= 0x01
+    partial.write_bytes(bytes(damaged))
+    with _restarted_server(rig) as restarted:
+        resumed = FaultyTransport(restarted._transport)
+        assert _uploader(rig, resumed).run_once().confirmed == 1
+    assert 460 in resumed.statuses, "the device's signed prefix hash exposed the damage"
+    row = _device_rows(rig)[0]
+    stored = next((rig.video_dir / "segments" / "DEV-UP1").iterdir())
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == row.sha256
+
+
+def test_body_that_does_not_match_the_signed_prefix_hash_writes_nothing(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    path = "/api/video/segments/DEV-UP1/1"
+    body = _entry_json(rig).encode()
+    assert (
+        rig.test_client.post(path, content=body, headers=_signed(rig, "POST", path, body)).status_code == 200
+    )
+    data_path = path + "/data"
+    headers = _signed_append(rig, data_path, b"", b"a" * 100)
+    response = rig.test_client.put(data_path, content=b"b" * 100, headers=headers)
+    assert response.status_code == 460 and response.json()["retry"] is True
+    assert not any(p.is_file() and p.stat().st_size for p in (rig.video_dir / "partial").glob("**/*"))

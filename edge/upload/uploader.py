@@ -227,7 +227,10 @@ class Uploader:
                 self._record_sent(seq, offset)
                 return ServerState("undocked", offset, size, sha)
             fh.seek(offset)
-            chunk = fh.read(self.chunk_bytes)
+            # Ask for exactly the bytes left when they fit one chunk: a larger read would allocate the whole
+            # chunk size and shrink it afterwards (milliseconds per segment).
+            left = size - offset
+            chunk = fh.read(left if 0 < left < self.chunk_bytes else self.chunk_bytes)
             if not chunk:
                 raise UploadRejected(400, "local file is shorter than its manifest entry", retry=False)
             before = hasher.hexdigest()

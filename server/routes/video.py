@@ -8,6 +8,8 @@ Playback is guarded by ``playback_guard``: the supervisor UI's authentication re
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ from core.upload_auth import (
     verify_request,
 )
 from server.db.devices import Device
+from server.video.body_hash import BackgroundHash
 from server.video.storage import FilesystemStore, VideoStore
 from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
 
@@ -150,23 +153,52 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
         if not raw_offset.isdigit() or len(raw_offset) > 19:
             raise UploadError(400, "Upload-Offset header: expected a non-negative integer")
         claim, key = _authenticate_append(request, service, device_id, int(raw_offset))
-        announced = None
+        announced = entry = None
         if claim.entry is not None:  # announce and append in one request (the segment's first chunk)
-            announced = service.announce(*target, claim.entry, device_key=key)
+            announced, entry = service.announce_for_append(
+                *target, claim.entry, key, claim.offset, int(length) if length is not None else -1
+            )
         # The body goes through the segment's running SHA-256 as it arrives (one pass, overlapping the
         # transfer); ``append`` stores it only if that hash equals the signed one.
-        prepared = service.begin_append(*target, claim, announced)
-        hasher = prepared.hasher if prepared is not None else None
+        prepared = service.begin_append(*target, claim, announced, entry)
+        if prepared is None and entry is not None and claim.entry is not None:  # raced: announce as usual
+            service.announce(*target, claim.entry, device_key=key)
+        # A whole fresh segment goes straight to a staging file as it arrives (hashed and written on a
+        # worker thread); it becomes the stored object only if it verifies. Other chunks wait in memory.
+        staged = service.store.stage(prepared.key) if prepared is not None and prepared.entry else None
+        hashing = (
+            BackgroundHash(prepared.hasher, service.hash_workers, staged.write if staged else None)
+            if prepared is not None
+            else None
+        )
         parts: list[bytes] = []
         received = 0
-        async for piece in request.stream():
-            received += len(piece)
-            if received > MAX_CHUNK_BYTES:
-                raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
-            if hasher is not None:
-                hasher.update(piece)
-            parts.append(piece)
-        state = service.append(*target, claim, b"".join(parts), prepared)
+        try:
+            try:
+                async for piece in request.stream():
+                    received += len(piece)
+                    if received > MAX_CHUNK_BYTES:
+                        raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
+                    if hashing is not None:
+                        hashing.feed(piece)
+                    if staged is None:
+                        parts.append(piece)
+                if hashing is not None:
+                    await hashing.finish()
+            except OSError as exc:
+                full = exc.errno == errno.ENOSPC
+                raise UploadError(
+                    507 if full else 503, f"cannot store the body: {exc}", retry=not full
+                ) from exc
+            state = service.append(*target, claim, b"".join(parts), prepared, staged)
+        finally:
+            if hashing is not None:
+                hashing.close()
+                if staged is not None:  # let the worker finish with the file before it is dropped
+                    with contextlib.suppress(Exception):
+                        await hashing.finish()
+            if staged is not None:
+                staged.discard()
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
     status = 201 if state.state == "stored" else 200

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -24,12 +25,41 @@ class OffsetMismatch(Exception):
         self.current = current
 
 
+class StagedObject:
+    """A whole object received into a file of its own before it is verified: ``commit_staged`` makes it
+    the committed object, ``discard`` drops it. It is never a partial, so nothing unverified can be resumed."""
+
+    def __init__(self, key: str, path: Path) -> None:
+        self.key = key
+        self.path = path
+        self.size = 0
+        self.done = False
+        self._fh = path.open("wb")
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self.size += len(data)
+
+    def sync_and_close(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def discard(self) -> None:
+        if not self.done:
+            self.done = True
+            self._fh.close()
+            self.path.unlink(missing_ok=True)
+
+
 class VideoStore(Protocol):
     def partial_size(self, key: str) -> int: ...
     def append(self, key: str, offset: int, data: bytes) -> int: ...
     def read_partial(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def discard_partial(self, key: str) -> None: ...
     def commit(self, key: str) -> None: ...
+    def stage(self, key: str) -> StagedObject: ...
+    def commit_staged(self, staged: StagedObject) -> None: ...
     def committed_size(self, key: str) -> int | None: ...
     def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def free_bytes(self) -> int: ...
@@ -93,7 +123,28 @@ class FilesystemStore:
         os.replace(source, target)
         # The new name is durable once its folder is synced; a partial that reappears after a crash is
         # harmless (the database says which object is committed), so its folder needs no fsync.
-        fd = os.open(target.parent, os.O_RDONLY)
+        self._sync_dir(target.parent)
+
+    def stage(self, key: str) -> StagedObject:
+        """A fresh staging file next to the key's partial (a unique name: concurrent requests never share one)."""
+        partial = self._path("partial", key)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=partial.name + ".", suffix=".incoming", dir=partial.parent)
+        os.close(fd)
+        return StagedObject(key, Path(name))
+
+    def commit_staged(self, staged: StagedObject) -> None:
+        """Fsync the staged bytes and make them the committed object of its key (as ``commit``)."""
+        target = self._path("segments", staged.key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staged.sync_and_close()
+        os.replace(staged.path, target)
+        staged.done = True
+        self._sync_dir(target.parent)
+
+    @staticmethod
+    def _sync_dir(folder: Path) -> None:
+        fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

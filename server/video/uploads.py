@@ -11,6 +11,10 @@
    When the last byte arrives, that running hash is the hash of exactly the stored bytes: equal to the
    manifest's, the object is fsynced and committed and the answer is ``stored``; otherwise the partial is
    discarded so the device sends it again.
+3. Both at once (``announce_for_append`` then ``append``): a first chunk that carries the manifest entry
+   and the whole segment writes the segment's row only when the object is committed, already ``stored``
+   (one database transaction per segment); a chunk that does not complete the segment inserts the row as
+   ``uploading``, as ``announce`` would have. The row never says ``stored`` before its object is durable.
 Errors carry an HTTP status and whether a retry can help: 400 never storable, 403 not this device,
 404 not announced, 409 offset conflict, 413 too large, 460 hash mismatch (retry), 503 busy, 507 full.
 """
@@ -22,6 +26,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,7 +47,7 @@ from core.structured_log import log_event
 from core.upload_auth import AppendClaim
 from server.db.base import transaction
 from server.db.video import VideoSegment
-from server.video.storage import OffsetMismatch, VideoStore, segment_key
+from server.video.storage import OffsetMismatch, StagedObject, VideoStore, segment_key
 
 log = logging.getLogger(__name__)
 HASH_MISMATCH = 460
@@ -96,6 +101,7 @@ class PreparedAppend:
     size: int
     sha256: str
     hasher: hashlib._Hash
+    entry: ManifestEntry | None = None  # announce deferred: the row is written when the data is stored
 
 
 class SegmentUploads:
@@ -120,6 +126,8 @@ class SegmentUploads:
         self._locks_guard = threading.Lock()
         self._running: OrderedDict[str, RunningHash] = OrderedDict()
         self._running_guard = threading.RLock()
+        # Threads that hash request bodies while they arrive (``server.video.body_hash``).
+        self.hash_workers = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="video-hash")
         self.max_running_hashes = 4096  # least recently used ones are rebuilt from the stored bytes
 
     def _lock(self, device_id: str, seq: int) -> threading.Lock:
@@ -145,6 +153,37 @@ class SegmentUploads:
         self, device_id: str, seq: int, body: bytes, device_key: Ed25519PublicKey | None = None
     ) -> UploadState:
         """Register segment ``seq`` from its signed manifest entry (``device_key``: already looked up)."""
+        entry = self._checked_entry(device_id, seq, body, device_key)
+        with self._lock(device_id, seq), transaction(self.sessions) as session:
+            row = self._insert_row(session, entry)
+            return self._state(row)
+
+    def announce_for_append(
+        self, device_id: str, seq: int, body: bytes, device_key: Ed25519PublicKey, offset: int, length: int
+    ) -> tuple[UploadState, ManifestEntry | None]:
+        """Announce carried by a data request of ``length`` bytes at ``offset``. If that chunk is the whole
+        of a segment not yet held, nothing is written now: the entry comes back for ``begin_append`` and
+        ``append`` writes the row together with the stored object. Otherwise as ``announce``."""
+        entry = self._checked_entry(device_id, seq, body, device_key)
+        if offset != 0 or length != entry.size:
+            with self._lock(device_id, seq), transaction(self.sessions) as session:
+                return self._state(self._insert_row(session, entry)), None
+        # No database read here: a row already there is found when the row is written (same entry: it is
+        # marked stored; stored already: ``append`` says so first), and bytes already held make
+        # ``begin_append`` refuse the deferral, so the segment is announced as usual and resumed.
+        if self.store.free_bytes() - entry.size < self.min_free_bytes:
+            raise UploadError(507, "video store is out of space", retry=False)
+        return UploadState(seq, "uploading", 0, entry.size, entry.sha256), entry
+
+    @staticmethod
+    def _same_entry(row: VideoSegment, entry: ManifestEntry) -> None:
+        if row.entry_hash != entry_hash(entry) or row.sha256 != entry.sha256:
+            raise UploadError(400, f"segment {row.seq} was already announced with a different manifest entry")
+
+    def _checked_entry(
+        self, device_id: str, seq: int, body: bytes, device_key: Ed25519PublicKey | None
+    ) -> ManifestEntry:
+        """The manifest entry in ``body`` if it is this device's, for ``seq``, in size and correctly signed."""
         try:
             entry = entry_from_json(body)
         except ManifestError as exc:
@@ -164,47 +203,59 @@ class SegmentUploads:
             verify_entry(entry, key)
         except ManifestError as exc:
             raise UploadError(400, f"manifest entry: {exc}") from exc
-        with self._lock(device_id, seq), transaction(self.sessions) as session:
-            near = {
-                r.seq: r
-                for r in session.scalars(
-                    select(VideoSegment).where(
-                        VideoSegment.device_id == device_id, VideoSegment.seq.in_((seq - 1, seq, seq + 1))
-                    )
+        return entry
+
+    def _insert_row(
+        self, session: Session, entry: ManifestEntry, commit: Callable[[], None] | None = None
+    ) -> VideoSegment:
+        """The segment's row, ``uploading`` (inserted unless already there with this very entry; the caller
+        holds the segment's lock). With ``commit`` the row says ``stored``, and ``commit`` (which commits the
+        object in the store) runs first, before the row's transaction commits."""
+        device_id, seq = entry.device_id, entry.seq
+        near = {
+            r.seq: r
+            for r in session.scalars(
+                select(VideoSegment).where(
+                    VideoSegment.device_id == device_id, VideoSegment.seq.in_((seq - 1, seq, seq + 1))
                 )
-            }
-            row = near.get(seq)
-            if row is not None:
-                if row.entry_hash != entry_hash(entry) or row.sha256 != entry.sha256:
-                    raise UploadError(
-                        400, f"segment {seq} was already announced with a different manifest entry"
-                    )
-                return self._state(row)
-            linked = self._check_neighbours(entry, near.get(seq - 1), near.get(seq + 1))
-            if self.store.free_bytes() - entry.size < self.min_free_bytes:
-                raise UploadError(507, "video store is out of space", retry=False)
-            row = VideoSegment(
-                device_id=device_id,
-                seq=seq,
-                start_utc=entry.start,
-                end_utc=entry.end,
-                frames=entry.frames,
-                size=entry.size,
-                sha256=entry.sha256,
-                prev_hash=entry.prev_hash,
-                entry_hash=entry_hash(entry),
-                entry_json=entry_to_json(entry),
-                kid=entry.kid,
-                repaired=entry.repaired,
-                state="uploading",
-                linked_prev=linked,
-                storage_key=segment_key(device_id, seq),
-                created_at=self.now(),
             )
-            session.add(row)
-            session.flush()
-            log_event(log, "video.segment_announced", device_id=device_id, seq=seq, size=entry.size)
-            return self._state(row)
+        }
+        row = near.get(seq)
+        if row is not None:
+            self._same_entry(row, entry)
+            if commit is not None and row.state != "stored":
+                commit()
+                row.state, row.stored_at = "stored", self.now()
+            return row
+        linked = self._check_neighbours(entry, near.get(seq - 1), near.get(seq + 1))
+        if commit is None and self.store.free_bytes() - entry.size < self.min_free_bytes:
+            raise UploadError(507, "video store is out of space", retry=False)
+        if commit is not None:
+            commit()
+        now = self.now()
+        row = VideoSegment(
+            device_id=device_id,
+            seq=seq,
+            start_utc=entry.start,
+            end_utc=entry.end,
+            frames=entry.frames,
+            size=entry.size,
+            sha256=entry.sha256,
+            prev_hash=entry.prev_hash,
+            entry_hash=entry_hash(entry),
+            entry_json=entry_to_json(entry),
+            kid=entry.kid,
+            repaired=entry.repaired,
+            state="uploading" if commit is None else "stored",
+            linked_prev=linked,
+            storage_key=segment_key(device_id, seq),
+            created_at=now,
+            stored_at=None if commit is None else now,
+        )
+        session.add(row)
+        session.flush()
+        log_event(log, "video.segment_announced", device_id=device_id, seq=seq, size=entry.size)
+        return row
 
     def _check_neighbours(
         self, entry: ManifestEntry, prev_row: VideoSegment | None, next_row: VideoSegment | None
@@ -252,11 +303,17 @@ class SegmentUploads:
         self.store.discard_partial(key)
 
     def begin_append(
-        self, device_id: str, seq: int, claim: AppendClaim, announced: UploadState | None = None
+        self,
+        device_id: str,
+        seq: int,
+        claim: AppendClaim,
+        announced: UploadState | None = None,
+        entry: ManifestEntry | None = None,
     ) -> PreparedAppend | None:
         """A copy of the running hash at ``claim.offset`` if it matches the claim, so that the caller can feed
         the body through it while it arrives and pass it to ``append``; None if ``append`` should decide.
-        ``announced`` is what ``announce`` just answered for this segment (saves looking it up again)."""
+        ``announced`` is what ``announce`` just answered for this segment (saves looking it up again);
+        ``entry`` what ``announce_for_append`` deferred (``append`` then writes the row)."""
         with self._lock(device_id, seq), self._running_guard:
             if announced is not None:
                 if announced.state != "uploading":
@@ -271,7 +328,7 @@ class SegmentUploads:
             running = self._running_hash(key)
             if running.offset != claim.offset or running.digest != claim.sha256_before:
                 return None
-            return PreparedAppend(key, size, sha, running.hasher.copy())
+            return PreparedAppend(key, size, sha, running.hasher.copy(), entry)
 
     def append(
         self,
@@ -280,9 +337,12 @@ class SegmentUploads:
         claim: AppendClaim,
         data: bytes,
         prepared: PreparedAppend | None = None,
+        staged: StagedObject | None = None,
     ) -> UploadState:
         """Store ``data`` at ``claim.offset`` if the prefix hashes the device signed match (see module doc).
-        ``prepared`` is from ``begin_append``, its running hash already fed with ``data``."""
+        ``prepared`` is from ``begin_append``, its running hash already fed with ``data``. ``staged``: the
+        body was written to a staging file instead (only a deferred announce's whole segment, ``data`` empty);
+        it is committed if it verifies, and the caller discards it otherwise."""
         if claim.offset < 0:
             raise UploadError(400, "Upload-Offset must not be negative")
         if claim.device_id != device_id:
@@ -291,19 +351,34 @@ class SegmentUploads:
             raise UploadError(503, "too many uploads in progress", retry=True)
         try:
             with self._lock(device_id, seq), self._running_guard:
-                return self._append(device_id, seq, claim, data, prepared)
+                return self._append(device_id, seq, claim, data, prepared, staged)
         finally:
             self._slots.release()
 
     def _append(
-        self, device_id: str, seq: int, claim: AppendClaim, data: bytes, prepared: PreparedAppend | None
+        self,
+        device_id: str,
+        seq: int,
+        claim: AppendClaim,
+        data: bytes,
+        prepared: PreparedAppend | None,
+        staged: StagedObject | None,
     ) -> UploadState:
         offset = claim.offset
+        deferred = prepared.entry if prepared is not None else None
+        if staged is not None and (deferred is None or offset != 0):
+            raise ValueError("only the whole first chunk of a deferred announce may be staged")
+        length = staged.size if staged is not None else len(data)
         if prepared is not None:
             # Key, size and hash never change once announced; the object is committed (under this lock)
             # together with the row's ``stored`` state, so the store tells whether that happened meanwhile.
             key, size, sha = prepared.key, prepared.size, prepared.sha256
-            state = "stored" if self.store.committed_size(key) is not None else "uploading"
+            state = "uploading"
+            if self.store.committed_size(key) is not None:
+                # Stored meanwhile, or an object left by a crash before its row was written: the row says.
+                with self.sessions() as session:
+                    row = self._row(session, device_id, seq)
+                    state = "stored" if row is not None and row.state == "stored" else "uploading"
         else:
             with self.sessions() as session:
                 row = self._row(session, device_id, seq)
@@ -312,9 +387,11 @@ class SegmentUploads:
                 key, size, sha, state = row.storage_key, row.size, row.sha256, row.state
         if state == "stored":
             return UploadState(seq, "stored", size, size, sha)
-        if offset + len(data) > size:
-            raise UploadError(413, f"bytes {offset}..{offset + len(data)} run past the segment size {size}")
-        if self.store.free_bytes() < len(data) + self.min_free_bytes // 2:
+        if offset + length > size:
+            raise UploadError(413, f"bytes {offset}..{offset + length} run past the segment size {size}")
+        if staged is not None and length < size:
+            raise UploadError(400, f"body of {length} bytes is shorter than the segment's {size}")
+        if self.store.free_bytes() < length + self.min_free_bytes // 2:
             raise UploadError(507, "video store is out of space")
         running = self._running_hash(key)
         if offset != running.offset:
@@ -344,15 +421,21 @@ class SegmentUploads:
                 retry=True,
                 offset=offset,
             )
-        try:
-            new_size = self.store.append(key, offset, data)
-        except OffsetMismatch as exc:
-            self._running.pop(key, None)
-            raise UploadError(
-                409, f"upload is at offset {exc.current}, not {offset}", offset=exc.current
-            ) from exc
-        self._remember(key, RunningHash(new_size, hasher, after))
+        if staged is not None:
+            new_size = length  # already written, to its own file (committed below or discarded)
+        else:
+            try:
+                new_size = self.store.append(key, offset, data)
+            except OffsetMismatch as exc:
+                self._running.pop(key, None)
+                raise UploadError(
+                    409, f"upload is at offset {exc.current}, not {offset}", offset=exc.current
+                ) from exc
+            self._remember(key, RunningHash(new_size, hasher, after))
         if new_size < size:
+            if deferred is not None:  # cannot happen (the chunk was the whole segment); announce as usual
+                with transaction(self.sessions) as session:
+                    self._insert_row(session, deferred)
             return UploadState(seq, "uploading", new_size, size, sha)
         if after != sha:
             self._discard(key)
@@ -363,13 +446,25 @@ class SegmentUploads:
                 retry=True,
                 offset=0,
             )
-        self.store.commit(key)
         self._running.pop(key, None)
-        with transaction(self.sessions) as session:
-            session.execute(
-                update(VideoSegment)
-                .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
-                .values(state="stored", stored_at=self.now())
-            )
+        if deferred is not None:
+            # The segment's first and only chunk: its row is written once, already stored.
+            try:
+                with transaction(self.sessions) as session:
+                    if staged is not None:
+                        self._insert_row(session, deferred, lambda: self.store.commit_staged(staged))
+                    else:
+                        self._insert_row(session, deferred, lambda: self.store.commit(key))
+            except UploadError:
+                self._discard(key)
+                raise
+        else:
+            self.store.commit(key)
+            with transaction(self.sessions) as session:
+                session.execute(
+                    update(VideoSegment)
+                    .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
+                    .values(state="stored", stored_at=self.now())
+                )
         log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
         return UploadState(seq, "stored", size, size, sha)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.manifest import entry_from_json, entry_to_json, sign_entry
@@ -40,6 +40,7 @@ from simulators.camera import SyntheticScene
 from simulators.power import PowerSimulator
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+WHOLE = 16 * 1024 * 1024  # a chunk size that sends each test segment in one request
 
 
 @dataclass
@@ -220,18 +221,22 @@ def test_byte_corrupted_in_transit_is_rejected_and_sent_again(rig: Rig) -> None:
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == _device_rows(rig)[0].sha256
 
 
-def test_local_file_that_no_longer_matches_its_hash_is_never_confirmed_and_stays(rig: Rig) -> None:
+@pytest.mark.parametrize("chunk", [8 * 1024, WHOLE], ids=["chunked", "whole"])
+def test_local_file_that_no_longer_matches_its_hash_is_never_confirmed_and_stays(
+    rig: Rig, chunk: int
+) -> None:
     _record_segments(rig, 1)
     path = next(rig.rec_dir.glob("*.mp4"))
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF  # bit rot on the device's flash after the segment was hashed
     path.write_bytes(bytes(data))
-    result = _uploader(rig).run_once()
+    result = _uploader(rig, chunk=chunk).run_once()
     assert result.confirmed == 0 and result.stopped_because == "retry_limit"
     assert path.exists()
     assert _device_rows(rig)[0].upload_state == "pending"
     assert _server_rows(rig)[0].state == "uploading"
     assert list((rig.video_dir / "segments").glob("**/*.mp4")) == []
+    assert list((rig.video_dir / "partial").glob("**/*.incoming")) == []
 
 
 def test_segment_the_server_can_never_store_is_marked_rejected_and_kept(rig: Rig) -> None:
@@ -539,3 +544,92 @@ def test_body_that_does_not_match_the_signed_prefix_hash_writes_nothing(rig: Rig
     response = rig.test_client.put(data_path, content=b"b" * 100, headers=headers)
     assert response.status_code == 460 and response.json()["retry"] is True
     assert not any(p.is_file() and p.stat().st_size for p in (rig.video_dir / "partial").glob("**/*"))
+
+
+def test_whole_segments_in_one_request_each_are_stored_with_one_commit_per_segment(rig: Rig) -> None:
+    _record_segments(rig, 3)
+    local = {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
+    engine = rig.server_sessions.kw["bind"]
+    commits: list[int] = []
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        transport = FaultyTransport(rig.test_client._transport)
+        result = _uploader(rig, transport, chunk=WHOLE).run_once()
+    finally:
+        event.remove(engine, "commit", listener)
+    assert (result.confirmed, transport.data_requests) == (3, 3)
+    assert len(commits) == 3, "each segment's row is written once, already stored"
+    rows = _server_rows(rig)
+    assert [(r.seq, r.state, r.linked_prev) for r in rows] == [
+        (1, "stored", True),
+        (2, "stored", True),
+        (3, "stored", True),
+    ]
+    assert all(r.stored_at is not None for r in rows)
+    stored = {
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in (rig.video_dir / "segments" / "DEV-UP1").iterdir()
+    }
+    assert stored == local
+    assert not any(p.is_file() for p in (rig.video_dir / "partial").glob("**/*")), "no staging file is left"
+    assert list(rig.rec_dir.glob("*.mp4")) == []
+
+
+def test_whole_segment_damaged_in_transit_leaves_no_row_or_file_and_is_sent_again(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    seen: list[tuple[int, bool]] = []
+
+    class Watch(FaultyTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)
+            if request.method == "PUT" and response.status_code == 460:
+                seen.append((len(_server_rows(rig)), any(p.is_file() for p in rig.video_dir.glob("**/*.*"))))
+            return response
+
+    transport = Watch(rig.test_client._transport, corrupt_on=1)
+    assert _uploader(rig, transport, chunk=WHOLE).run_once().confirmed == 1
+    assert seen == [(0, False)], "the damaged body left neither a row nor a partial, staged or stored file"
+    row = _device_rows(rig)[0]
+    stored = next((rig.video_dir / "segments" / "DEV-UP1").iterdir())
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == row.sha256
+    assert _server_rows(rig)[0].state == "stored"
+
+
+def test_object_committed_without_its_row_before_a_crash_is_stored_again_and_recorded(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    orphan = rig.video_dir / "segments" / "DEV-UP1" / "0000000001.mp4"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by a crash between committing the object and its row")
+    assert _uploader(rig, chunk=WHOLE).run_once().confirmed == 1
+    row = _device_rows(rig)[0]
+    assert hashlib.sha256(orphan.read_bytes()).hexdigest() == row.sha256
+    assert [r.state for r in _server_rows(rig)] == ["stored"]
+
+
+def test_orphan_object_with_an_uploading_row_is_not_taken_as_stored(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    path = "/api/video/segments/DEV-UP1/1"
+    body = _entry_json(rig).encode()
+    assert (
+        rig.test_client.post(path, content=body, headers=_signed(rig, "POST", path, body)).status_code == 200
+    )
+    orphan = rig.video_dir / "segments" / "DEV-UP1" / "0000000001.mp4"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"not the segment")
+    assert _uploader(rig, chunk=WHOLE).run_once().confirmed == 1
+    assert hashlib.sha256(orphan.read_bytes()).hexdigest() == _device_rows(rig)[0].sha256
+    assert [r.state for r in _server_rows(rig)] == ["stored"]
+
+
+def test_bytes_held_without_a_row_are_resumed_from_not_resent(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    local = next(rig.rec_dir.glob("*.mp4")).read_bytes()
+    partial = rig.video_dir / "partial" / "DEV-UP1" / "0000000001.mp4"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(local[:1000])  # written before a crash, its segment's row never committed
+    transport = FaultyTransport(rig.test_client._transport)
+    assert _uploader(rig, transport, chunk=WHOLE).run_once().confirmed == 1
+    assert transport.statuses == [409, 201], "the server answered its offset; the rest went in one request"
+    stored = rig.video_dir / "segments" / "DEV-UP1" / "0000000001.mp4"
+    assert stored.read_bytes() == local
+    assert [r.state for r in _server_rows(rig)] == ["stored"]

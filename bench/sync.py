@@ -198,11 +198,13 @@ def run(tmp: Path, db_url: str) -> int:
     sender = SyncSender(SenderSettings(mqtt_url=URL, device_id=dev.device_id, window=WINDOW, batch=BATCH),
                         device, signer, KeyRing([Verifier(server_signer.public_raw())]))  # fmt: skip
     sender.run = profiled(sender.run, "sender")  # type: ignore[method-assign]
+    cpu0 = _cpu_by_process([c.pid for c in children])
     t0 = time.perf_counter()
     sender.start()
     while sender.acked < N:
         time.sleep(0.005)
     elapsed = time.perf_counter() - t0
+    cpu1 = _cpu_by_process([c.pid for c in children])
     sender.stop()
     for child in children:
         assert child.stdin is not None
@@ -224,11 +226,41 @@ def run(tmp: Path, db_url: str) -> int:
     print(f"durability: device SQLite WAL synchronous=FULL; server {durability}; TCP_NODELAY on both clients")
     print(f"stored={stored} device_pending={left} resends={sender.resends}")
     print(f"end-to-end {value:.0f} rec/s in {elapsed:.2f} s; raw paho QoS1 loop {baseline:.0f} msg/s")
+    if cpu1:
+        spent = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in cpu1.items()}
+        print("CPU seconds during the drain: " + ", ".join(f"{k}={v}" for k, v in spent.items() if v))
     ok = stored == N and left == 0
     print(json.dumps({"bench": "sync_end_to_end", "value": round(value, 1), "unit": "records/s",
                       "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "target": 1.0,
                       "pass": ok and value / baseline >= 1.0}))  # fmt: skip
     return 0
+
+
+def _cpu_by_process(children: list[int]) -> dict[str, float]:
+    """CPU seconds (user+system) so far of this process (device), each ingest child, Mosquitto and the
+    PostgreSQL processes, from ``/proc`` (empty where there is none)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    got: dict[str, float] = {}
+
+    def spent(pid: int | str) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    try:
+        got["device"] = spent(os.getpid())
+        for n, pid in enumerate(children):
+            got[f"ingest{n}"] = spent(pid)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    comm = (entry / "comm").read_text().strip()
+                    if comm in ("mosquitto", "postgres"):
+                        got[comm] = got.get(comm, 0.0) + spent(entry.name)
+                except OSError:
+                    continue
+    except OSError:
+        return {}
+    return got
 
 
 def _durability(db_url: str) -> str:

@@ -129,6 +129,10 @@ _PAYLOAD_FIELDS = {
 }
 
 
+_FIELD_NAMES = frozenset(_PAYLOAD_FIELDS)
+_FIELD_TYPES = tuple(_PAYLOAD_FIELDS.items())
+
+
 def parse_payload(payload: bytes) -> RecordPayload:
     """Parse signed record bytes (after the signature was checked); ``EnvelopeError`` if malformed."""
     if len(payload) > MAX_RECORD_BYTES:
@@ -139,21 +143,21 @@ def parse_payload(payload: bytes) -> RecordPayload:
         raise EnvelopeError("malformed", f"record payload is not UTF-8 JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise EnvelopeError("malformed", "record payload is not a JSON object")
-    missing = sorted(set(_PAYLOAD_FIELDS) - set(obj))
-    extra = sorted(set(obj) - set(_PAYLOAD_FIELDS))
-    if missing or extra:
+    if obj.keys() != _FIELD_NAMES:
+        missing = sorted(_FIELD_NAMES - set(obj))
+        extra = sorted(set(obj) - _FIELD_NAMES)
         raise EnvelopeError("malformed", f"record payload fields: missing {missing}, unexpected {extra}")
-    for name, kind in _PAYLOAD_FIELDS.items():
+    for name, kind in _FIELD_TYPES:
         value = obj[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        if type(value) is not kind:  # exact JSON types: no bool for int, no subclass can come from json
             raise EnvelopeError("malformed", f"record field {name!r} must be {kind.__name__}")
-    if not valid_device_id(obj["dev"]):
+    if not _DEVICE_ID.match(obj["dev"]):
         raise EnvelopeError("malformed", f"device id {obj['dev'][:80]!r} is not valid")
     if obj["seq"] < 1 or obj["sv"] < 1:
         raise EnvelopeError("malformed", "seq and sv must be positive")
     if obj["prev"] and not _HEX64.match(obj["prev"]):
         raise EnvelopeError("malformed", "prev must be a sha256 hex digest or empty")
-    if not all(isinstance(k, str) and isinstance(v, int) for k, v in obj["refs"].items()):
+    if not all(type(v) is int for v in obj["refs"].values()):  # JSON object keys are always strings
         raise EnvelopeError("malformed", "refs must map dataset names to integer versions")
     return RecordPayload(**obj)
 

@@ -207,32 +207,34 @@ def due_rows(
     read, so a drain reads each row once instead of re-reading the whole window on every fill.
     """
     out: list[Sendable] = []
+    t = _outbox_table().c
     stmt = (
         select(
-            OutboxRecord.seq,
-            OutboxRecord.epoch,
-            OutboxRecord.record_type,
-            OutboxRecord.payload,
-            OutboxRecord.sig,
-            OutboxRecord.kid,
-            OutboxRecord.sha256,
-            OutboxRecord.attempts,
-            OutboxRecord.priority,
+            t.seq,
+            t.epoch,
+            t.record_type,
+            t.payload,
+            t.sig,
+            t.kid,
+            t.sha256,
+            t.attempts,
+            t.priority,
         )
         .where(
-            OutboxRecord.state == PENDING,
-            OutboxRecord.payload.is_not(None),
-            OutboxRecord.next_attempt_at <= now_ts,
+            t.state == PENDING,
+            t.payload.is_not(None),
+            t.next_attempt_at <= now_ts,
         )
-        .order_by(OutboxRecord.priority, OutboxRecord.seq)
+        .order_by(t.priority, t.seq)
         .limit(limit + len(exclude))
     )
     if after is not None:
         prio, seq = after
-        stmt = stmt.where(
-            (OutboxRecord.priority > prio) | ((OutboxRecord.priority == prio) & (OutboxRecord.seq > seq))
-        )
-    for seq, epoch, stream, payload, sig, kid, digest, attempts, priority in session.execute(stmt):
+        stmt = stmt.where((t.priority > prio) | ((t.priority == prio) & (t.seq > seq)))
+    # Core on the session's connection: plain tuples, no ORM result machinery per row
+    for seq, epoch, stream, payload, sig, kid, digest, attempts, priority in session.connection().execute(
+        stmt
+    ):
         if seq in exclude:
             continue
         out.append(Sendable(seq, epoch, stream, payload, sig, kid, digest, attempts, priority))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, case, insert, select, update
+from sqlalchemy import LargeBinary, Table, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -264,6 +264,26 @@ def _inbox_row(a: _Accepted, now: datetime) -> dict[str, Any]:
     }
 
 
+def _inbox_columns(accepted: list[_Accepted], now: datetime) -> dict[str, list[Any]]:
+    """The ``sync_inbox`` rows of ``accepted`` column by column (what the PostgreSQL unnest insert takes)."""
+    heads = [a.head for a in accepted]
+    recs = [a.rec for a in accepted]
+    return {
+        "device_id": [a.device_id for a in accepted],
+        "epoch": [h.epoch for h in heads],
+        "seq": [h.seq for h in heads],
+        "record_id": [h.id for h in heads],
+        "stream": [h.stream for h in heads],
+        "sv": [h.sv for h in heads],
+        "sha256": [a.digest for a in accepted],
+        "payload": [r.payload for r in recs],
+        "sig": [r.sig for r in recs],
+        "kid": [r.kid for r in recs],
+        "received_at": [now] * len(accepted),
+        "batch_id": [a.batch.batch_id if a.batch is not None else None for a in accepted],
+    }
+
+
 def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_Accepted]) -> None:
     """Insert the records new to ``sync_inbox`` and their business rows; ack the rest as dup or conflict.
 
@@ -291,9 +311,12 @@ def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_A
             }
     _insert_ignore(session, _table(SyncBatch), list(batches.values()))
     if session.get_bind().dialect.name == "postgresql":
-        rows = [_inbox_row(a, now) for a in unique.values()]
-        got = _pg_unnest_insert(
-            session, _table(SyncInbox), rows, "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq"
+        got = _pg_unnest_insert_columns(
+            session,
+            _table(SyncInbox),
+            _inbox_columns(list(unique.values()), now),
+            len(unique),
+            "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq",
         )
         inserted = {(d, e, int(q)) for d, e, q in got}
         stored = _stored_digests(session, [k for k in unique if k not in inserted])
@@ -403,21 +426,30 @@ def _pg_unnest_insert(
     a huge query each time; this keeps the SQL text constant (prepared once) whatever the row count.
     Columns missing from every row get their scalar Python default, as an ORM insert would.
     """
+    present = set().union(*(r.keys() for r in rows))
+    columns = {name: [r.get(name) for r in rows] for name in present}
+    return _pg_unnest_insert_columns(session, table, columns, len(rows), conflict)
+
+
+def _pg_unnest_insert_columns(
+    session: Session, table: Table, columns: dict[str, list[Any]], count: int, conflict: str
+) -> list[tuple[Any, ...]]:
+    """``_pg_unnest_insert`` of rows given column by column (``count`` values in each list)."""
     dialect = session.get_bind().dialect
     q = dialect.identifier_preparer.quote
-    present = set().union(*(r.keys() for r in rows))
     names: list[str] = []
     arrays: list[list[Any]] = []
     casts: list[str] = []
     for col in table.columns:
         default = col.default
-        if col.name in present:
-            values = [r.get(col.name) for r in rows]
+        if col.name in columns:
+            values = columns[col.name]
         elif default is not None and getattr(default, "is_scalar", False):
-            values = [getattr(default, "arg", None)] * len(rows)
+            values = [getattr(default, "arg", None)] * count
         else:
             continue
-        proc = col.type.bind_processor(dialect)
+        # bytes go to psycopg as they are (bytea); SQLAlchemy's LargeBinary processor only wraps each one
+        proc = None if isinstance(col.type, LargeBinary) else col.type.bind_processor(dialect)
         names.append(col.name)
         arrays.append([proc(v) for v in values] if proc else values)
         casts.append(f"%b::{col.type.compile(dialect=dialect)}[]")
@@ -556,52 +588,63 @@ def _upsert_status(session: Session, device_id: str, a: _Accepted) -> None:
 def _advance_streams(session: Session, now: datetime, touched: dict[tuple[str, str], int]) -> None:
     """Raise each stream's max seq and contiguous high-water mark; note when a gap appeared."""
     for (device_id, epoch), seen in touched.items():
-        stream = session.get(SyncStream, (device_id, epoch))
-        if stream is None:
-            stream = SyncStream(
-                device_id=device_id, epoch=epoch, hwm=0, max_seq=0, resend_requests=0, updated_at=now
-            )
-            session.add(stream)
-            session.flush()
-        _raise_marks(session, stream, now, seen)
+        _raise_marks(session, device_id, epoch, now, seen)
 
 
-def _raise_marks(session: Session, stream: SyncStream, now: datetime, seen: int) -> None:
-    hwm = stream.hwm
-    next_there = session.scalar(
-        select(SyncInbox.seq).where(
-            SyncInbox.device_id == stream.device_id, SyncInbox.epoch == stream.epoch, SyncInbox.seq == hwm + 1
-        )
-    )
-    while next_there is not None:
-        seqs = session.scalars(
-            select(SyncInbox.seq)
-            .where(
-                SyncInbox.device_id == stream.device_id, SyncInbox.epoch == stream.epoch, SyncInbox.seq > hwm
-            )
-            .order_by(SyncInbox.seq)
-            .limit(_HWM_CHUNK)
-        ).all()
-        moved = False
-        for seq in seqs:
-            if seq != hwm + 1:
-                break
-            hwm = seq
-            moved = True
-        if not moved or len(seqs) < _HWM_CHUNK:
+def _raise_marks(session: Session, device_id: str, epoch: str, now: datetime, seen: int) -> None:
+    """Move the stream's hwm over the seqs now stored contiguously after it, and its max seq to ``seen``.
+
+    Core statements only (no ORM object to load and refresh per batch); the stream row is created if new.
+    """
+    streams = _table(SyncStream)
+    key = (streams.c.device_id == device_id) & (streams.c.epoch == epoch)
+    row = session.execute(select(streams.c.hwm, streams.c.max_seq, streams.c.gap_since).where(key)).first()
+    if row is None:  # a duplicate key here (another worker created it) raises: the worker redoes the batch
+        session.execute(
+            insert(streams).values(device_id=device_id, epoch=epoch, hwm=0, max_seq=0, resend_requests=0,
+                                   updated_at=now)
+        )  # fmt: skip
+        start, old_max, gap_since = 0, 0, None
+    else:
+        start, old_max, gap_since = int(row[0]), int(row[1]), row[2]
+    hwm = start
+    while True:
+        end = _contiguous_end(session, device_id, epoch, hwm)
+        if end is None:
             break
-    max_seq = max(stream.max_seq, seen, hwm)
+        moved, hwm = end > hwm, end
+        if not moved or end - start < _HWM_CHUNK:
+            break
+        start = hwm
+    max_seq = max(old_max, seen, hwm)
     session.execute(
-        update(SyncStream)
-        .where(SyncStream.device_id == stream.device_id, SyncStream.epoch == stream.epoch)
+        update(streams)
+        .where(key)
         .values(
-            hwm=case((SyncStream.hwm < hwm, hwm), else_=SyncStream.hwm),
-            max_seq=case((SyncStream.max_seq < max_seq, max_seq), else_=SyncStream.max_seq),
-            gap_since=(stream.gap_since or now) if max_seq > hwm else None,
+            hwm=case((streams.c.hwm < hwm, hwm), else_=streams.c.hwm),
+            max_seq=case((streams.c.max_seq < max_seq, max_seq), else_=streams.c.max_seq),
+            gap_since=(gap_since or now) if max_seq > hwm else None,
             updated_at=now,
         )
     )
-    session.refresh(stream)
+
+
+def _contiguous_end(session: Session, device_id: str, epoch: str, hwm: int) -> int | None:
+    """The last seq of the run hwm+1, hwm+2, … stored in the inbox, looking at most ``_HWM_CHUNK`` seqs
+    ahead (the k-th stored seq after hwm is hwm+k exactly while the run lasts); None if hwm+1 is missing."""
+    inbox = _table(SyncInbox)
+    ahead = (
+        select(
+            inbox.c.seq.label("seq"),
+            (inbox.c.seq - func.row_number().over(order_by=inbox.c.seq)).label("lag"),
+        )
+        .where(inbox.c.device_id == device_id, inbox.c.epoch == epoch, inbox.c.seq > hwm)
+        .order_by(inbox.c.seq)
+        .limit(_HWM_CHUNK)
+        .subquery()
+    )
+    end = session.scalar(select(func.max(ahead.c.seq)).where(ahead.c.lag == hwm))
+    return int(end) if end is not None else None
 
 
 def _request(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, device_id: str,
@@ -629,14 +672,7 @@ def _request(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, 
         )
         return
     if isinstance(req, Hello):
-        stream = session.get(SyncStream, (device_id, req.epoch))
-        if stream is None:
-            stream = SyncStream(
-                device_id=device_id, epoch=req.epoch, hwm=0, max_seq=0, resend_requests=0, updated_at=now
-            )
-            session.add(stream)
-            session.flush()
-        _raise_marks(session, stream, now, req.max_seq)
+        _raise_marks(session, device_id, req.epoch, now, req.max_seq)
         log_event(log, "sync.hello", device=device_id, epoch=req.epoch, max_seq=req.max_seq)
     elif isinstance(req, SyncRef):
         out.dataset_requests.append((device_id, dict(req.have)))

@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sync_harness import T0, SyncRig, payment_body, protocol_body
+from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
 
 from core.sync.control import AckItem, up_topic
 from core.sync.envelope import batch_manifest, encode_batch_message, make_payload
@@ -21,7 +21,7 @@ from edge.sync.outbox import OutboxRecord, apply_acks, enqueue, seal_pending
 from server.commands.device import add_device
 from server.db.protocols import Payment, Protocol
 from server.db.sync import Bookmark as ServerBookmark
-from server.db.sync import DeviceStatus, SyncBatch, SyncConflict, SyncDeadLetter, SyncInbox
+from server.db.sync import DeviceStatus, SyncBatch, SyncConflict, SyncDeadLetter, SyncInbox, SyncStream
 from server.ingest.pipeline import BatchOutcome, Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
 
@@ -198,3 +198,30 @@ def test_device_status_keeps_the_latest(rig: SyncRig) -> None:
     with rig.server() as session:
         latest = session.scalars(select(DeviceStatus)).one()
     assert latest.seq == 2 and '"outbox_pending": 1' in latest.body
+
+
+def test_the_high_water_mark_waits_for_a_gap_and_then_jumps_over_everything_stored_after_it(
+    rig: SyncRig,
+) -> None:
+    queue(rig, *[("segment", segment_body(i)) for i in range(1, 1301)])
+    with rig.device() as session, session.begin():
+        seal_pending(session, rig.dev.device_id, rig.signer)
+    with rig.device() as session:
+        payloads = list(session.scalars(select(OutboxRecord.payload).order_by(OutboxRecord.seq)))
+
+    def send(seqs: range) -> None:
+        ingest(rig, [Incoming(up_topic(rig.dev.device_id, "segment"),
+                              encode_batch_message(rig.signer, [payloads[s - 1] or b"" for s in seqs[i : i + 100]]))
+                     for i in range(0, len(seqs), 100)])  # fmt: skip
+
+    def marks() -> tuple[int, int, bool]:
+        with rig.server() as session:
+            s = session.scalars(select(SyncStream)).one()
+            return s.hwm, s.max_seq, s.gap_since is not None
+
+    send(range(1, 101))
+    assert marks() == (100, 100, False)
+    send(range(201, 1301))  # 101..200 still on the way: the mark stays, the gap is noted
+    assert marks() == (100, 1300, True)
+    send(range(101, 201))  # the gap closes: the mark moves over 1 100 stored seqs (several chunks)
+    assert marks() == (1300, 1300, False)

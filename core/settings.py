@@ -8,6 +8,7 @@ The caller reads the file; this module does no I/O.
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ def _env_value(raw: str) -> Any:
 
 def overlay_env(data: dict[str, Any], environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
     """Return a copy of ``data`` with every ``PREFIX__A__B`` variable set at key ``a.b``."""
-    out: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    out: dict[str, Any] = copy.deepcopy(data)
     head = prefix.upper() + "__"
     for name, raw in sorted(environ.items()):
         if not name.upper().startswith(head):

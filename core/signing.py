@@ -23,9 +23,13 @@ def public_raw(key: Ed25519PublicKey | Ed25519PrivateKey) -> bytes:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def raw_key_id(public_key_raw: bytes) -> str:
+    """Short stable identifier of a raw 32-byte public key: the first 8 bytes of its SHA-256, hex."""
+    return hashlib.sha256(public_key_raw).hexdigest()[:16]
+
+
 def key_id(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
-    """Short stable identifier of a public key: the first 8 bytes of its SHA-256, hex."""
-    return hashlib.sha256(public_raw(key)).hexdigest()[:16]
+    return raw_key_id(public_raw(key))
 
 
 def public_b64(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:

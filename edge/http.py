@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.config import EdgeConfig
 from edge.identity import DeviceIdentity
-from edge.recorder.recorder import STATUS_FILE
+from edge.recorder.recorder import read_status
 from edge.sync.outbox import OutboxRecord
 from edge.upload.uploader import upload_progress
 
@@ -45,13 +44,7 @@ def create_device_app(
                 select(func.count()).select_from(OutboxRecord).where(OutboxRecord.state == "pending")
             )
             upload = asdict(upload_progress(session))
-        recorder: Any = None
-        status_file = config.recording_dir / STATUS_FILE
-        if status_file.exists():
-            try:
-                recorder = json.loads(status_file.read_text(encoding="utf-8"))
-            except ValueError:
-                recorder = {"error": "status file unreadable"}
+        recorder = read_status(config.recording_dir)
         return {
             "device": identity.device_id,
             "kid": identity.kid,

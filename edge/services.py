@@ -92,7 +92,7 @@ class _SenderService:
             ack_timeout_s=m.ack_timeout_s,
             backoff_max_s=m.backoff_max_s,
         )
-        signer = Signer.from_raw(identity.private_key.private_bytes_raw())
+        signer = Signer(identity.private_key)
         self.sender = SyncSender(settings, sessions, signer, keys)
         self.sender.start()
 

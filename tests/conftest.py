@@ -22,14 +22,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock
+from simulators.demo import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(host: str, port: int, timeout: float) -> None:
@@ -52,7 +47,7 @@ def mqtt_url() -> Iterator[str]:
     if env:
         yield env
         return
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.broker", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

@@ -8,12 +8,13 @@ another. A key id (``kid``) is the first 16 hex digits of the sha256 of the raw 
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from core.signing import BadSignature, public_raw, raw_key_id
 
 DOMAIN_RECORD = b"pd-sync-v1"
 DOMAIN_BATCH = b"pd-batch-v1"
@@ -23,13 +24,22 @@ DOMAIN_REQUEST = b"pd-req-v1"
 DOMAIN_MANIFEST = b"pd-ref-v1"
 
 
-class BadSignature(ValueError):
-    """A signature did not verify, or was made with a key we do not know."""
-
-
-def key_id(public_raw: bytes) -> str:
-    """Stable short id of a raw 32-byte Ed25519 public key."""
-    return hashlib.sha256(public_raw).hexdigest()[:16]
+key_id = raw_key_id  # one key-id rule for device identities, receipts, uploads and sync
+__all__ = [
+    "DOMAIN_ACK",
+    "DOMAIN_BATCH",
+    "DOMAIN_CONTROL",
+    "DOMAIN_MANIFEST",
+    "DOMAIN_RECORD",
+    "DOMAIN_REQUEST",
+    "BadSignature",
+    "KeyRing",
+    "Signer",
+    "Verifier",
+    "b64d",
+    "b64e",
+    "key_id",
+]
 
 
 def b64e(data: bytes) -> str:
@@ -72,9 +82,7 @@ class Signer:
         )
 
     def public_raw(self) -> bytes:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        return public_raw(self.private)
 
     @property
     def kid(self) -> str:

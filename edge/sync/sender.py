@@ -150,7 +150,7 @@ class SyncSender:
 
     # --- lifecycle ---
     def start(self) -> None:
-        """Connect (with jitter, so a fleet does not reconnect in one herd) and run in a background thread."""
+        """Connect and run in a background thread (paho reconnects on its own, 1 s doubling to 60 s)."""
         self._client.connect_async(self._addr.host, self._addr.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(target=self.run, name="sync-sender", daemon=True)

@@ -10,11 +10,17 @@ An up-message (topic ``pd/v1/{dev}/up/{stream}``) comes in two wire versions:
 
 - v1, one signature per record: ``{"v":1,"records":[{"p":b64(payload),"s":b64(sig),"k":kid}, ...]}``,
   each signed with Ed25519 over ``b"pd-sync-v1\\x00" + payload``;
-- v2, one signature per message (what devices send; verifying costs ~100 µs, so once per k records):
+- v2, one signature per message (verifying costs ~100 µs, so once per k records):
   ``{"v":2,"k":kid,"s":b64(sig),"p":[b64(payload), ...]}``, signed over ``b"pd-batch-v1\\x00" + manifest``
   where the *manifest* is the concatenation of the raw sha256 digests of the payloads, in order. A record
   is then proven by its payload, the manifest holding its digest, and the one signature; the server keeps
   all three (``sync_inbox`` + ``sync_batch``).
+- v3, what devices send: the same signed batch in binary framing, with no base64 and no JSON wrapper to parse
+  (a third fewer bytes, ~5 µs less per record on each side)::
+
+      b"PDS\\x03" | u8 len(kid) | kid (ASCII) | 64-byte Ed25519 signature | u16 count | count × (u32 len | payload)
+
+  big-endian; nothing may follow the last payload.
 
 ``decode_up`` and ``parse_payload`` reject anything malformed, oversized or of an unknown version with an
 ``EnvelopeError`` whose ``reason`` is a short code; nothing is half-read.
@@ -30,10 +36,15 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
+
 from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, KeyRing, Signer, b64d, b64e
 
 WIRE_VERSION = 1
 BATCH_WIRE_VERSION = 2
+BINARY_WIRE_VERSION = 3
+BINARY_MAGIC = b"PDS\x03"
+_SIG_BYTES = 64
 MAX_RECORD_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 512 * 1024
 MAX_RECORDS_PER_MESSAGE = 500
@@ -64,7 +75,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RecordPayload:
     """The parsed header and body of one signed record payload."""
 
@@ -138,10 +149,10 @@ def parse_payload(payload: bytes) -> RecordPayload:
     if len(payload) > MAX_RECORD_BYTES:
         raise EnvelopeError("oversized", f"record payload is {len(payload)} bytes, limit {MAX_RECORD_BYTES}")
     try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        obj = orjson.loads(payload)  # strict RFC 8259: no NaN/Infinity, UTF-8 checked, ints within 64 bits
+    except orjson.JSONDecodeError as exc:
         raise EnvelopeError("malformed", f"record payload is not UTF-8 JSON: {exc}") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise EnvelopeError("malformed", "record payload is not a JSON object")
     if obj.keys() != _FIELD_NAMES:
         missing = sorted(_FIELD_NAMES - set(obj))
@@ -249,20 +260,84 @@ class SignedBatch:
         keys.verify(self.kid, DOMAIN_BATCH, self.manifest, self.sig)
 
 
-def encode_batch_message(signer: Signer, payloads: list[bytes]) -> bytes:
-    """Several record payloads in one MQTT message with one signature (wire v2)."""
+def encode_batch_message(signer: Signer, payloads: list[bytes], wire: int = BINARY_WIRE_VERSION) -> bytes:
+    """Several record payloads in one MQTT message with one signature (wire v3 binary; v2 JSON on request)."""
     if not payloads or len(payloads) > MAX_RECORDS_PER_MESSAGE:
         raise ValueError(f"an up-message carries 1..{MAX_RECORDS_PER_MESSAGE} records, got {len(payloads)}")
     sig = signer.sign(DOMAIN_BATCH, batch_manifest(payloads))
-    return canonical_json(
-        {"v": BATCH_WIRE_VERSION, "k": signer.kid, "s": b64e(sig), "p": [b64e(p) for p in payloads]}
-    )
+    if wire == BATCH_WIRE_VERSION:
+        return canonical_json(
+            {"v": BATCH_WIRE_VERSION, "k": signer.kid, "s": b64e(sig), "p": [b64e(p) for p in payloads]}
+        )
+    if wire != BINARY_WIRE_VERSION:
+        raise ValueError(f"wire version {wire} cannot carry a signed batch")
+    return frame_batch(signer.kid, sig, payloads)
+
+
+def frame_batch(kid: str, sig: bytes, payloads: list[bytes]) -> bytes:
+    """The v3 binary framing of an already signed batch (see the module docstring)."""
+    raw_kid = kid.encode("ascii")
+    parts = [BINARY_MAGIC, bytes((len(raw_kid),)), raw_kid, sig, len(payloads).to_bytes(2, "big")]
+    for p in payloads:
+        parts.append(len(p).to_bytes(4, "big"))
+        parts.append(p)
+    return b"".join(parts)
+
+
+def message_bytes(kid: str, payload_sizes: list[int]) -> int:
+    """The size of the v3 message that would carry payloads of these sizes (to stay under the limits)."""
+    return len(BINARY_MAGIC) + 1 + len(kid) + _SIG_BYTES + 2 + sum(4 + n for n in payload_sizes)
+
+
+def _decode_binary(data: bytes) -> SignedBatch:
+    """Split a v3 message; ``EnvelopeError`` naming the first thing wrong (nothing is half-read)."""
+    size = len(data)
+    pos = len(BINARY_MAGIC)
+    if size < pos + 1:
+        raise EnvelopeError("malformed", "v3 message truncated before its key id")
+    klen = data[pos]
+    kid_raw = data[pos + 1 : pos + 1 + klen]
+    pos += 1 + klen
+    if not kid_raw or len(kid_raw) != klen or not kid_raw.isascii():
+        raise EnvelopeError("malformed", "v3 key id missing, truncated or not ASCII")
+    sig = data[pos : pos + _SIG_BYTES]
+    if len(sig) != _SIG_BYTES or size < pos + _SIG_BYTES + 2:
+        raise EnvelopeError("malformed", "v3 message truncated in its signature or record count")
+    pos += _SIG_BYTES
+    count = int.from_bytes(data[pos : pos + 2], "big")
+    pos += 2
+    if not 1 <= count <= MAX_RECORDS_PER_MESSAGE:
+        raise EnvelopeError(
+            "malformed", f"v3 message carries {count} records, allowed 1..{MAX_RECORDS_PER_MESSAGE}"
+        )
+    payloads: list[bytes] = []
+    for i in range(count):
+        if pos + 4 > size:
+            raise EnvelopeError("malformed", f"v3 message truncated before the length of record {i}")
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        if n > MAX_RECORD_BYTES:
+            raise EnvelopeError("oversized", f"record {i} is {n} bytes, limit {MAX_RECORD_BYTES}")
+        end = pos + 4 + n
+        if end > size:
+            raise EnvelopeError("malformed", f"v3 message truncated inside record {i}")
+        payloads.append(data[pos + 4 : end])
+        pos = end
+    if pos != size:
+        raise EnvelopeError("malformed", f"{size - pos} unexpected bytes after the last record")
+    return SignedBatch(payloads, sig, kid_raw.decode("ascii"))
 
 
 def decode_up(data: bytes) -> list[SignedRecord] | SignedBatch:
-    """Split an up-message of either wire version (signatures not yet checked); ``EnvelopeError`` if bad."""
+    """Split an up-message of any wire version (signatures not yet checked); ``EnvelopeError`` if bad."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_MESSAGE_BYTES}")
+    if data[:4] == BINARY_MAGIC:
+        return _decode_binary(data)
+    if data[:3] == BINARY_MAGIC[:3]:
+        version = data[3:4].hex()
+        raise EnvelopeError(
+            "unknown_version", f"binary wire version {version} unknown; this server speaks 1, 2, 3"
+        )
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -28,11 +28,12 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core.sync.control import AckItem
+from core.sync.control import AckEntry, AckItem
 from core.sync.envelope import make_payload, sha256_hex
 from core.sync.records import CURRENT_VERSION, PRIORITY, validate_for_enqueue
 from core.sync.signing import DOMAIN_RECORD, Signer
@@ -231,10 +232,17 @@ def due_rows(
     if after is not None:
         prio, seq = after
         stmt = stmt.where((t.priority > prio) | ((t.priority == prio) & (t.seq > seq)))
-    # Core on the session's connection: plain tuples, no ORM result machinery per row
-    for seq, epoch, stream, payload, sig, kid, digest, attempts, priority in session.connection().execute(
-        stmt
-    ):
+    # compiled once per shape, run on the DBAPI cursor: plain tuples, no result machinery per row
+    conn = session.connection()
+    compiled = stmt.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), tuple(params[name] for name in compiled.positiontup or ()))
+        fetched = cursor.fetchall()
+    finally:
+        cursor.close()
+    for seq, epoch, stream, payload, sig, kid, digest, attempts, priority in fetched:
         if seq in exclude:
             continue
         out.append(Sendable(seq, epoch, stream, payload, sig, kid, digest, attempts, priority))
@@ -243,45 +251,43 @@ def due_rows(
     return out
 
 
-def apply_acks(session: Session, items: Iterable[AckItem], now: datetime) -> list[int]:
+# ``seq IN (SELECT value FROM json_each(?))``: one bound parameter whatever the count, and SQLite looks each
+# seq up by rowid (a join of the table with json_each could be planned as a scan per element).
+_HELD = text(
+    "SELECT seq, epoch, sha256 FROM outbox "
+    "WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'pending'"
+)
+_MARK = text(
+    "UPDATE outbox SET state = :state, acked_at = :now, ack_status = :status, ack_detail = :detail "
+    "WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'pending'"
+).bindparams(bindparam("now", type_=UtcDateTime))
+
+
+def apply_acks(session: Session, items: Iterable[AckItem | AckEntry], now: datetime) -> list[int]:
     """Mark rows delivered (or rejected) for acks whose epoch, seq AND sha256 match; return the seqs freed.
 
     An ack for a hash we do not hold changes nothing (a forged or stale ack can never free a real row).
-    One SELECT of the named rows, then one UPDATE per ack status and 500 rows (guarded by state too).
+    One SELECT of the named rows, then one UPDATE per ack status, in the same transaction (the hashes
+    checked still hold); each statement takes the seqs as one JSON array, however many there are.
     """
-    wanted = {item.seq: item for item in items}
+    wanted = {item.seq: item for item in items}  # the last ack of a seq wins
     if not wanted:
         return []
-    held: dict[int, tuple[str, str | None]] = {}
-    seqs = sorted(wanted)
-    for i in range(0, len(seqs), 500):
-        chunk = seqs[i : i + 500]
-        for seq, epoch, digest in session.execute(
-            select(OutboxRecord.seq, OutboxRecord.epoch, OutboxRecord.sha256).where(
-                OutboxRecord.seq.in_(chunk), OutboxRecord.state == PENDING
-            )
-        ):
-            held[seq] = (epoch, digest)
+    held = {
+        int(seq): (epoch, digest)
+        for seq, epoch, digest in session.execute(_HELD, {"seqs": json.dumps(sorted(wanted))})
+    }
     groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for seq, item in wanted.items():
         if held.get(seq) == (item.epoch, item.sha256):
             groups[(item.status, item.reason)].append(seq)
     freed: list[int] = []
-    table = _outbox_table()
     for (status, reason), group in groups.items():
-        for i in range(0, len(group), 500):  # same transaction as the SELECT: the hashes checked still hold
-            chunk = group[i : i + 500]
-            session.execute(
-                update(table)
-                .where(table.c.seq.in_(chunk), table.c.state == PENDING)
-                .values(
-                    state=ACKED if status in ("ok", "dup") else REJECTED,
-                    acked_at=now,
-                    ack_status=status,
-                    ack_detail=reason,
-                )
-            )
-            freed.extend(chunk)
+        state = ACKED if status in ("ok", "dup") else REJECTED
+        params = {"state": state, "now": now, "status": status, "detail": reason, "seqs": json.dumps(group)}
+        session.execute(_MARK, params)
+        freed.extend(group)
+    freed.sort()
     return freed
 
 

@@ -31,7 +31,6 @@ from core.clock import Clock, SystemClock
 from core.structured_log import log_event
 from core.sync.broker_url import parse_broker_url
 from core.sync.control import (
-    Ack,
     Hello,
     RefApplied,
     Resend,
@@ -39,6 +38,7 @@ from core.sync.control import (
     ack_topic,
     ctl_topic,
     open_signed,
+    parse_ack,
     parse_control,
     ref_topic,
     req_topic,
@@ -256,18 +256,18 @@ class SyncSender:
     def _handle_ack(self, data: bytes) -> None:
         try:
             body, _kid = open_signed(data, self._keys, DOMAIN_ACK)
-            ack = parse_control(body)
-            if not isinstance(ack, Ack) or ack.dev != self.settings.device_id:
+            dev, entries = parse_ack(body)
+            if dev != self.settings.device_id:
                 raise EnvelopeError("unexpected", "not an ack for this device")
         except (EnvelopeError, BadSignature) as exc:
             log_event(log, "sync.ack_refused", reason=str(exc)[:200])
             return
         with self._sessions() as session, session.begin():
-            freed = apply_acks(session, ack.acks, self._clock.now())
+            freed = apply_acks(session, entries, self._clock.now())
         for seq in freed:
             self._forget(seq)
         self.acked += len(freed)
-        for item in ack.acks:
+        for item in entries:
             if item.status in ("conflict", "rejected"):
                 log.warning("sync.record_refused", extra={"event": "sync.record_refused", "seq": item.seq,
                                                           "status": item.status, "reason": item.reason})  # fmt: skip

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import LargeBinary, Table, case, func, insert, select, update
+from sqlalchemy import LargeBinary, Table, case, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.structured_log import log_event
 from core.sync.control import (
-    AckItem,
+    AckEntry,
     Hello,
     RefApplied,
     SyncRef,
@@ -65,7 +65,7 @@ class Incoming:
 
 @dataclass
 class BatchOutcome:
-    acks: dict[str, list[AckItem]] = field(default_factory=lambda: defaultdict(list))
+    acks: dict[str, list[AckEntry]] = field(default_factory=lambda: defaultdict(list))
     dataset_requests: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
@@ -218,9 +218,7 @@ def _check_signed(session: Session, out: BatchOutcome, now: datetime, topic: str
     except RecordRejected as exc:
         _dead(session, out, now, topic, device_id, exc.reason, exc.detail, rec.payload)
         # the record is genuinely the device's: tell it, so it stops resending and raises an alert
-        out.acks[device_id].append(
-            AckItem(epoch=head.epoch, seq=head.seq, sha256=digest, status="rejected", reason=exc.reason)
-        )
+        out.acks[device_id].append(AckEntry(head.epoch, head.seq, digest, "rejected", exc.reason))
         return None
     return _Accepted(device_id, rec, head, body, digest, batch)
 
@@ -264,8 +262,9 @@ def _inbox_row(a: _Accepted, now: datetime) -> dict[str, Any]:
     }
 
 
-def _inbox_columns(accepted: list[_Accepted], now: datetime) -> dict[str, list[Any]]:
-    """The ``sync_inbox`` rows of ``accepted`` column by column (what the PostgreSQL unnest insert takes)."""
+def _inbox_columns(accepted: list[_Accepted]) -> dict[str, list[Any]]:
+    """The ``sync_inbox`` rows of ``accepted`` column by column (what the PostgreSQL unnest insert takes);
+    ``received_at`` is the same for all and goes as one value."""
     heads = [a.head for a in accepted]
     recs = [a.rec for a in accepted]
     return {
@@ -279,7 +278,6 @@ def _inbox_columns(accepted: list[_Accepted], now: datetime) -> dict[str, list[A
         "payload": [r.payload for r in recs],
         "sig": [r.sig for r in recs],
         "kid": [r.kid for r in recs],
-        "received_at": [now] * len(accepted),
         "batch_id": [a.batch.batch_id if a.batch is not None else None for a in accepted],
     }
 
@@ -314,9 +312,10 @@ def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_A
         got = _pg_unnest_insert_columns(
             session,
             _table(SyncInbox),
-            _inbox_columns(list(unique.values()), now),
+            _inbox_columns(list(unique.values())),
             len(unique),
             "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq",
+            constants={"received_at": now},
         )
         inserted = {(d, e, int(q)) for d, e, q in got}
         stored = _stored_digests(session, [k for k in unique if k not in inserted])
@@ -335,11 +334,7 @@ def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_A
         for a in fresh:
             reason = refused.get((a.device_id, a.head.epoch, a.head.seq))
             status: Literal["ok", "conflict"] = "ok" if reason is None else "conflict"
-            out.acks[a.device_id].append(  # built from checked values: no re-validation per record
-                AckItem.model_construct(
-                    epoch=a.head.epoch, seq=a.head.seq, sha256=a.digest, status=status, reason=reason
-                )
-            )
+            out.acks[a.device_id].append(AckEntry(a.head.epoch, a.head.seq, a.digest, status, reason))
         out.accepted += len(fresh)
     touched: dict[tuple[str, str], int] = {}
     for a in accepted:
@@ -352,10 +347,9 @@ def _dup_or_conflict(
     session: Session, out: BatchOutcome, now: datetime, a: _Accepted, stored: str | None
 ) -> None:
     """A record whose (device, epoch, seq) is already stored: same hash = ``dup`` (success), else a conflict."""
-    item = {"epoch": a.head.epoch, "seq": a.head.seq, "sha256": a.digest}
     if stored == a.digest:
         out.duplicates += 1
-        out.acks[a.device_id].append(AckItem(**item, status="dup"))
+        out.acks[a.device_id].append(AckEntry(a.head.epoch, a.head.seq, a.digest, "dup"))
         return
     out.conflicts += 1
     reason = "different payload stored" if stored is not None else "record id already used by another record"
@@ -368,7 +362,7 @@ def _dup_or_conflict(
         "sync.conflict",
         extra={"event": "sync.conflict", "device": a.device_id, "epoch": a.head.epoch, "seq": a.head.seq},
     )
-    out.acks[a.device_id].append(AckItem(**item, status="conflict", reason=reason))
+    out.acks[a.device_id].append(AckEntry(a.head.epoch, a.head.seq, a.digest, "conflict", reason))
 
 
 def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -432,16 +426,33 @@ def _pg_unnest_insert(
 
 
 def _pg_unnest_insert_columns(
-    session: Session, table: Table, columns: dict[str, list[Any]], count: int, conflict: str
+    session: Session,
+    table: Table,
+    columns: dict[str, list[Any]],
+    count: int,
+    conflict: str,
+    constants: dict[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """``_pg_unnest_insert`` of rows given column by column (``count`` values in each list)."""
+    """``_pg_unnest_insert`` of rows given column by column (``count`` values in each list); ``constants``
+    are columns with one value for every row, sent once instead of as an array."""
     dialect = session.get_bind().dialect
     q = dialect.identifier_preparer.quote
+    constants = constants or {}
     names: list[str] = []
     arrays: list[list[Any]] = []
     casts: list[str] = []
+    fixed_names: list[str] = []
+    fixed_values: list[Any] = []
+    fixed_casts: list[str] = []
     for col in table.columns:
         default = col.default
+        if col.name in constants:
+            proc = None if isinstance(col.type, LargeBinary) else col.type.bind_processor(dialect)
+            value = constants[col.name]
+            fixed_names.append(col.name)
+            fixed_values.append(proc(value) if proc else value)
+            fixed_casts.append(f"%b::{col.type.compile(dialect=dialect)}")
+            continue
         if col.name in columns:
             values = columns[col.name]
         elif default is not None and getattr(default, "is_scalar", False):
@@ -453,13 +464,15 @@ def _pg_unnest_insert_columns(
         names.append(col.name)
         arrays.append([proc(v) for v in values] if proc else values)
         casts.append(f"%b::{col.type.compile(dialect=dialect)}[]")
+    selected = ", ".join(["u.*", *fixed_casts])
     sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(q(n) for n in names)}) "
-        f"SELECT * FROM unnest({', '.join(casts)}) {conflict}"
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(q(n) for n in [*names, *fixed_names])}) "
+        f"SELECT {selected} FROM unnest({', '.join(casts)}) AS u {conflict}"
     )
     cursor = session.connection().connection.cursor()
     try:
-        cursor.execute(sql, tuple(arrays))  # %b: binary arrays, no per-element quoting
+        cursor.execute(sql, (*fixed_values, *arrays))  # in SQL text order; %b: binary, no quoting
         return list(cursor.fetchall()) if "RETURNING" in conflict else []
     finally:
         cursor.close()
@@ -631,20 +644,20 @@ def _raise_marks(session: Session, device_id: str, epoch: str, now: datetime, se
 
 def _contiguous_end(session: Session, device_id: str, epoch: str, hwm: int) -> int | None:
     """The last seq of the run hwm+1, hwm+2, … stored in the inbox, looking at most ``_HWM_CHUNK`` seqs
-    ahead (the k-th stored seq after hwm is hwm+k exactly while the run lasts); None if hwm+1 is missing."""
+    ahead (an index-only range scan; the run is followed in Python); None if hwm+1 is missing."""
     inbox = _table(SyncInbox)
-    ahead = (
-        select(
-            inbox.c.seq.label("seq"),
-            (inbox.c.seq - func.row_number().over(order_by=inbox.c.seq)).label("lag"),
-        )
+    seqs = session.connection().execute(
+        select(inbox.c.seq)
         .where(inbox.c.device_id == device_id, inbox.c.epoch == epoch, inbox.c.seq > hwm)
         .order_by(inbox.c.seq)
         .limit(_HWM_CHUNK)
-        .subquery()
     )
-    end = session.scalar(select(func.max(ahead.c.seq)).where(ahead.c.lag == hwm))
-    return int(end) if end is not None else None
+    end = hwm
+    for (seq,) in seqs:
+        if seq != end + 1:
+            break
+        end = seq
+    return end if end > hwm else None
 
 
 def _request(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, device_id: str,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.structured_log import log_event
 from core.sync.broker_url import parse_broker_url
-from core.sync.control import TOPIC_ROOT, Ack, ack_topic, ctl_topic, ref_topic, seal
+from core.sync.control import TOPIC_ROOT, ack_body, ack_topic, ctl_topic, ref_topic, seal
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, Signer
 from server.ingest.datasets import newer_datasets
 from server.ingest.gaps import due_resends
@@ -189,7 +189,7 @@ class IngestWorker:
         now = self._clock.now().isoformat()
         for device_id, items in outcome.acks.items():
             for i in range(0, len(items), ACKS_PER_MESSAGE):
-                ack = Ack(dev=device_id, ts=now, acks=items[i : i + ACKS_PER_MESSAGE])
+                ack = ack_body(device_id, now, items[i : i + ACKS_PER_MESSAGE])
                 self._client.publish(ack_topic(device_id), seal(self._signer, DOMAIN_ACK, ack), qos=1)
         for device_id, have in outcome.dataset_requests:
             with self._sessions() as session:

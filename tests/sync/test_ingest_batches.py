@@ -5,7 +5,6 @@ a second payment for an already-paid protocol, bookmark versions, and acks that 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -14,9 +13,16 @@ from sqlalchemy import func, select
 from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
 
 from core.sync.control import AckItem, up_topic
-from core.sync.envelope import batch_manifest, encode_batch_message, make_payload
+from core.sync.envelope import (
+    SignedBatch,
+    batch_manifest,
+    decode_up,
+    encode_batch_message,
+    frame_batch,
+    make_payload,
+)
 from core.sync.records import Bookmark, BookmarkRecordV1
-from core.sync.signing import DOMAIN_BATCH, Signer, Verifier, b64d, b64e
+from core.sync.signing import DOMAIN_BATCH, Signer, Verifier
 from edge.sync.outbox import OutboxRecord, apply_acks, enqueue, seal_pending
 from server.commands.device import add_device
 from server.db.protocols import Payment, Protocol
@@ -91,19 +97,18 @@ def test_a_batch_is_stored_with_a_proof_that_verifies_each_record_and_the_acks_f
 
 
 def rewrap(msg: Incoming, payloads: list[bytes] | None = None, sig: bytes | None = None) -> Incoming:
-    """The same v2 message with some of its parts replaced (what an attacker on the broker can do)."""
-    wire = json.loads(msg.payload)
-    if payloads is not None:
-        wire["p"] = [b64e(p) for p in payloads]
-    if sig is not None:
-        wire["s"] = b64e(sig)
-    return Incoming(msg.topic, json.dumps(wire).encode())
+    """The same v3 message with some of its parts replaced (what an attacker on the broker can do)."""
+    batch = decode_up(msg.payload)
+    assert isinstance(batch, SignedBatch)
+    return Incoming(msg.topic, frame_batch(batch.kid, sig or batch.sig, payloads or batch.payloads))
 
 
 def test_forged_tampered_and_misdirected_batches_are_dead_lettered_and_change_nothing(rig: SyncRig) -> None:
     queue(rig, ("protocol", protocol_body("P1")), ("protocol", protocol_body("P2")))
     (good,) = outbox_messages(rig)
-    payloads = [b64d(p, "payload") for p in json.loads(good.payload)["p"]]
+    batch = decode_up(good.payload)
+    assert isinstance(batch, SignedBatch)
+    payloads = batch.payloads
     forger = Signer.generate()
     forged = rewrap(good, sig=forger.sign(DOMAIN_BATCH, batch_manifest(payloads)))  # right kid, wrong key
     tampered = rewrap(good, payloads=[payloads[0], payloads[1].replace(b"P2", b"P9")])  # one record changed

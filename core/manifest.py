@@ -3,6 +3,9 @@
 Each closed segment gets one ``ManifestEntry``: its sequence number, UTC start and end, frame count, size,
 SHA-256 and the hash of the previous entry. ``canonical_bytes`` is the one byte form that is hashed and
 signed (sorted-key compact JSON without the signature), so device and server agree byte for byte.
+An entry may also carry ``gps`` (``SegmentGps``: position at the first and last frame, seconds with a fix);
+it is signed with the rest, and an entry without it has exactly the bytes it always had, so older chains
+still verify.
 The first entry of a device links to ``GENESIS_HASH``. Pure: no I/O, no clock.
 """
 
@@ -12,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -47,6 +51,55 @@ class ManifestError(ValueError):
     """A manifest entry is malformed, forged or does not link to its predecessor; the message says which."""
 
 
+_GPS_FIELDS = ("start_lat", "start_lon", "end_lat", "end_lon", "fix_seconds", "seconds")
+
+
+@dataclass(frozen=True)
+class SegmentGps:
+    """GPS of one segment: position at its first and last frame (both ``None`` = no fix at that moment) and
+    how many of its ``seconds`` (started seconds of video) had a fix on at least one frame."""
+
+    start_lat: float | None
+    start_lon: float | None
+    end_lat: float | None
+    end_lon: float | None
+    fix_seconds: int
+    seconds: int
+
+    @property
+    def fix_fraction(self) -> float | None:
+        return self.fix_seconds / self.seconds if self.seconds else None
+
+
+def _gps_coordinate(data: Mapping[str, Any], name: str, limit: float) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if type(value) is not float and type(value) is not int:
+        raise ManifestError(f"gps.{name}: expected a number or null, got {type(value).__name__}")
+    if not math.isfinite(value) or not -limit <= value <= limit:
+        raise ManifestError(f"gps.{name}: {value} is outside -{limit:g}..{limit:g}")
+    return float(value)
+
+
+def parse_gps(data: Any) -> SegmentGps | None:
+    """Validate an entry's ``gps`` object (``None`` stays ``None``); errors name the field."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ManifestError(f"gps: expected an object or null, got {type(data).__name__}")
+    if set(data) != set(_GPS_FIELDS):
+        raise ManifestError(f"gps: expected exactly the fields {sorted(_GPS_FIELDS)}, got {sorted(data)}")
+    start = (_gps_coordinate(data, "start_lat", 90), _gps_coordinate(data, "start_lon", 180))
+    end = (_gps_coordinate(data, "end_lat", 90), _gps_coordinate(data, "end_lon", 180))
+    for name, (lat, lon) in (("start", start), ("end", end)):
+        if (lat is None) != (lon is None):
+            raise ManifestError(f"gps.{name}: latitude and longitude must both be given or both be null")
+    seconds = _require_int(data, "seconds", 0, MAX_FRAMES)
+    fix_seconds = _require_int(data, "fix_seconds", 0, seconds)
+    return SegmentGps(start[0], start[1], end[0], end[1], fix_seconds, seconds)
+
+
 def format_utc(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds and a ``Z``, the only time form used in entries."""
     if moment.tzinfo is None:
@@ -78,6 +131,7 @@ class ManifestEntry:
     kid: str = ""
     repaired: bool = False
     signature: str = ""
+    gps: SegmentGps | None = None
 
     @property
     def start(self) -> datetime:
@@ -88,7 +142,11 @@ class ManifestEntry:
         return parse_utc(self.end_utc, "end_utc")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field; ``gps`` only when the entry has it (an entry without it reads as it always did)."""
+        data = asdict(self)
+        if self.gps is None:
+            del data["gps"]
+        return data
 
 
 def _require_int(data: Mapping[str, Any], name: str, low: int, high: int) -> int:
@@ -111,7 +169,7 @@ def parse_entry(data: Any) -> ManifestEntry:
     """Validate untrusted JSON data into an entry; every error names the field that is wrong."""
     if not isinstance(data, Mapping):
         raise ManifestError(f"entry: expected an object, got {type(data).__name__}")
-    unknown = set(data) - {*_FIELDS, "signature"}
+    unknown = set(data) - {*_FIELDS, "signature", "gps"}
     if unknown:
         raise ManifestError(f"entry: unknown fields {sorted(unknown)}")
     device_id = _require_str(data, "device_id")
@@ -139,14 +197,17 @@ def parse_entry(data: Any) -> ManifestEntry:
     signature = data.get("signature", "")
     if not isinstance(signature, str) or len(signature) > 200:
         raise ManifestError("signature: expected a base64 string")
+    gps = parse_gps(data.get("gps"))
     return ManifestEntry(
-        device_id, seq, start_utc, end_utc, frames, size, sha, prev, kid, repaired, signature
+        device_id, seq, start_utc, end_utc, frames, size, sha, prev, kid, repaired, signature, gps
     )
 
 
 def canonical_bytes(entry: ManifestEntry) -> bytes:
     """The exact bytes that are hashed and signed: compact sorted JSON of every field but the signature."""
-    body = {name: getattr(entry, name) for name in _FIELDS}
+    body: dict[str, Any] = {name: getattr(entry, name) for name in _FIELDS}
+    if entry.gps is not None:
+        body["gps"] = asdict(entry.gps)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 

@@ -99,6 +99,7 @@ class PowerSection(Section):
 
 class GpsSection(Section):
     url: str | None = None  # serial:///dev/ttyACM0 or a pty path; None = no GPS
+    stop_max_age_s: float = Field(30.0, gt=0)  # oldest recorder fix a new protocol may take its position from
 
 
 class MqttSection(Section):
@@ -112,6 +113,9 @@ class MqttSection(Section):
     ack_timeout_s: float = Field(30.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)
     enabled: bool = True
+    tls_ca: str | None = None  # with mqtts://: the broker's CA; cert/key = this device's client certificate
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class ServerSection(Section):

@@ -91,6 +91,9 @@ class _SenderService:
             batch=m.batch,
             ack_timeout_s=m.ack_timeout_s,
             backoff_max_s=m.backoff_max_s,
+            tls_ca=m.tls_ca,
+            tls_cert=m.tls_cert,
+            tls_key=m.tls_key,
         )
         signer = Signer(identity.private_key)
         self.sender = SyncSender(settings, sessions, signer, keys)

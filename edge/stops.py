@@ -1,13 +1,18 @@
 """The traffic stop: the officer draws up a protocol (offence report) in the simplified procedure.
 
 The fine, the reduced amount and its deadline come from the jurisdiction's dataset in ``core.fines``; the
-protocol row, its sync record and a bookmark on the recording are written in one transaction."""
+protocol row, its sync record and a bookmark on the recording are written in one transaction.
+
+The place of the offence: a position the officer typed wins; otherwise the recorder's latest GPS fix
+(``edge.recorder.position``) is used when it was read at most ``gps_max_age`` ago, else lat/lon stay empty —
+a position is never guessed."""
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -28,12 +33,15 @@ from core.sync.records import ProtocolRecordV1
 from edge.db.base import transaction
 from edge.db.protocols import Officer, Protocol
 from edge.recorder.bookmarks import add_bookmark
+from edge.recorder.position import PublishedFix, fresh_fix
 from edge.sync.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
 # The recording around the start of a stop that is bookmarked with the protocol (approach and first words).
 STOP_LEAD = timedelta(minutes=2)
+# The oldest recorder fix a protocol takes its position from (configurable: ``[gps] stop_max_age_s``).
+GPS_MAX_AGE = timedelta(seconds=30)
 
 
 class StopError(ValueError):
@@ -80,8 +88,12 @@ def open_protocol(
     timezone: str,
     holidays: list[date],
     clock: Clock,
+    gps_fix: PublishedFix | None = None,
+    gps_max_age: timedelta = GPS_MAX_AGE,
 ) -> Protocol:
-    """Validate and store a protocol with its reduced fine; raise ``StopError`` naming what was wrong."""
+    """Validate and store a protocol with its reduced fine; raise ``StopError`` naming what was wrong.
+
+    ``gps_fix`` is the recorder's latest fix (``published_fix(read_status(dir))``); see the module text."""
     number = details.number.strip()
     if not number or len(number) > 32:
         raise StopError("protocol number: 1 to 32 characters, as issued by ERAP")
@@ -91,6 +103,7 @@ def open_protocol(
     if not plate or len(plate) > 16:
         raise StopError("vehicle plate: 1 to 16 characters")
     now = clock.now()
+    lat, lon, source = stop_position(details, gps_fix, now, gps_max_age)
     local_day = now.astimezone(ZoneInfo(timezone)).date()
     try:
         iin = parse_iin(details.driver_iin, reference_date=local_day)
@@ -118,8 +131,8 @@ def open_protocol(
             offence_at=now,
             offence_date=local_day,
             place=details.place,
-            lat=details.lat,
-            lon=details.lon,
+            lat=lat,
+            lon=lon,
             driver_name=details.driver_name.strip(),
             driver_iin=iin.value,
             vehicle_plate=plate,
@@ -141,8 +154,41 @@ def open_protocol(
         s.flush()
         enqueue(s, "protocol", protocol_record(protocol, officer.full_name).to_body(), now=now)
         add_bookmark(s, "stop", number, now - STOP_LEAD, now)
-    log_event(log, "stop.protocol_opened", protocol=number, article=article.code, due_minor=fine.due.minor)
+    log_event(
+        log,
+        "stop.protocol_opened",
+        protocol=number,
+        article=article.code,
+        due_minor=fine.due.minor,
+        position=source,
+    )
     return protocol
+
+
+def stop_position(
+    details: StopDetails, gps_fix: PublishedFix | None, now: datetime, max_age: timedelta
+) -> tuple[float | None, float | None, str]:
+    """(lat, lon, source): the officer's typed position, else a fresh recorder fix, else none."""
+    if details.lat is not None or details.lon is not None:
+        if details.lat is None or details.lon is None:
+            raise StopError("position: give both latitude and longitude, or neither")
+        if not (math.isfinite(details.lat) and -90 <= details.lat <= 90):
+            raise StopError(f"position: latitude {details.lat} is outside -90..90")
+        if not (math.isfinite(details.lon) and -180 <= details.lon <= 180):
+            raise StopError(f"position: longitude {details.lon} is outside -180..180")
+        return details.lat, details.lon, "officer"
+    fresh = fresh_fix(gps_fix, now, max_age)
+    if fresh is not None:
+        return fresh.latitude, fresh.longitude, "gps"
+    if gps_fix is not None:
+        log_event(
+            log,
+            "stop.gps_fix_stale",
+            age_s=round(gps_fix.age(now).total_seconds(), 1),
+            max_age_s=max_age.total_seconds(),
+        )
+        return None, None, "none (stale fix)"
+    return None, None, "none (no fix)"
 
 
 def protocol_record(p: Protocol, officer_name: str | None) -> ProtocolRecordV1:

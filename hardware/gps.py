@@ -3,8 +3,9 @@
 ``parse_sentence`` turns one line into an ``Rmc`` or ``Gga`` or raises ``NmeaError`` naming what was wrong;
 ``format_rmc``/``format_gga`` write the same sentences (the simulator uses them). ``GpsReceiver`` reads lines
 from any pyserial URL (``/dev/ttyACM0``, a pty path, ``socket://``, ``loop://``) on its own thread and keeps the
-latest fix: position from RMC/GGA, UTC time and date from RMC. A fix older than ``max_age`` seconds counts as
-none, so a receiver that went silent never shows a stale position as current.
+latest fix: position from RMC/GGA, UTC time and date from RMC, fix quality and satellites from GGA. A fix older
+than ``max_age`` seconds counts as none for ``fix()``, so a receiver that went silent never shows a stale position
+as current; ``latest()`` gives the last fix whatever its age, with that age, for callers with their own limit.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ Sentence = Rmc | Gga
 
 @dataclass(frozen=True)
 class GpsFix:
-    """The latest known position; ``utc`` is the receiver's time of that fix."""
+    """The latest known position; ``utc`` is the receiver's time of that fix; ``quality`` is GGA's fix quality
+    (1 GPS, 2 DGPS, 4 RTK…; ``None`` until a GGA sentence came)."""
 
     latitude: float
     longitude: float
@@ -69,6 +71,7 @@ class GpsFix:
     satellites: int | None = None
     altitude_m: float | None = None
     speed_knots: float | None = None
+    quality: int | None = None
 
 
 def checksum(body: str) -> int:
@@ -284,6 +287,7 @@ class GpsReceiver:
                 previous.satellites if previous else None,
                 previous.altitude_m if previous else None,
                 sentence.speed_knots,
+                previous.quality if previous else None,
             )
         else:
             if sentence.quality == 0:
@@ -300,6 +304,7 @@ class GpsReceiver:
                 utc=utc,
                 satellites=sentence.satellites,
                 altitude_m=sentence.altitude_m,
+                quality=sentence.quality,
             )
         self._fix_at = self._monotonic()
 
@@ -309,6 +314,13 @@ class GpsReceiver:
             if self._fix is None or self._monotonic() - self._fix_at > self.max_age:
                 return None
             return self._fix
+
+    def latest(self) -> tuple[GpsFix, float] | None:
+        """The last fix ever received and its age in seconds, or None if there has been none."""
+        with self._lock:
+            if self._fix is None:
+                return None
+            return self._fix, max(0.0, self._monotonic() - self._fix_at)
 
     def start(self) -> GpsReceiver:
         self._thread = threading.Thread(target=self._loop, name="gps", daemon=True)

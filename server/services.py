@@ -28,6 +28,9 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             shared_group=None if config.mqtt.embedded else config.mqtt.shared_group,
             gap_timeout_s=config.mqtt.gap_timeout_s,
             resend_interval_s=config.mqtt.resend_interval_s,
+            tls_ca=config.mqtt.tls_ca,
+            tls_cert=config.mqtt.tls_cert,
+            tls_key=config.mqtt.tls_key,
         )
         services.extend(start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers))
     return services

@@ -333,7 +333,9 @@ def traffic_stop(lay: Layout, env: dict[str, str], log: Path) -> None:
         env,
         log,
     )  # fmt: skip
-    print("  " + out.strip().splitlines()[-1], flush=True)
+    for line in out.strip().splitlines():
+        if line.startswith(("protocol ", "position:")):
+            print("  " + line, flush=True)
     out = run_tool([*edge, "pay", number, "--officer", "B-1001", "--yes"], env, log)
     for line in out.strip().splitlines():
         if line.startswith(("paid:", "receipt copy")):

@@ -180,6 +180,56 @@ class SegmentRecordV1(RecordBody):
     prev_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="chain of segments")
 
 
+class SegmentRecordV2(RecordBody):
+    """``SegmentRecordV1`` plus where the segment was recorded: the GPS position at its first and last frame
+    (``None`` = no fix at that moment) and how many of its ``gps_seconds`` (started seconds of video) had a
+    fix (``None`` for both = not known, e.g. a segment repaired after a crash).
+
+    A v2 server reads v1 segments with every GPS field ``None``; a v1 server refuses v2 with
+    ``unknown_version`` and the device keeps the record until the server is upgraded.
+    """
+
+    record_type: ClassVar[str] = "segment"
+    version: ClassVar[int] = 2
+
+    segment_id: Id
+    recording_id: Id
+    index: int = Field(ge=0)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    file_name: str = Field(min_length=1, max_length=255)
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    codec: str = Field(default="h264", max_length=32)
+    width: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=1)
+    fps: float | None = Field(default=None, gt=0)
+    prev_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="chain of segments")
+    start_lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    start_lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    end_lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    end_lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    gps_fix_seconds: int | None = Field(default=None, ge=0)
+    gps_seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _gps_consistent(self) -> SegmentRecordV2:
+        for name, lat, lon in (
+            ("start", self.start_lat, self.start_lon),
+            ("end", self.end_lat, self.end_lon),
+        ):
+            if (lat is None) != (lon is None):
+                raise ValueError(f"{name}_lat and {name}_lon must both be given or both be null")
+        if (self.gps_fix_seconds is None) != (self.gps_seconds is None):
+            raise ValueError("gps_fix_seconds and gps_seconds must both be given or both be null")
+        fixed, total = self.gps_fix_seconds, self.gps_seconds
+        if fixed is not None and total is not None and fixed > total:
+            raise ValueError(f"gps_fix_seconds ({fixed}) exceeds gps_seconds ({total})")
+        if self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
+
+
 class RecordingGapRecordV1(RecordBody):
     """A span of the shift with no recording (power loss, crash, camera fault), as found by the recorder."""
 
@@ -261,6 +311,7 @@ RECORD_MODELS: dict[tuple[str, int], type[RecordBody]] = {
         OwnCardCheckRecordV1,
         ReceiptJobRecordV1,
         SegmentRecordV1,
+        SegmentRecordV2,
         RecordingGapRecordV1,
         BookmarkRecordV1,
         BookmarkRecordV2,
@@ -275,7 +326,7 @@ Protocol = ProtocolRecordV1
 Payment = PaymentRecordV1
 OwnCardCheck = OwnCardCheckRecordV1
 ReceiptJob = ReceiptJobRecordV1
-Segment = SegmentRecordV1
+Segment = SegmentRecordV2
 RecordingGap = RecordingGapRecordV1
 Bookmark = BookmarkRecordV2
 DeviceStatus = DeviceStatusRecordV1

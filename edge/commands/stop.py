@@ -1,4 +1,7 @@
-"""`patrol-edge officer add` and `patrol-edge stop open`: register the officer and draw up a protocol."""
+"""`patrol-edge officer add` and `patrol-edge stop open`: register the officer and draw up a protocol.
+
+``stop open`` takes the protocol's position from the recorder's latest GPS fix (its status file) when that fix
+is at most ``[gps] stop_max_age_s`` old, unless ``--lat``/``--lon`` are given."""
 
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ def register(sub: Any) -> None:
     op.add_argument("--plate", required=True, help="vehicle plate")
     op.add_argument("--officer", required=True, help="badge of the officer")
     op.add_argument("--place", default="")
-    op.add_argument("--lat", type=float, default=None)
+    op.add_argument(
+        "--lat", type=float, default=None, help="typed position (default: the recorder's GPS fix)"
+    )
     op.add_argument("--lon", type=float, default=None)
     op.set_defaults(handler=cmd_stop_open)
 
@@ -60,10 +65,15 @@ def cmd_officer_add(args: argparse.Namespace) -> int:
 
 
 def cmd_stop_open(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
     from core.money import Money, currency
+    from edge.recorder.position import published_fix
+    from edge.recorder.recorder import read_status
     from edge.stops import StopDetails, StopError, open_protocol
 
     cfg, sessions = _sessions(args)
+    gps_fix = published_fix(read_status(cfg.recording_dir))
     details = StopDetails(
         number=args.number,
         article=args.article,
@@ -84,6 +94,8 @@ def cmd_stop_open(args: argparse.Namespace) -> int:
             timezone=cfg.device.timezone,
             holidays=list(cfg.rules.holidays),
             clock=SystemClock(),
+            gps_fix=gps_fix,
+            gps_max_age=timedelta(seconds=cfg.gps.stop_max_age_s),
         )
     except StopError as exc:
         print(f"error: {exc}")
@@ -94,4 +106,8 @@ def cmd_stop_open(args: argparse.Namespace) -> int:
         f"reduced {Money(p.reduced_minor, cur).format()} if paid by {p.discount_deadline.isoformat()} "
         f"({p.legal_basis})"
     )
+    if p.lat is not None and p.lon is not None:
+        print(f"position: {p.lat:.5f}, {p.lon:.5f}")
+    else:
+        print("position: not known (no fresh GPS fix)")
     return 0

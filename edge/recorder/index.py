@@ -27,7 +27,9 @@ def segment_id(device_id: str, seq: int) -> str:
 
 
 def segment_record(entry: ManifestEntry, file_name: str) -> dict[str, object]:
-    """The synced ``segment`` record body (``core.sync.records.SegmentRecordV1``)."""
+    """The synced ``segment`` record body (``core.sync.records.SegmentRecordV2``): the manifest entry's facts,
+    GPS included (all GPS fields null when the entry has no track, e.g. a segment repaired at start)."""
+    gps = entry.gps
     return {
         "segment_id": segment_id(entry.device_id, entry.seq),
         "recording_id": recording_id(entry.device_id),
@@ -39,6 +41,12 @@ def segment_record(entry: ManifestEntry, file_name: str) -> dict[str, object]:
         "sha256": entry.sha256,
         "codec": "h264",
         "prev_sha256": entry.prev_hash,
+        "start_lat": gps.start_lat if gps else None,
+        "start_lon": gps.start_lon if gps else None,
+        "end_lat": gps.end_lat if gps else None,
+        "end_lon": gps.end_lon if gps else None,
+        "gps_fix_seconds": gps.fix_seconds if gps else None,
+        "gps_seconds": gps.seconds if gps else None,
     }
 
 

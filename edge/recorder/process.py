@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from core.structured_log import configure_logging
-from edge.recorder.overlay import OverlayFix
+from edge.recorder.position import no_gps, receiver_source
 from edge.recorder.recorder import Recorder, RecorderSettings
 from edge.recorder.recovery import parse_segment_name
 from edge.recorder.segment_writer import EncoderSettings
@@ -72,11 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage = StoragePolicy(args.dir, warn_hours=args.warn_hours, reserve_bytes=args.reserve_mb * 1024 * 1024)
     gps = GpsReceiver(args.gps).start() if args.gps else None
 
-    def position() -> OverlayFix | None:
-        fix = gps.fix() if gps is not None else None
-        return OverlayFix(fix.latitude, fix.longitude) if fix is not None else None
-
-    recorder = Recorder(settings, signer, index=index, storage=storage, position=position)
+    source = receiver_source(gps) if gps is not None else no_gps
+    recorder = Recorder(settings, signer, index=index, storage=storage, gps=source)
     if index is not None:
         files = {p[0]: path.name for path in args.dir.glob("*.mp4") if (p := parse_segment_name(path.name))}
         index.reconcile(recorder.journal, files)

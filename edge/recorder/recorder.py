@@ -4,6 +4,8 @@ hashed, signed and chained on a closer thread so capture never waits.
 There is no stop, pause or mute: the loop runs until its process is terminated by the system. Every
 interruption (camera lost, disk full, encoder error, a crash found at start) becomes a ``RecordingGap``
 with its cause. Journal and index writes all happen on the closer thread, in order.
+The GPS fix of every frame goes into the overlay and into its segment's track (start and end position, seconds
+with a fix: ``ManifestEntry.gps``); the latest fix and when it was read go into the status file.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from edge.recorder.capture import CameraFactory, CameraFailed, CaptureEnded, Cap
 from edge.recorder.fragments import count_frames, repair_segment
 from edge.recorder.journal import Journal, RecordingGap, fsync_directory
 from edge.recorder.overlay import Overlay, OverlayFix, overlay_text
+from edge.recorder.position import GpsSource, Position, SegmentTrack, no_gps, rounded, status_fix
 from edge.recorder.recovery import close_segment_file, current_boot_id, recover, segment_name, write_state
 from edge.recorder.segment_writer import EncoderSettings, SegmentWriter
 from edge.recorder.signer import SegmentSigner
@@ -68,9 +70,7 @@ class RecorderSettings:
     storage_check_seconds: float = 5.0
     retry_seconds: float = 1.0  # wait between attempts while the camera is lost or the disk is full
     capture_queue_frames: int = 30  # frames buffered between camera and encoder (1 s at 30 fps)
-
-
-PositionSource = Callable[[], OverlayFix | None]
+    gps_current_seconds: float = 5.0  # an older fix is "no fix" for the overlay and the segment track
 
 
 @dataclass
@@ -78,6 +78,7 @@ class _Open:
     writer: SegmentWriter
     seq: int
     start: datetime
+    track: SegmentTrack
 
 
 class Recorder:
@@ -88,7 +89,7 @@ class Recorder:
         index: RecordingIndex | None = None,
         clock: Clock | None = None,
         camera_factory: CameraFactory = open_camera,
-        position: PositionSource = lambda: None,
+        gps: GpsSource = no_gps,
         storage: StoragePolicy | None = None,
     ) -> None:
         self.settings = settings
@@ -96,7 +97,7 @@ class Recorder:
         self.index = index or NoIndex()
         self.clock = clock or SystemClock()
         self._camera_factory = camera_factory
-        self._position = position
+        self._gps = gps
         self.directory = settings.directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.storage = storage or StoragePolicy(self.directory)
@@ -213,14 +214,23 @@ class Recorder:
         assert self._open is not None
         capture = self.settings.capture
         video = as_yuv420p(frame, capture.width, capture.height)
-        text = overlay_text(now, self.signer.device_id, self.settings.badge, self._position())
+        position = self._current_position()
+        fix = OverlayFix(*position) if position is not None else None
+        text = overlay_text(now, self.signer.device_id, self.settings.badge, fix)
         overlay.apply(video, text)
         try:
             self._open.writer.write(video)
         except OSError as exc:
             self._abandon_segment("disk_full" if exc.errno == 28 else "encoder_error", str(exc))
             return
+        self._open.track.add(position)
         self._frames_total += 1
+
+    def _current_position(self) -> Position | None:
+        reading = self._gps()
+        if reading is None or reading.age_s > self.settings.gps_current_seconds:
+            return None
+        return rounded(reading.latitude, reading.longitude)
 
     def _start_segment(self, now: datetime) -> None:
         seq = self._next_seq
@@ -228,7 +238,7 @@ class Recorder:
         capture = self.settings.capture
         writer = SegmentWriter(path, capture.width, capture.height, capture.fps, self.settings.encoder)
         fsync_directory(self.directory)
-        self._open = _Open(writer, seq, now)
+        self._open = _Open(writer, seq, now, SegmentTrack(capture.fps))
         self._next_seq += 1
         self._state = "recording"
         if self._gap_start is not None and self._gap_cause is not None:
@@ -330,6 +340,7 @@ class Recorder:
             frames,
             self.settings.capture.fps,
             repaired,
+            gps=opened.track.summary(frames),
         )
         self.storage.observe_rate(entry.size, frames / self.settings.capture.fps)
         self.index.segment_closed(entry, opened.writer.path)
@@ -363,6 +374,7 @@ class Recorder:
             "storage_low": storage.low if storage else False,
             "gap_cause": self._gap_cause,
             "frames_dropped": self._capture.dropped if self._capture else 0,
+            "gps_fix": status_fix(self._gps(), self.clock.now()),
         }
         if self._capture is not None and self._capture.dropped > self._dropped_logged:
             log_event(log, "recorder.frames_dropped", total=self._capture.dropped)

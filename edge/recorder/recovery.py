@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.manifest import ManifestEntry, format_utc, sign_entry
+from core.manifest import ManifestEntry, SegmentGps, format_utc, sign_entry
 from core.structured_log import log_event
 from edge.recorder.fragments import count_frames, repair_segment
 from edge.recorder.journal import Journal, fsync_directory
@@ -70,8 +70,11 @@ def close_segment_file(
     frames: int,
     fps: int,
     repaired: bool,
+    gps: SegmentGps | None = None,
 ) -> ManifestEntry:
-    """Hash the (already fsynced) file and append its signed, chained entry to the manifest."""
+    """Hash the (already fsynced) file and append its signed, chained entry to the manifest.
+
+    ``gps`` is the segment's track as the recorder saw it; None when it is not known (repair at start)."""
     end = start + timedelta(seconds=frames / fps)
     entry = ManifestEntry(
         device_id=signer.device_id,
@@ -84,6 +87,7 @@ def close_segment_file(
         prev_hash=journal.chain_head(),
         kid=signer.kid,
         repaired=repaired,
+        gps=gps,
     )
     signed = sign_entry(entry, signer.private_key)
     journal.append_entry(signed)

@@ -2,7 +2,10 @@
 
 ``apply_dataset`` verifies a dataset message from the server (signature against the pinned server keys,
 sha256, size), refuses a version that is not newer than the one in use, and in one SQLite transaction stores
-the new version and makes it the active one. ``active_versions`` is what records made offline carry.
+the new version and makes it the active one. It also takes the chunks of a large dataset:
+each is verified on arrival and held by a ``DatasetAssembler``; only the complete, re-verified whole is
+swapped in, so a missing, forged or duplicate chunk never leaves a half dataset and the previous version
+stays in use. ``active_versions`` is what records made offline carry.
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ from sqlalchemy import Boolean, Integer, LargeBinary, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.structured_log import log_event
-from core.sync.datasets import Manifest, check_newer, open_dataset
+from core.sync.datasets import (
+    AnyManifest,
+    DatasetAssembler,
+    DatasetChunk,
+    SignedDataset,
+    check_newer,
+    open_ref,
+)
+from core.sync.envelope import EnvelopeError
 from core.sync.signing import KeyRing
 from edge.db.base import Base, UtcDateTime
 
@@ -61,16 +72,39 @@ def active_content(session: Session, dataset: str) -> tuple[int, bytes] | None:
     return (row[0], row[1]) if row else None
 
 
-def apply_dataset(session: Session, data: bytes, keys: KeyRing, now: datetime) -> Applied:
-    """Verify and activate a dataset message in the caller's transaction.
+def _active_version(session: Session, dataset: str) -> int | None:
+    return session.scalar(
+        select(DatasetVersion.version).where(
+            DatasetVersion.dataset == dataset, DatasetVersion.active.is_(True)
+        )
+    )
 
-    Raises ``EnvelopeError``/``BadSignature`` for a bad message and ``RollbackRefused`` for a version not
-    newer than the active one; nothing is written in those cases.
+
+def apply_dataset(
+    session: Session, data: bytes, keys: KeyRing, now: datetime, chunks: DatasetAssembler | None = None
+) -> Applied | None:
+    """Verify a message from the ref topic and, once a version is complete, activate it in the caller's
+    transaction: ``Applied`` then, None while a chunked version still misses chunks (held by ``chunks``).
+
+    Raises ``EnvelopeError``/``BadSignature`` for a bad message (or a chunk without ``chunks``) and
+    ``RollbackRefused`` for a version not newer than the active one; nothing is written or kept then.
     """
-    manifest: Manifest
-    manifest, signed = open_dataset(data, keys)
-    current = active_content(session, manifest.dataset)
-    check_newer(manifest, current[0] if current else None)
+    opened = open_ref(data, keys)
+    if not isinstance(opened, DatasetChunk):
+        manifest, signed = opened
+        check_newer(manifest, _active_version(session, manifest.dataset))
+        return _activate(session, manifest, signed, now)
+    chunk = opened
+    if chunks is None:
+        raise EnvelopeError("unexpected", "a dataset chunk, but no assembler to hold it")
+    check_newer(chunk.manifest, _active_version(session, chunk.manifest.dataset))
+    whole = chunks.add(chunk)
+    if whole is None:
+        return None
+    return _activate(session, chunk.manifest, whole, now)
+
+
+def _activate(session: Session, manifest: AnyManifest, signed: SignedDataset, now: datetime) -> Applied:
     session.execute(
         update(DatasetVersion).where(DatasetVersion.dataset == manifest.dataset).values(active=False)
     )

@@ -45,7 +45,7 @@ from core.sync.control import (
     seal,
     up_topic,
 )
-from core.sync.datasets import RollbackRefused
+from core.sync.datasets import DatasetAssembler, RollbackRefused
 from core.sync.envelope import EnvelopeError, encode_batch_message
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, DOMAIN_REQUEST, BadSignature, KeyRing, Signer
 from edge.db.meta import database_epoch
@@ -110,6 +110,7 @@ class SyncSender:
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
         self._sealed_upto = 0  # every row up to this seq is sealed
         self._online = False
+        self._ref_chunks = DatasetAssembler()  # chunks of large datasets still incomplete (memory only)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.acked = 0
@@ -292,10 +293,12 @@ class SyncSender:
     def _handle_ref(self, data: bytes) -> None:
         try:
             with self._sessions() as session, session.begin():
-                applied = apply_dataset(session, data, self._keys, self._clock.now())
+                applied = apply_dataset(session, data, self._keys, self._clock.now(), self._ref_chunks)
         except (EnvelopeError, BadSignature, RollbackRefused) as exc:
             log_event(log, "sync.dataset_refused", reason=str(exc)[:200])
             return
+        if applied is None:
+            return  # a chunk was kept; the dataset is swapped in with its last chunk
         dev = self.settings.device_id
         msg = RefApplied(dev=dev, dataset=applied.dataset, version=applied.version)
         self._client.publish(req_topic(dev), seal(self._signer, DOMAIN_REQUEST, msg), 1)

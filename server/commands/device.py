@@ -1,5 +1,6 @@
 """``patrol-server device add``: provision a device (identity, Ed25519 key pair, MQTT credentials) and print
-or write its configuration; ``device list`` shows registered devices."""
+or write its configuration; ``device cert`` issues its TLS client certificate (CN = device id) from the CA files;
+``device list`` shows registered devices."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -109,6 +110,113 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+CERT_DAYS = 825
+
+
+def issue_client_cert(
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    common_name: str,
+    now: datetime,
+    days: int = CERT_DAYS,
+    csr_pem: bytes | None = None,
+) -> tuple[bytes | None, bytes]:
+    """A TLS client certificate with CN = ``common_name`` (a device id, or ``ingest-svc``) signed by the CA.
+
+    With ``csr_pem`` the device keeps its key: the CSR's signature and CN are checked and only its public key
+    is certified (returns ``(None, cert)``); without it a P-256 key is made here (returns ``(key, cert)``).
+    ``ValueError`` names what is wrong (bad CN, CSR not signed by its key, CN mismatch, unreadable CA files).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not valid_device_id(common_name):
+        raise ValueError(f"certificate CN {common_name!r}: use 1-64 letters, digits, '_', '.', '-'")
+    if not 1 <= days <= 3650:
+        raise ValueError(f"certificate lifetime {days} days: use 1..3650")
+    try:
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+        ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"CA certificate or key is not an unencrypted PEM file: {exc}") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError("CA key must be an EC or RSA private key")
+    key_pem: bytes | None = None
+    if csr_pem is None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        public_key: CertificatePublicKeyTypes = key.public_key()
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    else:
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise ValueError(f"CSR is not a PEM certificate request: {exc}") from None
+        if not csr.is_signature_valid:
+            raise ValueError("CSR signature does not verify with its own public key")
+        names = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if names != [common_name]:
+            raise ValueError(f"CSR is for CN {names!r}, not {common_name!r}")
+        public_key = csr.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def device_tls_toml(mqtt_url: str, ca_file: str, cert_file: str, key_file: str) -> str:
+    """The device's ``[mqtt]`` section for a client-certificate broker (no password: the CN is the username)."""
+    return f'[mqtt]\nurl = "{mqtt_url}"\ntls_ca = "{ca_file}"\ntls_cert = "{cert_file}"\ntls_key = "{key_file}"\n'
+
+
+def _cert(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    try:
+        key_pem, cert_pem = issue_client_cert(
+            Path(args.ca_cert).read_bytes(),
+            Path(args.ca_key).read_bytes(),
+            args.device_id,
+            datetime.now(UTC),
+            args.days,
+            Path(args.csr).read_bytes() if args.csr else None,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    cert_path = out / f"{args.device_id}.crt"
+    key_path = out / f"{args.device_id}.tls.key"
+    if key_pem is not None:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key_pem)
+    cert_path.write_bytes(cert_pem)
+    print(device_tls_toml(args.mqtt_url, args.device_ca or args.ca_cert, str(cert_path), str(key_path)))
+    if key_pem is None:
+        print(
+            f"# tls_key: the key the device made its CSR with (written nowhere here); expected at {key_path}"
+        )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("device", help="provision and list devices")
     sub = parser.add_subparsers(dest="device_command", required=True)
@@ -118,3 +226,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--mqtt-url", default=None, help="broker URL the device should use")
     add.add_argument("--out", default=None, help="directory to write <id>.key and <id>.toml into")
     add.set_defaults(handler=_add)
+    cert = sub.add_parser("cert", help="issue a TLS client certificate (CN = device id) from the CA files")
+    cert.add_argument("device_id", help="the device id (or ingest-svc for the ingest service)")
+    cert.add_argument("--ca-cert", required=True, help="CA certificate (PEM)")
+    cert.add_argument("--ca-key", required=True, help="CA private key (PEM, unencrypted)")
+    cert.add_argument(
+        "--csr", default=None, help="sign this CSR (the key stays on the device) instead of making a key"
+    )
+    cert.add_argument("--days", type=int, default=CERT_DAYS)
+    cert.add_argument("--out", required=True, help="directory to write <id>.crt (and <id>.tls.key) into")
+    cert.add_argument("--mqtt-url", default="mqtts://broker:8883", help="broker URL the device should use")
+    cert.add_argument("--device-ca", default=None, help="path of the CA certificate on the device")
+    cert.set_defaults(handler=_cert)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UtcDateTime
@@ -173,6 +173,14 @@ class SegmentMeta(Base):
     prev_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     codec: Mapped[str] = mapped_column(String(32))
     uploaded: Mapped[bool] = mapped_column(Boolean, default=False)
+    # s0007; segment v2: GPS at the first and last frame (null = no fix then), seconds with a fix of
+    # gps_seconds started seconds (both null = not known: a v1 record or a segment repaired at start)
+    start_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    start_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    end_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gps_fix_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gps_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class RecordingGap(Base):

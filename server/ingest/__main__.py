@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--gap-timeout", type=float, default=30.0)
+    parser.add_argument("--tls-ca", default=None, help="with mqtts://: CA certificate of the broker")
+    parser.add_argument("--tls-cert", default=None, help="with mqtts://: the ingest-svc client certificate")
+    parser.add_argument("--tls-key", default=None, help="with mqtts://: its private key")
     args = parser.parse_args(argv)
     engine = make_engine(args.db)
     settings = IngestSettings(
@@ -35,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         password=args.password,
         shared_group=args.shared_group,
         gap_timeout_s=args.gap_timeout,
+        tls_ca=args.tls_ca,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     workers = start_ingest_workers(
         settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers

@@ -511,6 +511,8 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
             b["idx"] = b.pop("index")
             for drop in ("width", "height", "fps"):
                 b.pop(drop)
+            for gps in ("start_lat", "start_lon", "end_lat", "end_lon", "gps_fix_seconds", "gps_seconds"):
+                b.setdefault(gps, None)  # v1 has no GPS; every row of one INSERT needs the same keys
             rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
         elif t == "device_status":
             prev = latest_status.get(a.device_id)

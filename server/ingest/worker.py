@@ -195,7 +195,8 @@ class IngestWorker:
             with self._sessions() as session:
                 found = newer_datasets(session, have)
             for signed in found:
-                self._client.publish(ref_topic(device_id), signed.to_wire(), qos=1)
+                for message in signed.wire_messages():  # one message, or one per chunk of a large dataset
+                    self._client.publish(ref_topic(device_id), message, qos=1)
 
     def check_gaps(self) -> int:
         """Ask devices to resend ranges missing for longer than the gap timeout; return how many asked."""

@@ -3,7 +3,9 @@ the server, the receipt's QR verifies there as genuine and synced, and Ctrl-C st
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -33,6 +35,7 @@ def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: a failed test still stops every child it started
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -83,6 +86,10 @@ def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -
         assert proc.returncode == 0, rest
         assert "demo stopped" in rest
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed assertion: ask the demo to stop its children, then make sure
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -289,6 +289,28 @@ def message_bytes(kid: str, payload_sizes: list[int]) -> int:
     return len(BINARY_MAGIC) + 1 + len(kid) + _SIG_BYTES + 2 + sum(4 + n for n in payload_sizes)
 
 
+def plan_messages(kid: str, sizes: list[int], max_records: int) -> list[tuple[int, int]]:
+    """Split payloads of these ``sizes`` (in order) into ``[start, end)`` runs, one v3 message each: at most
+    ``max_records`` (and ``MAX_RECORDS_PER_MESSAGE``) records and ``MAX_MESSAGE_BYTES`` bytes per message,
+    which the server refuses above. A record is never split; one alone always fits (``MAX_RECORD_BYTES``)."""
+    if max_records < 1:
+        raise ValueError("max_records must be at least 1")
+    cap = min(max_records, MAX_RECORDS_PER_MESSAGE)
+    head = message_bytes(kid, [])
+    runs: list[tuple[int, int]] = []
+    start, used = 0, head
+    for i, n in enumerate(sizes):
+        if n > MAX_RECORD_BYTES:
+            raise ValueError(f"payload {i} is {n} bytes, limit {MAX_RECORD_BYTES}")
+        if i > start and (i - start >= cap or used + 4 + n > MAX_MESSAGE_BYTES):
+            runs.append((start, i))
+            start, used = i, head
+        used += 4 + n
+    if start < len(sizes):
+        runs.append((start, len(sizes)))
+    return runs
+
+
 def _decode_binary(data: bytes) -> SignedBatch:
     """Split a v3 message; ``EnvelopeError`` naming the first thing wrong (nothing is half-read)."""
     size = len(data)

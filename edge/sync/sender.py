@@ -46,7 +46,7 @@ from core.sync.control import (
     up_topic,
 )
 from core.sync.datasets import DatasetAssembler, RollbackRefused
-from core.sync.envelope import EnvelopeError, encode_batch_message
+from core.sync.envelope import EnvelopeError, encode_batch_message, plan_messages
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, DOMAIN_REQUEST, BadSignature, KeyRing, Signer
 from edge.db.meta import database_epoch
 from edge.sync.datasets import active_versions, apply_dataset
@@ -352,8 +352,9 @@ class SyncSender:
             by_stream[row.stream].append(row)
         dev = self.settings.device_id
         for stream, group in by_stream.items():
-            for i in range(0, len(group), self.settings.batch):
-                part = group[i : i + self.settings.batch]
+            sizes = [len(r.payload) for r in group]
+            for start, end in plan_messages(self._signer.kid, sizes, self.settings.batch):
+                part = group[start:end]  # at most ``batch`` records and never over the server's byte limit
                 data = encode_batch_message(self._signer, [r.payload for r in part])
                 info = self._client.publish(up_topic(dev, stream), data, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:

@@ -214,6 +214,8 @@ def _check_signed(session: Session, out: BatchOutcome, now: datetime, topic: str
         )
         return None
     try:
+        if b"\\u0000" in rec.payload:  # valid JSON, but no PostgreSQL text column can hold it
+            raise RecordRejected("invalid_body", "a string holds a NUL character (\\u0000)")
         body = parse_body(head.stream, head.sv, head.body)
     except RecordRejected as exc:
         _dead(session, out, now, topic, device_id, exc.reason, exc.detail, rec.payload)

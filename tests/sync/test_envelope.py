@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.sync.control import Ack, AckItem, Hello, open_signed, parse_control, seal
+from core.sync.control import (
+    Ack,
+    AckEntry,
+    AckItem,
+    Hello,
+    ack_body,
+    open_signed,
+    parse_ack,
+    parse_control,
+    seal,
+)
 from core.sync.datasets import RollbackRefused, check_newer, open_dataset, sign_dataset
 from core.sync.envelope import (
+    BINARY_MAGIC,
+    MAX_MESSAGE_BYTES,
     MAX_RECORD_BYTES,
+    MAX_RECORDS_PER_MESSAGE,
     EnvelopeError,
+    SignedBatch,
+    decode_up,
     decode_up_message,
+    encode_batch_message,
     encode_up_message,
+    frame_batch,
     make_payload,
+    message_bytes,
     parse_payload,
+    plan_messages,
     sha256_hex,
     sign_record,
 )
@@ -184,3 +204,113 @@ def test_dataset_manifest_is_verified_and_rollback_refused() -> None:
         open_dataset(corrupt.to_wire(), ring)
     with pytest.raises(BadSignature):
         open_dataset(sign_dataset(Signer.generate(), "tariffs", 9, b"{}", T0).to_wire(), ring)
+
+
+# --- wire v3 (binary signed batch), message planning and the device's ack parser ---
+
+
+def test_v3_batch_round_trips_and_verifies_with_one_signature() -> None:
+    payloads = [payload(seq) for seq in range(1, 6)]
+    wire = encode_batch_message(DEVICE, payloads)
+    assert wire.startswith(BINARY_MAGIC) and len(wire) < len(encode_batch_message(DEVICE, payloads, wire=2))
+    batch = decode_up(wire)
+    assert isinstance(batch, SignedBatch)
+    assert batch.payloads == payloads and batch.kid == DEVICE.kid
+    batch.verify(KeyRing([Verifier(DEVICE.public_raw())]))
+    tampered = decode_up(frame_batch(batch.kid, batch.sig, [payloads[0].replace(b'"seq":1', b'"seq":9')]))
+    assert isinstance(tampered, SignedBatch)
+    with pytest.raises(BadSignature):
+        tampered.verify(KeyRing([Verifier(DEVICE.public_raw())]))
+
+
+def _v3(count: int = 1, body: bytes = b"{}", kid: bytes = b"kid1", sig: bytes = b"s" * 64) -> bytes:
+    return (
+        BINARY_MAGIC
+        + bytes((len(kid),))
+        + kid
+        + sig
+        + count.to_bytes(2, "big")
+        + len(body).to_bytes(4, "big")
+        + body
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "says"),
+    [
+        (BINARY_MAGIC, "malformed", "key id"),
+        (_v3(kid=b""), "malformed", "key id"),
+        (_v3(kid="ключ".encode()), "malformed", "ASCII"),
+        (_v3()[:40], "malformed", "signature"),
+        (_v3(count=0), "malformed", "0 records"),
+        (_v3(count=501), "malformed", "501 records"),
+        (_v3(count=2), "malformed", "record 1"),
+        (_v3()[:-1], "malformed", "inside record 0"),
+        (_v3() + b"x", "malformed", "unexpected bytes"),
+        (_v3()[:-6] + (MAX_RECORD_BYTES + 1).to_bytes(4, "big"), "oversized", "record 0"),
+        (b"PDS\x04" + _v3()[4:], "unknown_version", "04"),
+    ],
+)
+def test_bad_v3_messages_are_rejected_with_a_reason(raw: bytes, reason: str, says: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_up(raw)
+    assert info.value.reason == reason and says in info.value.detail
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_after_the_v3_magic_never_crash_the_decoder(blob: bytes) -> None:
+    with contextlib.suppress(EnvelopeError):
+        decode_up(BINARY_MAGIC + blob)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=MAX_RECORD_BYTES), max_size=120),
+    max_records=st.integers(min_value=1, max_value=600),
+)
+def test_message_plan_keeps_every_record_once_in_order_and_under_both_limits(
+    sizes: list[int], max_records: int
+) -> None:
+    runs = plan_messages("kid-1", sizes, max_records)
+    assert [i for a, b in runs for i in range(a, b)] == list(range(len(sizes)))  # each once, in order
+    for a, b in runs:
+        assert 1 <= b - a <= min(max_records, MAX_RECORDS_PER_MESSAGE)
+        assert message_bytes("kid-1", sizes[a:b]) <= MAX_MESSAGE_BYTES
+
+
+def test_a_batch_of_large_records_goes_in_several_messages_the_server_accepts() -> None:
+    big = [payload(seq, {**payment_body(), "masked_pan": "x" * 20_000}) for seq in range(1, 61)]
+    runs = plan_messages(DEVICE.kid, [len(p) for p in big], 100)
+    assert len(runs) > 1  # 60 × ~20 KB would be ~1.2 MB in one message, over the server's 512 KiB
+    for a, b in runs:
+        batch = decode_up(encode_batch_message(DEVICE, big[a:b]))
+        assert isinstance(batch, SignedBatch) and batch.payloads == big[a:b]
+
+
+def test_device_ack_parser_accepts_what_the_server_sends_and_names_what_is_wrong() -> None:
+    entries = [
+        AckEntry("e1", 7, sha256_hex(b"x"), "ok"),
+        AckEntry("e1", 8, sha256_hex(b"y"), "rejected", "invalid_body"),
+    ]
+    wire = seal(SERVER, DOMAIN_ACK, ack_body("PD-1", T0.isoformat(), entries))
+    body, _kid = open_signed(wire, KeyRing([Verifier(SERVER.public_raw())]), DOMAIN_ACK)
+    assert parse_ack(body) == ("PD-1", entries)
+    assert parse_control(body) == Ack(
+        dev="PD-1", ts=T0.isoformat(), acks=[AckItem(**e._asdict()) for e in entries]
+    )
+    good = {"epoch": "e1", "seq": 7, "sha256": sha256_hex(b"x"), "status": "ok", "reason": None}
+    for bad, says in [
+        ({**good, "seq": 0}, "seq"),
+        ({**good, "seq": True}, "seq"),
+        ({**good, "sha256": "ab"}, "sha256"),
+        ({**good, "status": "deleted"}, "status"),
+        ({**good, "extra": 1}, "keys"),
+    ]:
+        raw = json.dumps({"type": "ack", "dev": "PD-1", "ts": "t", "acks": [good, bad]}).encode()
+        with pytest.raises(EnvelopeError, match=f"acks.1.*{says}|acks.1: keys"):
+            parse_ack(raw)
+    with pytest.raises(EnvelopeError, match="not an ack"):
+        parse_ack(b'{"type":"resend","dev":"PD-1","ts":"t","acks":[]}')
+    with pytest.raises(EnvelopeError, match="JSON"):
+        parse_ack(b"\xff")

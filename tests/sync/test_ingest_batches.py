@@ -230,3 +230,18 @@ def test_the_high_water_mark_waits_for_a_gap_and_then_jumps_over_everything_stor
     assert marks() == (100, 1300, True)
     send(range(101, 201))  # the gap closes: the mark moves over 1 100 stored seqs (several chunks)
     assert marks() == (1300, 1300, False)
+
+
+def test_a_record_with_a_nul_character_is_refused_alone_and_the_rest_of_its_batch_is_stored(
+    rig: SyncRig,
+) -> None:
+    """PostgreSQL text cannot hold NUL: such a record must not make the whole batch fail again and again."""
+    poisoned = {**protocol_body("P-NUL"), "driver_name": "ИВАНОВ\x00ИВАН"}
+    queue(rig, ("protocol", protocol_body("P-OK")), ("protocol", poisoned))
+    outcome = ingest(rig, outbox_messages(rig))
+    statuses = sorted((a.status, a.reason) for a in outcome.acks[rig.dev.device_id])
+    assert statuses == [("ok", None), ("rejected", "invalid_body")]
+    with rig.server() as session:
+        assert list(session.scalars(select(Protocol.number))) == ["P-OK"]
+        (detail,) = session.scalars(select(SyncDeadLetter.detail))
+    assert "NUL" in detail and count(rig, SyncInbox) == 1

@@ -173,7 +173,7 @@ def parse_payload(payload: bytes) -> RecordPayload:
     return RecordPayload(**obj)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignedRecord:
     """One record as it travels: the payload bytes, their signature and the signing key id."""
 

@@ -275,7 +275,7 @@ def apply_acks(session: Session, items: Iterable[AckItem | AckEntry], now: datet
         return []
     held = {
         int(seq): (epoch, digest)
-        for seq, epoch, digest in session.execute(_HELD, {"seqs": json.dumps(sorted(wanted))})
+        for seq, epoch, digest in session.execute(_HELD, {"seqs": json.dumps(sorted(wanted))}).all()
     }
     groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for seq, item in wanted.items():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UtcDateTime
@@ -29,8 +29,9 @@ class SyncInbox(Base):
     sig: Mapped[bytes] = mapped_column(LargeBinary)
     kid: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    # added by s0006: a record that came in a v2 message; ``sig`` is then the batch's signature
-    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    # added by s0006: a record that came in a signed batch (v2/v3); ``sig`` is then the batch's signature.
+    # Not indexed (s0008): a record finds its batch by the batch's key; nothing looks records up by batch.
+    batch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SyncBatch(Base):
@@ -159,13 +160,15 @@ class ReceiptEvent(Base):
 
 class SegmentMeta(Base):
     __tablename__ = "sync_segment_meta"
+    # one index for "a device's footage" and "a device's footage in a time range" (s0008)
+    __table_args__ = (Index("ix_sync_segment_meta_device_started", "device_id", "started_at"),)
 
     segment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     record_id: Mapped[str] = mapped_column(String(64), unique=True)
-    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
     recording_id: Mapped[str] = mapped_column(String(64), index=True)
     idx: Mapped[int] = mapped_column(Integer)
-    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     file_name: Mapped[str] = mapped_column(String(255))
     size_bytes: Mapped[int] = mapped_column(BigInteger)

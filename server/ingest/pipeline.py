@@ -73,7 +73,7 @@ class BatchOutcome:
     dead_letters: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Accepted:
     device_id: str
     rec: SignedRecord  # for a v2 record: the payload with the batch's signature and key id

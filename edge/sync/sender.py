@@ -9,6 +9,7 @@ One thread owns the logic (``run``/``step``); paho's network thread only puts ev
   after an ack timeout, and at most every ``rescan_s`` once a pass ran dry (rows whose backoff expired);
 - on every (re)connect: ``hello`` and ``sync_ref``, and everything unacked counts as unsent again;
 - a record not acked within ``ack_timeout_s`` is resent later with exponential backoff (capped) plus jitter;
+- a lost link is retried after a jittered, doubling delay (``next_reconnect_delay``): no fleet-wide herd;
 - a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped.
 """
 
@@ -75,6 +76,8 @@ class SenderSettings:
     ack_timeout_s: float = 30.0
     backoff_max_s: float = 300.0
     rescan_s: float = 1.0
+    reconnect_min_s: float = 1.0  # first wait after a lost link, before jitter
+    reconnect_max_s: float = 60.0
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -116,6 +119,7 @@ class SyncSender:
         self.acked = 0
         self.sent_records = 0
         self.resends = 0
+        self._disconnects = 0  # since the last successful connect (paho's thread only)
         addr = parse_broker_url(settings.mqtt_url)
         self._addr = addr
         dev = settings.device_id
@@ -128,7 +132,7 @@ class SyncSender:
             client.tls_set(ca_certs=settings.tls_ca, certfile=settings.tls_cert, keyfile=settings.tls_key)
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(max(settings.window, 100))
-        client.reconnect_delay_set(1, 60)
+        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)  # type: ignore[arg-type]
         client.on_socket_open = _nodelay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -140,18 +144,33 @@ class SyncSender:
         if reason.is_failure:
             return
         dev = self.settings.device_id
+        self._disconnects = 0
         client.subscribe([(ack_topic(dev), 1), (ctl_topic(dev), 1), (ref_topic(dev), 1)])
         self._events.put(_Event("connected"))
 
     def _on_disconnect(self, *_args: Any) -> None:
+        # paho waits min_delay, then doubles up to max_delay; a jittered min_delay per device and per loss
+        # spreads a fleet's reconnects after a broker restart instead of a herd on the same second
+        delay = self.next_reconnect_delay()
+        self._client.reconnect_delay_set(delay, self.settings.reconnect_max_s)  # type: ignore[arg-type]
         self._events.put(_Event("disconnected"))
+
+    def next_reconnect_delay(self) -> float:
+        """Seconds before the next reconnect attempt: "equal jitter" over a cap that doubles with each loss
+        since the last good connect (``reconnect_min_s`` · 2^k, at most ``reconnect_max_s``)."""
+        self._disconnects += 1
+        cap = min(
+            self.settings.reconnect_max_s,
+            self.settings.reconnect_min_s * 2.0 ** min(self._disconnects - 1, 16),
+        )
+        return cap / 2 + self._rng.uniform(0, cap / 2)
 
     def _on_message(self, _client: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         self._events.put(_Event("message", msg.topic, bytes(msg.payload)))
 
     # --- lifecycle ---
     def start(self) -> None:
-        """Connect and run in a background thread (paho reconnects on its own, 1 s doubling to 60 s)."""
+        """Connect and run in a background thread (paho reconnects on its own; see ``next_reconnect_delay``)."""
         self._client.connect_async(self._addr.host, self._addr.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(target=self.run, name="sync-sender", daemon=True)

@@ -117,7 +117,7 @@ class DatabaseIndex:
     def reconcile(self, journal: Journal, segment_files: dict[int, str]) -> None:
         """Insert every journaled entry and gap the database does not hold yet (after a crash between the two)."""
         with transaction(self._sessions) as session:
-            for entry in journal.entries():
+            for entry in journal.entries_from(min(segment_files, default=journal.next_seq())):
                 if entry.seq in segment_files:
                     self._add_segment(session, entry, segment_files[entry.seq])
             for gap in journal.gaps():

@@ -269,3 +269,36 @@ def test_camera_failure_becomes_a_recorded_gap_and_recording_resumes(tmp_path: P
     journal = Journal(tmp_path)
     assert [g.cause for g in journal.gaps()] == ["camera_error"]
     assert [e.frames for e in journal.entries()] == [19, 40]  # reads 1-19, the failed 20th, then 21-60
+
+
+def test_manifest_rotates_and_the_chain_continues_across_files(tmp_path: Path) -> None:
+    chain = _chain(10)
+    journal = Journal(tmp_path, rotate_every=4)
+    for entry in chain:
+        journal.append_entry(entry)
+    names = sorted(p.name for p in tmp_path.glob("manifest*.jsonl"))
+    assert names == [
+        "manifest-0000000001-0000000004.jsonl",
+        "manifest-0000000005-0000000008.jsonl",
+        "manifest.jsonl",
+    ]
+    again = Journal(tmp_path, rotate_every=4)  # a restart reads only the current file and one archive line
+    assert [e.seq for e in again.entries()] == [9, 10]
+    assert again.next_seq() == 11 and again.chain_head() == entry_hash(chain[-1])
+    assert again.entries_from(1) == chain  # nothing lost, in order
+    assert check_chain(again.entries_from(1), KEY.public_key()) == 10  # one chain across the files
+    assert [e.seq for e in again.entries_from(6)] == [6, 7, 8, 9, 10]
+
+
+def test_a_crash_right_after_a_rotation_keeps_the_chain_head(tmp_path: Path) -> None:
+    chain = _chain(9)
+    journal = Journal(tmp_path, rotate_every=4)
+    for entry in chain[:8]:
+        journal.append_entry(entry)
+    assert not (tmp_path / "manifest.jsonl").exists()  # rotated after entry 8; nothing written since
+    again = Journal(tmp_path, rotate_every=4)
+    assert again.entries() == [] and again.next_seq() == 9 and again.chain_head() == entry_hash(chain[7])
+    with pytest.raises(ValueError, match="does not extend the chain"):
+        again.append_entry(_entry(9, GENESIS_HASH, T0))  # a fresh chain cannot start over after an archive
+    again.append_entry(chain[8])
+    assert check_chain(Journal(tmp_path, rotate_every=4).entries_from(1), KEY.public_key()) == 9

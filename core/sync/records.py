@@ -180,7 +180,7 @@ class SegmentRecordV1(RecordBody):
     prev_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="chain of segments")
 
 
-class SegmentRecordV2(RecordBody):
+class SegmentRecordV2(SegmentRecordV1):
     """``SegmentRecordV1`` plus where the segment was recorded: the GPS position at its first and last frame
     (``None`` = no fix at that moment) and how many of its ``gps_seconds`` (started seconds of video) had a
     fix (``None`` for both = not known, e.g. a segment repaired after a crash).
@@ -189,22 +189,8 @@ class SegmentRecordV2(RecordBody):
     ``unknown_version`` and the device keeps the record until the server is upgraded.
     """
 
-    record_type: ClassVar[str] = "segment"
     version: ClassVar[int] = 2
 
-    segment_id: Id
-    recording_id: Id
-    index: int = Field(ge=0)
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
-    file_name: str = Field(min_length=1, max_length=255)
-    size_bytes: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    codec: str = Field(default="h264", max_length=32)
-    width: int | None = Field(default=None, ge=1)
-    height: int | None = Field(default=None, ge=1)
-    fps: float | None = Field(default=None, gt=0)
-    prev_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="chain of segments")
     start_lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     start_lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
     end_lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)

@@ -73,17 +73,51 @@ def _prefix_hash(fh: BinaryIO, length: int, block: int = 1 << 20) -> hashlib._Ha
     return hasher
 
 
-def upload_order(session: Session) -> list[int]:
-    """Pending segments: those overlapping a bookmark first, then the rest; each group oldest first."""
-    pending = list(
-        session.scalars(
-            select(RecordingSegment.seq)
-            .where(RecordingSegment.upload_state == "pending")
-            .order_by(RecordingSegment.seq)
+@dataclass(frozen=True)
+class PendingSegment:
+    """What the uploader needs of one pending segment (read for the whole run in one query)."""
+
+    seq: int
+    entry_json: str
+    file_name: str
+    size: int
+    sha256: str
+    uploaded_bytes: int
+
+
+def pending_segments(session: Session) -> list[PendingSegment]:
+    """Pending segments in upload order: those overlapping a bookmark first, then the rest; each group
+    oldest first."""
+    rows = session.execute(
+        select(
+            RecordingSegment.seq,
+            RecordingSegment.entry_json,
+            RecordingSegment.file_name,
+            RecordingSegment.size,
+            RecordingSegment.sha256,
+            RecordingSegment.uploaded_bytes,
         )
+        .where(RecordingSegment.upload_state == "pending")
+        .order_by(RecordingSegment.seq)
     )
+    pending = [PendingSegment(*row) for row in rows]
     marked = bookmarked_seqs(session)
-    return [s for s in pending if s in marked] + [s for s in pending if s not in marked]
+    return [p for p in pending if p.seq in marked] + [p for p in pending if p.seq not in marked]
+
+
+def upload_order(session: Session) -> list[int]:
+    """Sequence numbers of the pending segments in upload order (see ``pending_segments``)."""
+    return [p.seq for p in pending_segments(session)]
+
+
+def _read_whole(path: Path, size: int) -> bytes | None:
+    """The first ``size`` bytes of ``path`` (fewer if it is shorter), or None if it cannot be read now (the
+    upload then opens the file itself and reports what is wrong)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return None
 
 
 def upload_progress(session: Session) -> UploadProgress:
@@ -130,28 +164,45 @@ class Uploader:
     def run_once(self, should_continue: Callable[[], bool] = lambda: True) -> RunResult:
         """Upload every pending segment while ``should_continue()`` (docked and linked) holds."""
         with self.sessions() as session:
-            order = upload_order(session)
+            order = pending_segments(session)
         # Recording a confirmation and deleting the local copy (three fsyncs) overlap the next segment's
         # data: one worker, in order; all done before this returns. A crash in between leaves the row
         # pending with its file, and the next run gets ``stored`` from the server and confirms it then.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-confirm") as confirmer:
+        # Another worker reads the next segment from flash while the current one is on the wire.
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-confirm") as confirmer,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-read") as reader,
+        ):
             self._confirmer = confirmer
             self._confirming = []
             try:
-                result = self._run(order, should_continue)
+                result = self._run(order, should_continue, reader)
             finally:
                 self._confirmer = None
             for future in self._confirming:
                 future.result()
         return result
 
-    def _run(self, order: list[int], should_continue: Callable[[], bool]) -> RunResult:
+    def _read_ahead(self, reader: ThreadPoolExecutor, segment: PendingSegment) -> Future[bytes | None] | None:
+        """Start reading a segment that will go in one request from its start (fresh, at most one chunk)."""
+        if segment.uploaded_bytes != 0 or not 0 < segment.size <= self.chunk_bytes:
+            return None
+        return reader.submit(_read_whole, self.directory / segment.file_name, segment.size)
+
+    def _run(
+        self, order: list[PendingSegment], should_continue: Callable[[], bool], reader: ThreadPoolExecutor
+    ) -> RunResult:
         confirmed = rejected = 0
-        for seq in order:
+        ahead = self._read_ahead(reader, order[0]) if order else None
+        for n, segment in enumerate(order):
+            seq = segment.seq
+            current, ahead = ahead, None
             if not should_continue():
                 return RunResult(confirmed, rejected, "undocked")
+            if n + 1 < len(order):
+                ahead = self._read_ahead(reader, order[n + 1])
             try:
-                outcome = self._upload(seq, should_continue)
+                outcome = self._upload(segment, should_continue, current)
             except UploadRejected as exc:
                 if exc.status == 503:
                     return RunResult(confirmed, rejected, "busy")
@@ -172,25 +223,30 @@ class Uploader:
                 return RunResult(confirmed, rejected, outcome)
         return RunResult(confirmed, rejected, "done")
 
-    def _upload(self, seq: int, should_continue: Callable[[], bool]) -> str:
-        with self.sessions() as session:
-            row = session.get(RecordingSegment, seq)
-            assert row is not None
-            entry_json, file_name, size, sha = row.entry_json, row.file_name, row.size, row.sha256
-            fresh = row.uploaded_bytes == 0
-        path = self.directory / file_name
+    def _upload(
+        self,
+        segment: PendingSegment,
+        should_continue: Callable[[], bool],
+        read_ahead: Future[bytes | None] | None = None,
+    ) -> str:
+        seq, entry_json, size, sha = segment.seq, segment.entry_json, segment.size, segment.sha256
+        path = self.directory / segment.file_name
         for attempt in range(self.max_hash_retries):
             announce_with: str | None = None
-            if attempt == 0 and fresh:
+            first_chunk: bytes | None = None
+            if attempt == 0 and segment.uploaded_bytes == 0:
                 # Nothing sent yet: the first chunk carries the manifest entry and announces the segment.
                 # If the server holds bytes after all, it answers 409 with its offset and we go on from there.
                 state = ServerState("uploading", 0, size, sha)
                 announce_with = entry_json
+                first_chunk = None if read_ahead is None else read_ahead.result()
             else:
                 state = self.client.announce(seq, entry_json)
             try:
                 with path.open("rb") as fh:
-                    state = self._send_from(seq, fh, state, size, sha, should_continue, announce_with)
+                    state = self._send_from(
+                        seq, fh, state, size, sha, should_continue, announce_with, first_chunk
+                    )
             except UploadRejected as exc:
                 if exc.status == 460:
                     log_event(log, "upload.hash_mismatch", seq=seq, reason=exc.reason)
@@ -217,9 +273,11 @@ class Uploader:
         sha: str,
         should_continue: Callable[[], bool],
         announce_with: str | None = None,
+        first_chunk: bytes | None = None,
     ) -> ServerState:
         """Send the file from the server's offset to the end; ``state`` ``undocked`` if unplugged first.
-        ``announce_with`` (the manifest entry) goes with the first request, which then announces too."""
+        ``announce_with`` (the manifest entry) goes with the first request, which then announces too.
+        ``first_chunk``: the file's first bytes, already read (sent instead of reading them at offset 0)."""
         offset = state.offset
         hasher = _prefix_hash(fh, offset)
         while state.state != "stored":
@@ -230,7 +288,10 @@ class Uploader:
             # Ask for exactly the bytes left when they fit one chunk: a larger read would allocate the whole
             # chunk size and shrink it afterwards (milliseconds per segment).
             left = size - offset
-            chunk = fh.read(left if 0 < left < self.chunk_bytes else self.chunk_bytes)
+            if offset == 0 and first_chunk is not None:
+                chunk, first_chunk = first_chunk, None
+            else:
+                chunk = fh.read(left if 0 < left < self.chunk_bytes else self.chunk_bytes)
             if not chunk:
                 raise UploadRejected(400, "local file is shorter than its manifest entry", retry=False)
             before = hasher.hexdigest()

@@ -2,24 +2,33 @@
 
 Every upload request is signed by the device key (``core.upload_auth``); a device may touch only
 ``/api/video/segments/<its own id>/...``. See ``server.video.uploads`` for the status codes.
+Staging files that a crash left behind are swept at server start and every hour (``_lifespan``).
 Playback is guarded by ``playback_guard``: the supervisor UI's authentication replaces it with
 ``app.dependency_overrides[playback_guard] = ...``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
+import functools
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.manifest import DEVICE_ID_PATTERN
 from core.signing import BadSignature, public_from_b64
+from core.structured_log import log_event
 from core.upload_auth import (
     AppendClaim,
     BodyCorrupted,
@@ -33,8 +42,11 @@ from server.video.body_hash import BackgroundHash
 from server.video.storage import FilesystemStore, VideoStore
 from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
 
-router = APIRouter(prefix="/api/video", tags=["video"])
+log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
+FEED_BYTES = 1 << 20  # body pieces go to the hashing thread in blocks of this size (fewer hand-overs)
+STAGING_GRACE_SECONDS = 3600.0  # a staging file untouched this long belongs to no request in progress
+SWEEP_INTERVAL_SECONDS = 3600.0
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -49,9 +61,9 @@ def _error(status: int, reason: str, retry: bool = False, offset: int | None = N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def uploads_for(request: Request) -> SegmentUploads:
+def service_for(app: Any) -> SegmentUploads:
     """The app's upload service, made on first use from its configuration and database."""
-    state = request.app.state
+    state = app.state
     service = getattr(state, "video_uploads", None)
     if service is None:
         config = state.config
@@ -59,14 +71,14 @@ def uploads_for(request: Request) -> SegmentUploads:
         sessions = state.sessions
 
         def public_key(device_id: str) -> Ed25519PublicKey | None:
+            # Looked up on every request, so that deactivating a device takes effect at once.
             with sessions() as session:
-                device = session.get(Device, device_id)
-                if device is None or not device.active:
-                    return None
-                try:
-                    return public_from_b64(device.public_key_b64)
-                except BadSignature:
-                    return None
+                found = session.execute(
+                    select(Device.public_key_b64, Device.active).where(Device.device_id == device_id)
+                ).first()
+            if found is None or not found.active:
+                return None
+            return _parsed_key(found.public_key_b64)
 
         service = SegmentUploads(
             sessions,
@@ -77,6 +89,59 @@ def uploads_for(request: Request) -> SegmentUploads:
         )
         state.video_uploads = service
     return service
+
+
+def uploads_for(request: Request) -> SegmentUploads:
+    return service_for(request.app)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_key(public_key_b64: str) -> Ed25519PublicKey | None:
+    try:
+        return public_from_b64(public_key_b64)
+    except BadSignature:
+        return None
+
+
+def _sweep(app: Any) -> None:
+    """Delete staging files a crash left behind (``SegmentUploads.sweep_orphans``); nothing to do while the
+    video folder does not exist yet."""
+    if (
+        getattr(app.state, "video_store", None) is None
+        and not Path(app.state.config.storage.video_dir).is_dir()
+    ):
+        return
+    service_for(app).sweep_orphans(STAGING_GRACE_SECONDS)
+
+
+async def _sweep_now(app: Any) -> None:
+    try:
+        await asyncio.to_thread(_sweep, app)
+    except (OSError, SQLAlchemyError) as exc:  # the next sweep tries again
+        log_event(log, "video.staging_sweep_failed", error=str(exc))
+
+
+async def _sweep_periodically(app: Any) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+        await _sweep_now(app)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    """Sweep orphaned staging files at server start, before serving, and then every
+    ``SWEEP_INTERVAL_SECONDS``."""
+    await _sweep_now(app)
+    sweeper = asyncio.create_task(_sweep_periodically(app))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+
+
+router = APIRouter(prefix="/api/video", tags=["video"], lifespan=_lifespan)
 
 
 def _target(device_id: str, seq: str) -> tuple[str, int]:
@@ -172,6 +237,7 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
             else None
         )
         parts: list[bytes] = []
+        block = bytearray()  # pieces on their way to the hashing thread, handed over FEED_BYTES at a time
         received = 0
         try:
             try:
@@ -180,10 +246,15 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
                     if received > MAX_CHUNK_BYTES:
                         raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
                     if hashing is not None:
-                        hashing.feed(piece)
+                        block += piece
+                        if len(block) >= FEED_BYTES:
+                            hashing.feed(block)
+                            block = bytearray()
                     if staged is None:
                         parts.append(piece)
                 if hashing is not None:
+                    if block:
+                        hashing.feed(block)
                     await hashing.finish()
             except OSError as exc:
                 full = exc.errno == errno.ENOSPC

@@ -21,11 +21,11 @@ class BackgroundHash:
         self,
         hasher: hashlib._Hash,
         workers: ThreadPoolExecutor,
-        sink: Callable[[bytes], None] | None = None,
+        sink: Callable[[bytes | bytearray], None] | None = None,
     ) -> None:
         self.hasher = hasher
         self._sink = sink
-        self._pieces: SimpleQueue[bytes | None] = SimpleQueue()
+        self._pieces: SimpleQueue[bytes | bytearray | None] = SimpleQueue()
         self._closed = False
         self._done = workers.submit(self._run)
 
@@ -35,7 +35,8 @@ class BackgroundHash:
             if self._sink is not None:
                 self._sink(piece)
 
-    def feed(self, piece: bytes) -> None:
+    def feed(self, piece: bytes | bytearray) -> None:
+        """Queue ``piece``; the caller must not change it afterwards."""
         self._pieces.put(piece)
 
     def close(self) -> None:

@@ -12,7 +12,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -25,30 +26,63 @@ class OffsetMismatch(Exception):
         self.current = current
 
 
+WRITEBACK_BYTES = 1 << 20  # start writing staged bytes to disk every MiB, so the final fsync has little left
+STAGING_SUFFIX = ".incoming"
+
+
+def _start_writeback(fd: int, start: int, length: int) -> None:
+    """Ask the kernel to write ``length`` bytes at ``start`` to disk now, without waiting (Linux starts the
+    writeback of dirty pages on ``POSIX_FADV_DONTNEED``); durability still comes from the fsync at commit."""
+    if length > 0 and hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
+
+
 class StagedObject:
     """A whole object received into a file of its own before it is verified: ``commit_staged`` makes it
-    the committed object, ``discard`` drops it. It is never a partial, so nothing unverified can be resumed."""
+    the committed object, ``discard`` drops it. It is never a partial, so nothing unverified can be resumed.
+    Bytes go to disk while they arrive (writeback started every ``WRITEBACK_BYTES``), so the fsync before
+    the commit waits only for the tail, as with one large write."""
 
-    def __init__(self, key: str, path: Path) -> None:
+    def __init__(self, key: str, path: Path, on_close: Callable[[Path], None] | None = None) -> None:
         self.key = key
         self.path = path
         self.size = 0
         self.done = False
-        self._fh = path.open("wb")
+        self._synced_to = 0
+        self._on_close = on_close
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
 
-    def write(self, data: bytes) -> None:
-        self._fh.write(data)
+    def _fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"staging file {self.path.name} is closed")
+        return self._fd
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        fd = self._fileno()
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
         self.size += len(data)
+        if self.size - self._synced_to >= WRITEBACK_BYTES:
+            _start_writeback(fd, self._synced_to, self.size - self._synced_to)
+            self._synced_to = self.size
 
     def sync_and_close(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
+        os.fsync(self._fileno())
+        self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            if self._on_close is not None:
+                self._on_close(self.path)
 
     def discard(self) -> None:
         if not self.done:
             self.done = True
-            self._fh.close()
+            self._close()
             self.path.unlink(missing_ok=True)
 
 
@@ -63,6 +97,8 @@ class VideoStore(Protocol):
     def committed_size(self, key: str) -> int | None: ...
     def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def free_bytes(self) -> int: ...
+    def sweep_staging(self, older_than: float) -> list[str]: ...
+    def partial_keys(self, older_than: float) -> list[str]: ...
 
 
 def segment_key(device_id: str, seq: int) -> str:
@@ -79,6 +115,8 @@ class FilesystemStore:
         self.root = root.resolve()
         (self.root / "partial").mkdir(parents=True, exist_ok=True)
         (self.root / "segments").mkdir(parents=True, exist_ok=True)
+        self._open_staging: set[Path] = set()  # staging files of requests in progress in this process
+        self._open_guard = threading.Lock()
 
     def _path(self, area: str, key: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -100,6 +138,8 @@ class FilesystemStore:
             raise OffsetMismatch(current)
         with path.open("ab") as fh:
             fh.write(data)
+            fh.flush()
+            _start_writeback(fh.fileno(), current, len(data))
         return current + len(data)
 
     def read_partial(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
@@ -129,9 +169,16 @@ class FilesystemStore:
         """A fresh staging file next to the key's partial (a unique name: concurrent requests never share one)."""
         partial = self._path("partial", key)
         partial.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=partial.name + ".", suffix=".incoming", dir=partial.parent)
+        fd, name = tempfile.mkstemp(prefix=partial.name + ".", suffix=STAGING_SUFFIX, dir=partial.parent)
         os.close(fd)
-        return StagedObject(key, Path(name))
+        path = Path(name)
+        with self._open_guard:
+            self._open_staging.add(path)
+        return StagedObject(key, path, self._staging_closed)
+
+    def _staging_closed(self, path: Path) -> None:
+        with self._open_guard:
+            self._open_staging.discard(path)
 
     def commit_staged(self, staged: StagedObject) -> None:
         """Fsync the staged bytes and make them the committed object of its key (as ``commit``)."""
@@ -168,3 +215,40 @@ class FilesystemStore:
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
+
+    def _partial_files(self, older_than: float) -> Iterator[Path]:
+        """Files under ``partial/<device>/`` last modified before ``older_than`` (a ``time.time()`` value)."""
+        for folder in sorted((self.root / "partial").iterdir()):
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.iterdir()):
+                try:
+                    if path.is_file() and path.stat().st_mtime < older_than:
+                        yield path
+                except FileNotFoundError:  # committed or discarded meanwhile
+                    continue
+
+    def sweep_staging(self, older_than: float) -> list[str]:
+        """Delete staging files (``*.incoming``) left behind by a crash: not open in this process and last
+        written before ``older_than``. Nothing ever resumes from a staging file and no row names one, so
+        the grace period only protects a request still writing (in another server process). Returns the
+        deleted names, relative to the partial folder."""
+        removed = []
+        for path in self._partial_files(older_than):
+            if not path.name.endswith(STAGING_SUFFIX):
+                continue
+            with self._open_guard:
+                if path in self._open_staging:
+                    continue
+                path.unlink(missing_ok=True)
+            removed.append(path.relative_to(self.root / "partial").as_posix())
+        return removed
+
+    def partial_keys(self, older_than: float) -> list[str]:
+        """Keys of the partial objects last written before ``older_than`` (not staging files)."""
+        keys = []
+        for path in self._partial_files(older_than):
+            key = path.relative_to(self.root / "partial").as_posix()
+            if _KEY.fullmatch(key):
+                keys.append(key)
+        return keys

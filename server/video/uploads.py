@@ -130,6 +130,36 @@ class SegmentUploads:
         self.hash_workers = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="video-hash")
         self.max_running_hashes = 4096  # least recently used ones are rebuilt from the stored bytes
 
+    def sweep_orphans(self, grace_seconds: float = 3600.0) -> list[str]:
+        """Delete what a crash can leave behind in the upload staging area, if last written more than
+        ``grace_seconds`` ago (so that no request still writing loses its file): staging files (no row ever
+        refers to one, nothing resumes from one) and partial objects of segments whose row says ``stored``
+        (the row refers to the committed object; such a partial can reappear after a crash, see
+        ``FilesystemStore.commit``). A partial without a row is kept: the device resumes from it.
+        Returns the storage names deleted."""
+        older_than = self.now().timestamp() - grace_seconds
+        removed = self.store.sweep_staging(older_than)
+        keys = self.store.partial_keys(older_than)
+        stored: set[str] = set()
+        for start in range(0, len(keys), 500):
+            with self.sessions() as session:
+                stored.update(
+                    session.scalars(
+                        select(VideoSegment.storage_key).where(
+                            VideoSegment.storage_key.in_(keys[start : start + 500]),
+                            VideoSegment.state == "stored",
+                        )
+                    )
+                )
+        for key in sorted(stored):
+            device_id, name = key.split("/")
+            with self._lock(device_id, int(name.split(".")[0])), self._running_guard:
+                self._discard(key)
+            removed.append(key)
+        if removed:
+            log_event(log, "video.staging_swept", removed=len(removed), grace_seconds=grace_seconds)
+        return removed
+
     def _lock(self, device_id: str, seq: int) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault((device_id, seq), threading.Lock())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,8 @@ from server.app import create_app
 from server.config import ServerConfig, StorageSection
 from server.db.devices import Device
 from server.db.video import VideoSegment
+from server.routes.video import service_for
+from server.video.storage import FilesystemStore
 from simulators.camera import SyntheticScene
 from simulators.power import PowerSimulator
 
@@ -633,3 +636,72 @@ def test_bytes_held_without_a_row_are_resumed_from_not_resent(rig: Rig) -> None:
     stored = rig.video_dir / "segments" / "DEV-UP1" / "0000000001.mp4"
     assert stored.read_bytes() == local
     assert [r.state for r in _server_rows(rig)] == ["stored"]
+
+
+# --- staging files left behind by a crash --------------------------------------------------------------
+
+HOURS_AGO_2 = 2 * 3600.0
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Set the file's modification time ``seconds`` into the past (as if a crash left it then)."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_staging_files_left_by_a_crash_are_swept_at_server_start_after_the_grace_period(
+    tmp_path: Path, server_sessions: sessionmaker[Session]
+) -> None:
+    folder = tmp_path / "video" / "partial" / "DEV-UP1"
+    folder.mkdir(parents=True)
+    orphan = folder / "0000000001.mp4.k2j4h1.incoming"
+    recent = folder / "0000000002.mp4.p9x8w7.incoming"
+    resumable = folder / "0000000003.mp4"  # bytes of an upload whose row never committed: resumed later
+    for path in (orphan, recent, resumable):
+        path.write_bytes(b"half a segment")
+    _age(orphan, HOURS_AGO_2)
+    _age(resumable, HOURS_AGO_2)
+    _age(recent, 60)
+    app = create_app(ServerConfig(storage=StorageSection(video_dir=tmp_path / "video")), server_sessions)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code < 500
+        assert not orphan.exists(), "an old staging file is deleted before the server serves"
+        assert recent.exists(), "a staging file younger than the grace period may belong to a live request"
+        assert resumable.exists(), "a partial without a row is kept for the device to resume from"
+
+
+def test_server_start_without_a_video_folder_creates_nothing(
+    tmp_path: Path, server_sessions: sessionmaker[Session]
+) -> None:
+    app = create_app(ServerConfig(storage=StorageSection(video_dir=tmp_path / "video")), server_sessions)
+    with TestClient(app):
+        pass
+    assert not (tmp_path / "video").exists()
+
+
+def test_partial_left_beside_a_stored_segment_is_swept_and_the_stored_object_kept(rig: Rig) -> None:
+    _record_segments(rig, 1)
+    local = next(rig.rec_dir.glob("*.mp4")).read_bytes()
+    assert _uploader(rig, chunk=WHOLE).run_once().confirmed == 1
+    stale = rig.video_dir / "partial" / "DEV-UP1" / "0000000001.mp4"
+    stale.write_bytes(local[:500])  # reappeared after a crash: the rename into segments/ was not yet durable
+    _age(stale, HOURS_AGO_2)
+    removed = service_for(rig.test_client.app).sweep_orphans(grace_seconds=3600)
+    assert removed == ["DEV-UP1/0000000001.mp4"] and not stale.exists()
+    assert (rig.video_dir / "segments" / "DEV-UP1" / "0000000001.mp4").read_bytes() == local
+    assert [r.state for r in _server_rows(rig)] == ["stored"]
+
+
+def test_staging_file_of_a_request_in_progress_is_never_swept(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path / "video")
+    staged = store.stage("DEV-UP1/0000000001.mp4")
+    staged.write(b"arriving slowly")
+    _age(staged.path, HOURS_AGO_2)
+    assert store.sweep_staging(older_than=time.time()) == []
+    assert staged.path.exists()
+    staged.discard()
+    leftover = store.stage("DEV-UP1/0000000002.mp4")
+    leftover.sync_and_close()  # closed but never committed or discarded: what a crash leaves
+    _age(leftover.path, HOURS_AGO_2)
+    assert store.sweep_staging(older_than=time.time() - 3600) == [f"DEV-UP1/{leftover.path.name}"]
+    assert not leftover.path.exists()

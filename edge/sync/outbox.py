@@ -57,7 +57,9 @@ class OutboxRecord(Base):
     record_type: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)  # canonical JSON
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    state: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)  # pending | acked | rejected
+    state: Mapped[str] = mapped_column(
+        String(16), default=PENDING
+    )  # pending | acked | rejected (indexed by ix_outbox_pending)
     # added by e0005 (sync)
     sv: Mapped[int] = mapped_column(Integer, default=1)
     priority: Mapped[int] = mapped_column(Integer, default=5)

@@ -32,4 +32,8 @@ def create_app(config: ServerConfig, sessions: sessionmaker[Session] | None = No
     app.state.metrics = Counter()
     for router in routers():
         app.include_router(router)
+    # supervisor review: its login replaces the video playback guard (server/routes/review.py)
+    from server.routes.review import secure_playback
+
+    secure_playback(app)
     return app

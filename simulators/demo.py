@@ -318,12 +318,35 @@ def plan(lay: Layout) -> list[Child]:
     ]
 
 
+def demo_supervisor(lay: Layout, env: dict[str, str], log: Path) -> str:
+    """The demo supervisor (login ``demo``) with a fresh random password, returned to be shown once."""
+    import secrets
+
+    password = secrets.token_urlsafe(12)
+    secret = lay.provision_dir / "supervisor-demo.pw"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    server = [str(BIN / "patrol-server"), "--config", str(lay.server_toml), "supervisor"]
+    made = lay.provision_dir / "supervisor-demo.added"
+    try:
+        if made.exists():
+            run_tool([*server, "password", "demo", "--password-file", str(secret)], env, log)
+        else:
+            run_tool([*server, "add", "demo", "--name", "Demo Supervisor", "--password-file", str(secret)], env, log)
+            made.touch()
+    finally:
+        secret.unlink(missing_ok=True)
+    return password
+
+
 def power(lay: Layout, action: str, env: dict[str, str], log: Path) -> None:
     run_tool([str(BIN / "patrol-sim"), "power", "--root", str(lay.power_dir), action], env, log)
 
 
-def traffic_stop(lay: Layout, env: dict[str, str], log: Path) -> None:
-    """One stop from start to end: officer, protocol for speeding, card payment, two receipts."""
+def traffic_stop(lay: Layout, env: dict[str, str], log: Path) -> str:
+    """One stop from start to end: officer, protocol for speeding, card payment, two receipts; returns its number."""
     edge = [str(BIN / "patrol-edge"), "--config", str(lay.edge_toml)]
     number = "DEMO-" + time.strftime("%Y%m%d-%H%M%S")
     run_tool([*edge, "officer", "add", "B-1001", "Сейтқали Ержан", "--unit", "ДПС УП г. Астана"], env, log)
@@ -340,6 +363,7 @@ def traffic_stop(lay: Layout, env: dict[str, str], log: Path) -> None:
     for line in out.strip().splitlines():
         if line.startswith(("paid:", "receipt copy")):
             print("  " + line, flush=True)
+    return number
 
 
 def device_status(lay: Layout) -> dict[str, object]:
@@ -371,6 +395,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_server_config(lay)
         username, password = provision(lay, env, tools_log)
         write_edge_config(lay, username, password)
+        review_password = demo_supervisor(lay, env, tools_log)
         power(lay, "undock", env, tools_log)
         for child in plan(lay):
             start(child, logs, env)
@@ -378,6 +403,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             wait_ready(child, args.start_timeout)
         print("patrolkit demo is running:", flush=True)
         print(f"  server HTTP     http://127.0.0.1:{p.http}  (health: /healthz, receipts: /r/<code>)")
+        print(f"  supervisor UI   http://127.0.0.1:{p.http}/review  (login demo, password {review_password})")
         print(f"  MQTT broker     mqtt://127.0.0.1:{p.mqtt}  (embedded amqtt)")
         print(f"  device HTTP     http://127.0.0.1:{p.device_http}/status")
         print(
@@ -390,7 +416,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  configs, data   {root}   logs: {logs}")
         if not args.no_stop:
             print("A traffic stop:", flush=True)
-            traffic_stop(lay, env, tools_log)
+            number = traffic_stop(lay, env, tools_log)
+            print(f"  review it at    http://127.0.0.1:{p.http}/review/protocols/{number}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         began = time.monotonic()
         deadline = began + args.duration if args.duration else None

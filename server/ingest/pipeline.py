@@ -5,6 +5,7 @@ per-stream sequence state. Returns the acks to publish, which the worker sends o
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections import defaultdict
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import LargeBinary, Table, case, insert, select, update
+from sqlalchemy import LargeBinary, Table, bindparam, case, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -427,6 +428,47 @@ def _pg_unnest_insert(
     return _pg_unnest_insert_columns(session, table, columns, len(rows), conflict)
 
 
+@dataclass(frozen=True)
+class _UnnestPlan:
+    """The SQL of one insert shape and, per column in order, how to get its values (made once per shape:
+    compiling column types and bind processors costs more than dumping a few hundred rows)."""
+
+    sql: str
+    arrays: tuple[tuple[str, Any, Any, bool], ...]  # (name, bind processor or None, default, from default)
+    fixed: tuple[tuple[str, Any], ...]  # (name, bind processor or None)
+
+
+@functools.lru_cache(maxsize=256)
+def _unnest_plan(table: Table, dialect: Any, names: frozenset[str], fixed_names: tuple[str, ...], conflict: str) -> _UnnestPlan:  # fmt: skip
+    q = dialect.identifier_preparer.quote
+    arrays: list[tuple[str, Any, Any, bool]] = []
+    casts: list[str] = []
+    fixed: list[tuple[str, Any]] = []
+    fixed_casts: list[str] = []
+    for col in table.columns:
+        # bytes go to psycopg as they are (bytea); SQLAlchemy's LargeBinary processor only wraps each one
+        proc = None if isinstance(col.type, LargeBinary) else col.type.bind_processor(dialect)
+        if col.name in fixed_names:
+            fixed.append((col.name, proc))
+            fixed_casts.append(f"%b::{col.type.compile(dialect=dialect)}")
+            continue
+        default = col.default
+        if col.name in names:
+            arrays.append((col.name, proc, None, False))
+        elif default is not None and getattr(default, "is_scalar", False):
+            arrays.append((col.name, proc, getattr(default, "arg", None), True))
+        else:
+            continue
+        casts.append(f"%b::{col.type.compile(dialect=dialect)}[]")
+    selected = ", ".join(["u.*", *fixed_casts])
+    column_list = ", ".join(q(n) for n in [*(a[0] for a in arrays), *(f[0] for f in fixed)])
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({column_list}) "
+        f"SELECT {selected} FROM unnest({', '.join(casts)}) AS u {conflict}"
+    )
+    return _UnnestPlan(sql, tuple(arrays), tuple(fixed))
+
+
 def _pg_unnest_insert_columns(
     session: Session,
     table: Table,
@@ -437,44 +479,16 @@ def _pg_unnest_insert_columns(
 ) -> list[tuple[Any, ...]]:
     """``_pg_unnest_insert`` of rows given column by column (``count`` values in each list); ``constants``
     are columns with one value for every row, sent once instead of as an array."""
-    dialect = session.get_bind().dialect
-    q = dialect.identifier_preparer.quote
     constants = constants or {}
-    names: list[str] = []
-    arrays: list[list[Any]] = []
-    casts: list[str] = []
-    fixed_names: list[str] = []
-    fixed_values: list[Any] = []
-    fixed_casts: list[str] = []
-    for col in table.columns:
-        default = col.default
-        if col.name in constants:
-            proc = None if isinstance(col.type, LargeBinary) else col.type.bind_processor(dialect)
-            value = constants[col.name]
-            fixed_names.append(col.name)
-            fixed_values.append(proc(value) if proc else value)
-            fixed_casts.append(f"%b::{col.type.compile(dialect=dialect)}")
-            continue
-        if col.name in columns:
-            values = columns[col.name]
-        elif default is not None and getattr(default, "is_scalar", False):
-            values = [getattr(default, "arg", None)] * count
-        else:
-            continue
-        # bytes go to psycopg as they are (bytea); SQLAlchemy's LargeBinary processor only wraps each one
-        proc = None if isinstance(col.type, LargeBinary) else col.type.bind_processor(dialect)
-        names.append(col.name)
-        arrays.append([proc(v) for v in values] if proc else values)
-        casts.append(f"%b::{col.type.compile(dialect=dialect)}[]")
-    selected = ", ".join(["u.*", *fixed_casts])
-    sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(q(n) for n in [*names, *fixed_names])}) "
-        f"SELECT {selected} FROM unnest({', '.join(casts)}) AS u {conflict}"
-    )
+    dialect = session.get_bind().dialect
+    plan = _unnest_plan(table, dialect, frozenset(columns), tuple(sorted(constants)), conflict)
+    params: list[Any] = [proc(constants[name]) if proc else constants[name] for name, proc in plan.fixed]
+    for name, proc, default, from_default in plan.arrays:
+        values = [default] * count if from_default else columns[name]
+        params.append([proc(v) for v in values] if proc else values)
     cursor = session.connection().connection.cursor()
     try:
-        cursor.execute(sql, (*fixed_values, *arrays))  # in SQL text order; %b: binary, no quoting
+        cursor.execute(plan.sql, params)  # in SQL text order; %b: binary arrays, no per-element quoting
         return list(cursor.fetchall()) if "RETURNING" in conflict else []
     finally:
         cursor.close()
@@ -608,19 +622,36 @@ def _advance_streams(session: Session, now: datetime, touched: dict[tuple[str, s
         _raise_marks(session, device_id, epoch, now, seen)
 
 
+_STREAM = _table(SyncStream)
+_STREAM_KEY = (_STREAM.c.device_id == bindparam("dev")) & (_STREAM.c.epoch == bindparam("ep"))
+_STREAM_READ = select(_STREAM.c.hwm, _STREAM.c.max_seq, _STREAM.c.gap_since).where(_STREAM_KEY)
+_STREAM_NEW = insert(_STREAM).values(
+    device_id=bindparam("dev"), epoch=bindparam("ep"), hwm=0, max_seq=0, resend_requests=0,
+    updated_at=bindparam("now"),
+)  # fmt: skip
+_STREAM_MOVE = (
+    update(_STREAM)
+    .where(_STREAM_KEY)
+    .values(
+        hwm=case((_STREAM.c.hwm < bindparam("hwm"), bindparam("hwm")), else_=_STREAM.c.hwm),
+        max_seq=case(
+            (_STREAM.c.max_seq < bindparam("max_seq"), bindparam("max_seq")), else_=_STREAM.c.max_seq
+        ),
+        gap_since=bindparam("gap_since"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
 def _raise_marks(session: Session, device_id: str, epoch: str, now: datetime, seen: int) -> None:
     """Move the stream's hwm over the seqs now stored contiguously after it, and its max seq to ``seen``.
 
-    Core statements only (no ORM object to load and refresh per batch); the stream row is created if new.
+    Statements built once at import (no expression building per batch); the stream row is created if new.
     """
-    streams = _table(SyncStream)
-    key = (streams.c.device_id == device_id) & (streams.c.epoch == epoch)
-    row = session.execute(select(streams.c.hwm, streams.c.max_seq, streams.c.gap_since).where(key)).first()
+    key = {"dev": device_id, "ep": epoch}
+    row = session.execute(_STREAM_READ, key).first()
     if row is None:  # a duplicate key here (another worker created it) raises: the worker redoes the batch
-        session.execute(
-            insert(streams).values(device_id=device_id, epoch=epoch, hwm=0, max_seq=0, resend_requests=0,
-                                   updated_at=now)
-        )  # fmt: skip
+        session.execute(_STREAM_NEW, {**key, "now": now})
         start, old_max, gap_since = 0, 0, None
     else:
         start, old_max, gap_since = int(row[0]), int(row[1]), row[2]
@@ -634,30 +665,28 @@ def _raise_marks(session: Session, device_id: str, epoch: str, now: datetime, se
             break
         start = hwm
     max_seq = max(old_max, seen, hwm)
-    session.execute(
-        update(streams)
-        .where(key)
-        .values(
-            hwm=case((streams.c.hwm < hwm, hwm), else_=streams.c.hwm),
-            max_seq=case((streams.c.max_seq < max_seq, max_seq), else_=streams.c.max_seq),
-            gap_since=(gap_since or now) if max_seq > hwm else None,
-            updated_at=now,
-        )
+    gap = (gap_since or now) if max_seq > hwm else None
+    session.execute(_STREAM_MOVE, {**key, "hwm": hwm, "max_seq": max_seq, "gap_since": gap, "now": now})
+
+
+_INBOX = _table(SyncInbox)
+_RUN_AHEAD = (
+    select(_INBOX.c.seq)
+    .where(
+        _INBOX.c.device_id == bindparam("dev"),
+        _INBOX.c.epoch == bindparam("ep"),
+        _INBOX.c.seq > bindparam("hwm"),
     )
+    .order_by(_INBOX.c.seq)
+    .limit(_HWM_CHUNK)
+)
 
 
 def _contiguous_end(session: Session, device_id: str, epoch: str, hwm: int) -> int | None:
     """The last seq of the run hwm+1, hwm+2, … stored in the inbox, looking at most ``_HWM_CHUNK`` seqs
     ahead (an index-only range scan; the run is followed in Python); None if hwm+1 is missing."""
-    inbox = _table(SyncInbox)
-    seqs = session.connection().execute(
-        select(inbox.c.seq)
-        .where(inbox.c.device_id == device_id, inbox.c.epoch == epoch, inbox.c.seq > hwm)
-        .order_by(inbox.c.seq)
-        .limit(_HWM_CHUNK)
-    )
     end = hwm
-    for (seq,) in seqs:
+    for (seq,) in session.connection().execute(_RUN_AHEAD, {"dev": device_id, "ep": epoch, "hwm": hwm}):
         if seq != end + 1:
             break
         end = seq

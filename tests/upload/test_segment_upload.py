@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from server.app import create_app
 from server.config import ServerConfig, StorageSection
 from server.db.devices import Device
 from server.db.video import VideoSegment
+from server.review.accounts import add_supervisor
 from server.routes.video import service_for
 from server.video.storage import FilesystemStore
 from simulators.camera import SyntheticScene
@@ -410,11 +412,19 @@ def test_malformed_entries_get_a_clear_error(rig: Rig) -> None:
     assert _nothing_stored(rig)
 
 
-def test_stored_segment_plays_with_range_requests(rig: Rig) -> None:
+def test_stored_segment_plays_with_range_requests_for_a_logged_in_supervisor(rig: Rig) -> None:
     _record_segments(rig, 1)
     size = _device_rows(rig)[0].size
     _uploader(rig).run_once()
     url = "/api/video/segments/DEV-UP1/1/content"
+    assert rig.test_client.get(url).status_code == 401  # footage is evidence: no anonymous playback
+    with rig.server_sessions() as session, session.begin():
+        add_supervisor(session, "rita", "Rita Review", "correct horse battery", datetime.now(UTC))
+    page = rig.test_client.get("/review/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    login = {"csrf": token.group(1), "login": "rita", "password": "correct horse battery"}
+    assert rig.test_client.post("/review/login", data=login, follow_redirects=False).status_code == 303
     full = rig.test_client.get(url)
     assert full.status_code == 200 and len(full.content) == size
     part = rig.test_client.get(url, headers={"Range": "bytes=100-199"})

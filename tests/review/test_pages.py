@@ -1,0 +1,190 @@
+"""Protocol search and the protocol page: what a supervisor sees of a stop (offence, fine, payment with the
+masked card number only, receipts, own-card check, bookmarks) and which footage is selected for it."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.db.protocols import Protocol
+from server.db.supervisors import AccessAudit
+from server.review.footage import Interval, merge_windows, uncovered
+
+from .conftest import NUMBER, T0, Review, add_protocol
+
+
+def _audit_rows(sessions: sessionmaker[Session]) -> list[AccessAudit]:
+    with sessions() as session:
+        return list(session.scalars(select(AccessAudit).order_by(AccessAudit.id)))
+
+
+def _found(html: str) -> list[str]:
+    return re.findall(r'<a href="/review/protocols/[^"]+">([^<]+)</a>', html)
+
+
+def test_anonymous_pages_redirect_to_the_login(review: Review) -> None:
+    for url in ("/review/protocols", f"/review/protocols/{NUMBER}", "/review/protocols?number=KZ"):
+        response = review.client.get(url, follow_redirects=False)
+        assert response.status_code == 303 and response.headers["location"].startswith("/review/login")
+    assert _audit_rows(review.sessions) == []
+
+
+def test_search_by_number_plate_badge_and_date(review: Review) -> None:
+    assert review.login() == 303
+    get = review.client.get
+    assert _found(get("/review/protocols", params={"number": "kz-2026-000777"}).text) == [NUMBER]
+    assert sorted(_found(get("/review/protocols", params={"number": "KZ-2026"}).text)) == [
+        NUMBER,
+        "KZ-2026-000778",
+    ]
+    assert _found(get("/review/protocols", params={"plate": "777 xyz 02"}).text) == ["KZ-2026-000778"]
+    assert sorted(_found(get("/review/protocols", params={"badge": "B-1001"}).text)) == [
+        NUMBER,
+        "KZ-2026-000778",
+    ]
+    assert _found(get("/review/protocols", params={"badge": "B-9999"}).text) == []
+    assert _found(get("/review/protocols", params={"date": "2026-03-03"}).text) == ["KZ-2026-000778"]
+    both = get("/review/protocols", params={"badge": "B-1001", "date": "2026-03-02"})
+    assert _found(both.text) == [NUMBER]
+    assert [a.action for a in _audit_rows(review.sessions)] == ["search"] * 7
+
+
+def test_injection_attempts_and_bad_search_fields_get_a_400_naming_the_field(review: Review) -> None:
+    assert review.login() == 303
+    for params, word in [
+        ({"number": "' OR 1=1 --"}, "protocol number"),
+        ({"number": "KZ%"}, "protocol number"),
+        ({"plate": "1'; DROP TABLE protocol;--"}, "plate"),
+        ({"badge": "B-1001' OR '1'='1"}, "badge"),
+        ({"date": "2026-13-45"}, "date"),
+        ({"date": "yesterday"}, "date"),
+        ({"sort": "number"}, "unknown search field"),
+    ]:
+        response = review.client.get("/review/protocols", params=params)
+        assert response.status_code == 400 and word in response.text, params
+    twice = review.client.get("/review/protocols?number=KZ&number=X")
+    assert twice.status_code == 400 and "twice" in twice.text
+    huge = review.client.get("/review/protocols", params={"number": "K" * 5000})
+    assert huge.status_code == 414
+    assert review.client.get(f"/review/protocols/{NUMBER}?" + "x" * 5000).status_code == 414
+    assert _audit_rows(review.sessions) == [], "refused input leaves no trace in the stores"
+    with review.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Protocol)) == 2
+
+
+def test_unknown_or_malformed_protocol_is_a_clear_4xx_and_writes_no_audit(review: Review) -> None:
+    assert review.login() == 303
+    unknown = review.client.get("/review/protocols/KZ-2026-999999")
+    assert unknown.status_code == 404 and "KZ-2026-999999" in unknown.text
+    bad = review.client.get("/review/protocols/%27%20OR%201%3D1")
+    assert bad.status_code == 400 and "protocol number" in bad.text
+    assert review.client.get("/review/protocols/" + "9" * 300).status_code == 400
+    assert _audit_rows(review.sessions) == []
+
+
+def test_protocol_page_shows_offence_fine_payment_receipts_and_own_card_check(review: Review) -> None:
+    assert review.login() == 303
+    page = review.client.get(f"/review/protocols/{NUMBER}")
+    assert page.status_code == 200
+    text = page.text
+    for expected in (
+        "592.1",
+        "Превышение скорости",
+        "Жанболатов Арман",
+        "123ABC01",
+        "B-1001 Сейтқали Ержан",
+        "21 625.00 ₸",  # fine
+        "10 812.50 ₸",  # reduced fine
+        "2026-03-11",  # reduced until
+        "paid",
+        "Mastercard •••• 4111",
+        "ZHANBOLATOV/ARMAN",
+        "A1B2C3",
+        "transliteration matches",
+        "printed",
+    ):
+        assert expected in text, expected
+    assert "541333" not in text, "only the last four digits of the card are shown"
+    assert "2812" not in text, "card expiry is not shown"
+    assert page.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_footage_is_the_devices_segments_overlapping_the_bookmark_with_margin(review: Review) -> None:
+    assert review.login() == 303
+    text = review.client.get(f"/review/protocols/{NUMBER}").text
+    sources = re.findall(r'<video controls preload="none" src="([^"]+)"', text)
+    assert sources == [f"/api/video/segments/DEV-REV1/11/content?protocol={NUMBER}"]
+    shown = [int(s) for s in re.findall(r'id="seg-DEV-REV1-(\d+)"', text)]
+    assert shown == [11, 12, 13, 14, 15], "09:08:00-09:14:30 = bookmark 09:10:00-09:12:30 ± 2 min"
+    section = {seq: text.split(f'id="seg-DEV-REV1-{seq}"')[1].split("</div>")[0] for seq in shown}
+    assert "upload in progress" in section[12]
+    assert all("not uploaded yet" in section[s] for s in (13, 14, 15))
+    assert "<video" not in section[13]
+    assert (
+        "recording gap 2026-03-02 09:11:00Z – 2026-03-02 09:11:20Z: <strong>потеря питания / power loss (power_loss)</strong>"
+        in text
+    )
+    assert "no segment or gap known" not in text
+    assert text.index('id="seg-DEV-REV1-11"') < text.index("power_loss") < text.index('id="seg-DEV-REV1-12"')
+
+
+def test_protocol_without_bookmarks_shows_the_footage_around_the_offence_time(review: Review) -> None:
+    add_protocol(review.sessions, "KZ-2026-000900", T0 + timedelta(minutes=6, seconds=30))
+    assert review.login() == 303
+    text = review.client.get("/review/protocols/KZ-2026-000900").text
+    assert "around the offence time" in text
+    shown = [int(s) for s in re.findall(r'id="seg-DEV-REV1-(\d+)"', text)]
+    assert shown == [8, 9, 10, 11, 12, 13, 14, 15]  # 09:01:30-09:16:30
+    assert "no segment or gap known for this time" in text, "09:01:30-09:04:00 has no segment"
+
+
+def test_text_from_devices_is_escaped_never_markup(review: Review) -> None:
+    with review.sessions() as session, session.begin():
+        protocol = session.get(Protocol, NUMBER)
+        assert protocol is not None
+        protocol.driver_name = '<script>alert("x")</script>'
+    assert review.login() == 303
+    text = review.client.get(f"/review/protocols/{NUMBER}").text
+    assert "<script>" not in text and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+
+
+def test_every_protocol_page_view_is_audited_and_shown_at_the_bottom(review: Review) -> None:
+    assert review.login() == 303
+    review.client.get(f"/review/protocols/{NUMBER}")
+    review.clock.advance(60)
+    assert review.login("boris") == 303
+    text = review.client.get(f"/review/protocols/{NUMBER}").text
+    rows = _audit_rows(review.sessions)
+    assert [(r.supervisor_login, r.action, r.protocol_number) for r in rows] == [
+        ("anna", "protocol.view", NUMBER),
+        ("boris", "protocol.view", NUMBER),
+    ]
+    assert rows[1].at - rows[0].at == timedelta(seconds=60)
+    trail = text.split("Access audit")[1]
+    assert trail.index("anna") < trail.index("boris")
+    assert trail.count("protocol.view") == 2
+
+
+def test_pure_window_merging_and_uncovered_time() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    m = timedelta(minutes=1)
+    merged = merge_windows(
+        [
+            ("A", Interval(t, t + 2 * m)),
+            ("A", Interval(t + m, t + 3 * m)),
+            ("B", Interval(t, t + m)),
+            ("A", Interval(t + 10 * m, t + 11 * m)),
+        ]
+    )
+    assert [(d, iv.start - t, iv.end - t, members) for d, iv, members in merged] == [
+        ("A", 0 * m, 3 * m, [0, 1]),
+        ("A", 10 * m, 11 * m, [3]),
+        ("B", 0 * m, 1 * m, [2]),
+    ]
+    holes = uncovered(Interval(t, t + 10 * m), [Interval(t + m, t + 3 * m), Interval(t + 3 * m, t + 5 * m)])
+    assert [(h.start - t, h.end - t) for h in holes] == [(0 * m, 1 * m), (5 * m, 10 * m)]
+    assert uncovered(Interval(t, t + m), [Interval(t - m, t + 2 * m)]) == []

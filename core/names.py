@@ -5,7 +5,7 @@ Implements fines.md §9.2 (design; conservative; unverified):
 1. Each Cyrillic letter of the ID name has a few Latin spellings (``LETTER_OPTIONS``: ICAO 9303 plus the
    Kazakh letters Ә Ғ Қ Ң Ө Ұ Ү Һ І and common variants).
 2. Both sides are normalised: NFKD without accents, upper case, A-Z only, ``/ - . '`` as separators, doubled
-   letters collapsed, titles (MR, MRS…) dropped; homoglyphs in typed data are folded (Cyrillic І/Һ/А… on the
+   letters collapsed, titles (MR, MRS…) dropped while two other tokens remain; homoglyphs in typed data are folded (Cyrillic І/Һ/А… on the
    card side, Latin I/H/A… inside a Cyrillic ID word).
 3. The patronymic is not required; surname and given-name tokens are compared as an unordered set
    (``NAME SURNAME`` or ``SURNAME/NAME``); a card name at the 26-character limit may end in a truncated token.
@@ -204,14 +204,18 @@ def _words(text: str) -> list[str]:
 
 
 def normalise_card_name(card_name: str, policy: NameMatchPolicy = DEFAULT_POLICY) -> list[str]:
-    """Card name → list of tokens (A-Z, doubles collapsed, titles dropped), in card order."""
+    """Card name → list of tokens (A-Z, doubles collapsed, titles dropped), in card order.
+
+    A title is dropped only while two other tokens remain: ``MR IVAN PETROV`` loses ``MR``, but in a two-token
+    name such as ``II/DR`` the ``DR`` must be the given name (a name can spell like a title)."""
     text = card_name.upper().translate(_CYRILLIC_TO_LATIN_LOOKALIKE)
     text = _strip_accents(text).upper()
     text = "".join(
         ch if ("A" <= ch <= "Z") else " " if (ch in _SEPARATORS or ch.isspace()) else "" for ch in text
     )
     tokens = [_collapse_doubles(t) for t in text.split()]
-    return [t for t in tokens if t not in policy.titles]
+    kept = [t for t in tokens if t not in policy.titles]
+    return kept if len(kept) >= 2 else tokens
 
 
 Pattern = tuple[tuple[str, ...], ...]  # per source letter, its Latin options

@@ -205,3 +205,10 @@ def test_one_changed_letter_in_a_long_name_is_at_least_probable(word: str, data:
         return  # keep to spellings that doubles-collapse leaves alone, so the edit distance really is 1
     outcome = check_name(IdName(word, "ИВАН"), f"IVAN {changed}").outcome
     assert outcome in (M, P)
+
+
+def test_a_name_that_spells_like_a_title_is_kept_when_it_is_one_of_only_two() -> None:
+    """Found by the property test above: the given name ДР spells ``DR``, which is also a title."""
+    assert check_name(IdName("ІІ", "ДР"), "II/DR").outcome is M
+    assert check_name(IdName("ДР", "ИВАН"), "DR IVAN").outcome is M
+    assert normalise_card_name("MR IVAN PETROV") == ["IVAN", "PETROV"]  # a real title still goes

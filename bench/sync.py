@@ -4,7 +4,7 @@ signed ack → device UPDATE) vs a raw paho QoS 1 publish loop of N single-recor
 Env: PATROLKIT_BENCH_N (20000), PATROLKIT_BENCH_MQTT_URL (mqtt://127.0.0.1:1883), PATROLKIT_BENCH_DB_URL (a
 PostgreSQL server URL, e.g. ``postgresql+psycopg://root@127.0.0.1:5432/test``: the bench creates its OWN
 database there and drops it at the end; default PATROLKIT_TEST_DB_URL, else SQLite in a temp dir),
-PATROLKIT_BENCH_WINDOW (2000), PATROLKIT_BENCH_BATCH (100), PATROLKIT_BENCH_INGEST_WORKERS (2 processes in one
+PATROLKIT_BENCH_WINDOW (4000), PATROLKIT_BENCH_BATCH (250), PATROLKIT_BENCH_INGEST_WORKERS (2 processes in one
 shared subscription), PATROLKIT_BENCH_PROFILE (a directory: write
 cProfile stats of the sender and ingest threads there). Last line: one JSON object.
 """
@@ -50,8 +50,8 @@ from server.ingest.worker import IngestSettings, IngestWorker
 
 N = int(os.environ.get("PATROLKIT_BENCH_N", "20000"))
 URL = os.environ.get("PATROLKIT_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
-WINDOW = int(os.environ.get("PATROLKIT_BENCH_WINDOW", "2000"))
-BATCH = int(os.environ.get("PATROLKIT_BENCH_BATCH", "100"))
+WINDOW = int(os.environ.get("PATROLKIT_BENCH_WINDOW", "4000"))
+BATCH = int(os.environ.get("PATROLKIT_BENCH_BATCH", "250"))
 PROFILE = os.environ.get("PATROLKIT_BENCH_PROFILE")
 WORKERS = int(os.environ.get("PATROLKIT_BENCH_INGEST_WORKERS", "2"))
 

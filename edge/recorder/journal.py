@@ -106,6 +106,16 @@ def manifest_archives(directory: Path) -> list[tuple[int, int, Path]]:
     return sorted(found)
 
 
+def _last_line(path: Path, tail: int = 64 * 1024) -> str | None:
+    """The last line of a closed journal file (an archive is renamed only after its last line was fsynced),
+    read from its end: a restart does not parse the whole archive to learn the chain head."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - tail))
+        lines = fh.read().rstrip(b"\n").rsplit(b"\n", 1)
+    return lines[-1].decode("utf-8") if lines and lines[-1] else None
+
+
 class Journal:
     def __init__(self, directory: Path, rotate_every: int = ROTATE_EVERY) -> None:
         if rotate_every < 1:
@@ -120,8 +130,8 @@ class Journal:
         self._archived_last: ManifestEntry | None = None  # the chain head while the current file is empty
         archives = manifest_archives(directory)
         if archives:
-            lines = list(_complete_lines(archives[-1][2]))
-            self._archived_last = entry_from_json(lines[-1]) if lines else None
+            last = _last_line(archives[-1][2])
+            self._archived_last = entry_from_json(last) if last else None
 
     def entries(self) -> list[ManifestEntry]:
         """The entries of the current manifest file (all of them until the first rotation)."""

@@ -330,7 +330,8 @@ class SyncSender:
         if not overdue:
             return
         with self._sessions() as session, session.begin():
-            attempts = dict(session.execute(_attempts_stmt(overdue)).tuples().all())
+            query = select(OutboxRecord.seq, OutboxRecord.attempts).where(OutboxRecord.seq.in_(overdue))
+            attempts = dict(session.execute(query).tuples().all())
             delays = {seq: self._backoff(attempts.get(seq, 0)) for seq in overdue}
             postpone(session, overdue, delays, self._clock.now().timestamp())
         for seq in overdue:
@@ -383,14 +384,6 @@ class SyncSender:
                     self._inflight[r.seq] = mono
                     self._inflight_prio[r.seq] = r.priority
                 self.sent_records += len(part)
-
-
-def _attempts_stmt(seqs: list[int]) -> Any:
-    from sqlalchemy import select
-
-    from edge.sync.outbox import OutboxRecord
-
-    return select(OutboxRecord.seq, OutboxRecord.attempts).where(OutboxRecord.seq.in_(seqs))
 
 
 def _nodelay(_client: mqtt.Client, _ud: Any, sock: Any) -> None:

@@ -248,23 +248,6 @@ def _stored_digests(session: Session, keys: list[Key]) -> dict[Key, str]:
     return stored
 
 
-def _inbox_row(a: _Accepted, now: datetime) -> dict[str, Any]:
-    return {
-        "device_id": a.device_id,
-        "epoch": a.head.epoch,
-        "seq": a.head.seq,
-        "record_id": a.head.id,
-        "stream": a.head.stream,
-        "sv": a.head.sv,
-        "sha256": a.digest,
-        "payload": a.rec.payload,
-        "sig": a.rec.sig,
-        "kid": a.rec.kid,
-        "received_at": now,
-        "batch_id": a.batch.batch_id if a.batch is not None else None,
-    }
-
-
 def _inbox_columns(accepted: list[_Accepted]) -> dict[str, list[Any]]:
     """The ``sync_inbox`` rows of ``accepted`` column by column (what the PostgreSQL unnest insert takes);
     ``received_at`` is the same for all and goes as one value."""
@@ -325,7 +308,13 @@ def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_A
     else:
         stored = _stored_digests(session, list(unique))
         inserted = {k for k in unique if k not in stored}
-        _insert(session, _table(SyncInbox), [_inbox_row(unique[k], now) for k in unique if k in inserted])
+        new = [unique[k] for k in unique if k in inserted]
+        columns = _inbox_columns(new)
+        rows = [
+            {**dict(zip(columns, values, strict=True)), "received_at": now}
+            for values in zip(*columns.values(), strict=True)
+        ]
+        _insert(session, _table(SyncInbox), rows)
     fresh = [a for k, a in unique.items() if k in inserted]
     for key, a in unique.items():
         if key not in inserted:

@@ -4,7 +4,7 @@ signed ack → device UPDATE) vs a raw paho QoS 1 publish loop of N single-recor
 Env: PATROLKIT_BENCH_N (20000), PATROLKIT_BENCH_MQTT_URL (mqtt://127.0.0.1:1883), PATROLKIT_BENCH_DB_URL (a
 PostgreSQL server URL, e.g. ``postgresql+psycopg://root@127.0.0.1:5432/test``: the bench creates its OWN
 database there and drops it at the end; default PATROLKIT_TEST_DB_URL, else SQLite in a temp dir),
-PATROLKIT_BENCH_WINDOW (4000), PATROLKIT_BENCH_BATCH (250), PATROLKIT_BENCH_INGEST_WORKERS (2 processes in one
+PATROLKIT_BENCH_WINDOW (12000), PATROLKIT_BENCH_BATCH (500), PATROLKIT_BENCH_INGEST_WORKERS (2 processes in one
 shared subscription), PATROLKIT_BENCH_PROFILE (a directory: write
 cProfile stats of the sender and ingest threads there). Last line: one JSON object.
 """
@@ -41,7 +41,7 @@ from core.sync.signing import KeyRing, Signer, Verifier
 from edge.db.base import make_engine as edge_engine
 from edge.db.base import make_sessionmaker as edge_sessions
 from edge.db.migrate import upgrade as edge_upgrade
-from edge.sync.outbox import OutboxRecord, seal_pending, stats
+from edge.sync.outbox import OutboxContent, seal_pending, stats
 from edge.sync.sender import SenderSettings, SyncSender
 from server.commands.device import add_device
 from server.db.base import make_engine, make_sessionmaker
@@ -50,8 +50,8 @@ from server.ingest.worker import IngestSettings, IngestWorker
 
 N = int(os.environ.get("PATROLKIT_BENCH_N", "20000"))
 URL = os.environ.get("PATROLKIT_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
-WINDOW = int(os.environ.get("PATROLKIT_BENCH_WINDOW", "4000"))
-BATCH = int(os.environ.get("PATROLKIT_BENCH_BATCH", "250"))
+WINDOW = int(os.environ.get("PATROLKIT_BENCH_WINDOW", "12000"))
+BATCH = int(os.environ.get("PATROLKIT_BENCH_BATCH", "500"))
 PROFILE = os.environ.get("PATROLKIT_BENCH_PROFILE")
 WORKERS = int(os.environ.get("PATROLKIT_BENCH_INGEST_WORKERS", "2"))
 
@@ -173,7 +173,7 @@ def run(tmp: Path, db_url: str) -> int:
         while seal_pending(s, dev.device_id, signer, limit=5000):
             pass
     with device() as s:
-        payloads = list(s.scalars(select(OutboxRecord.payload)))
+        payloads = list(s.scalars(select(OutboxContent.payload).order_by(OutboxContent.seq)))
     single = [encode_batch_message(signer, [p or b""]) for p in payloads]
     baseline = raw_publish_rate(single)
 

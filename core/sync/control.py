@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from core.sync.envelope import WIRE_VERSION, EnvelopeError, canonical_json
+from core.sync.envelope import WIRE_VERSION, EnvelopeError
 from core.sync.signing import KeyRing, Signer, b64d, b64e
 
 MAX_CONTROL_BYTES = 4 * 1024 * 1024
@@ -156,12 +156,23 @@ class Hello(_Msg):
     ts: str
 
 
+class HeldChunks(_Msg):
+    """Chunks of one dataset version a device already holds (verified, waiting for the rest)."""
+
+    version: int = Field(ge=1)
+    chunks: list[int] = Field(max_length=10_000)
+
+
 class SyncRef(_Msg):
-    """Device → server: the dataset versions it holds; the server answers with newer ones."""
+    """Device → server: the dataset versions it holds; the server answers with newer ones.
+
+    ``partial``: chunks of a newer version it received before its link dropped; the server then sends only
+    the other chunks of that version (send it to a server that knows the field: servers upgrade first)."""
 
     type: Literal["sync_ref"] = "sync_ref"
     dev: str
     have: dict[str, int]
+    partial: dict[str, HeldChunks] = Field(default_factory=dict)
 
 
 class RefApplied(_Msg):
@@ -180,9 +191,11 @@ _CONTROL = TypeAdapter(ControlMessage)
 def seal(signer: Signer, domain: bytes, obj: dict[str, Any] | BaseModel) -> bytes:
     """Serialise ``obj`` once, sign it under ``domain`` and wrap it for the wire."""
     data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
-    payload = canonical_json(data)
+    # the signature covers these exact bytes, so no other encoder ever has to reproduce them: orjson's
+    # compact key-sorted form (strict: no NaN, 64-bit integers) is ~10x faster than json for a 500-entry ack
+    payload = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     sig = signer.sign(domain, payload)
-    return canonical_json({"v": WIRE_VERSION, "p": b64e(payload), "s": b64e(sig), "k": signer.kid})
+    return orjson.dumps({"k": signer.kid, "p": b64e(payload), "s": b64e(sig), "v": WIRE_VERSION})
 
 
 def open_signed(data: bytes, keys: KeyRing, domain: bytes) -> tuple[bytes, str]:

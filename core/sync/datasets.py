@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -133,14 +133,17 @@ class SignedDataset:
             }
         )
 
-    def wire_messages(self) -> Iterator[bytes]:
-        """Every message that carries this version: one v1 message, or one v2 message per chunk."""
+    def wire_messages(self, held: Collection[int] = ()) -> Iterator[bytes]:
+        """Every message that carries this version: one v1 message, or one v2 message per chunk, leaving
+        out the chunks in ``held`` (those the device said it already has)."""
         manifest = self.manifest
         if not isinstance(manifest, ChunkedManifest):
             yield self.to_wire()
             return
         head = {"v": CHUNK_WIRE_VERSION, "m": b64e(self.manifest_bytes), "s": b64e(self.sig), "k": self.kid}
         for index in range(manifest.count):
+            if index in held:
+                continue
             start, end = manifest.chunk_bounds(index)
             yield canonical_json({**head, "i": index, "c": b64e(self.content[start:end])})
 
@@ -300,8 +303,10 @@ class _Partial:
 class DatasetAssembler:
     """Verified chunks of datasets being received, in memory: at most one version per dataset.
 
-    A partial version is lost on restart; the device asks again (``sync_ref``) on every connect and the server
-    resends every chunk, so nothing depends on it surviving.
+    Partial versions outlive a lost link: the ``sync_ref`` of every connect names the chunks held, and the
+    server sends only the others, so a link that drops every few chunks still completes a large dataset.
+    The device also keeps each chunk in its database and refills an assembler from it after a restart
+    (``edge.sync.datasets.restore_chunks``); nothing depends on them: without them every chunk comes again.
     """
 
     def __init__(self) -> None:
@@ -310,6 +315,10 @@ class DatasetAssembler:
     def pending(self) -> dict[str, tuple[int, int, int]]:
         """``{dataset: (version, chunks held, count)}`` of versions still incomplete."""
         return {n: (p.manifest.version, len(p.parts), p.manifest.count) for n, p in self._partials.items()}
+
+    def held(self) -> dict[str, tuple[int, list[int]]]:
+        """``{dataset: (version, indexes of the chunks held)}``: what a ``sync_ref`` asks not to resend."""
+        return {n: (p.manifest.version, sorted(p.parts)) for n, p in self._partials.items()}
 
     def add(self, chunk: DatasetChunk) -> SignedDataset | None:
         """Keep ``chunk``; the whole dataset (checked again) once its last chunk is in, else None.

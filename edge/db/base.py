@@ -67,3 +67,26 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def redoable_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work whose loss at power failure is harmless because it is redone, committed without
+    waiting for the disk (``synchronous=NORMAL``; in WAL mode still atomic and consistent).
+
+    For the sync sender's own bookkeeping only: marking rows acked (lost: the rows are resent and the
+    server acks them as duplicates), sealing (lost: resealed to the same bytes: the payload is made from
+    the row and Ed25519 signatures are deterministic), backoff counters. Business rows and their outbox
+    rows always commit with ``synchronous=FULL``: the connection is set back before it returns to the pool.
+    """
+    engine = factory.kw["bind"]
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")  # outside a transaction: SQLite refuses it inside
+        conn.commit()
+        try:
+            with factory(bind=conn) as session, session.begin():
+                yield session
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            conn.commit()

@@ -5,7 +5,9 @@ sha256, size), refuses a version that is not newer than the one in use, and in o
 the new version and makes it the active one. It also takes the chunks of a large dataset:
 each is verified on arrival and held by a ``DatasetAssembler``; only the complete, re-verified whole is
 swapped in, so a missing, forged or duplicate chunk never leaves a half dataset and the previous version
-stays in use. ``active_versions`` is what records made offline carry.
+stays in use. Each chunk held is also kept, as received, in ``sync_dataset_chunk`` (same transaction), so a
+device that restarts mid-download resumes it (``restore_chunks``) instead of fetching every chunk again.
+``active_versions`` is what records made offline carry.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, LargeBinary, String, select, update
+from sqlalchemy import Boolean, Integer, LargeBinary, String, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.structured_log import log_event
@@ -27,7 +29,7 @@ from core.sync.datasets import (
     open_ref,
 )
 from core.sync.envelope import EnvelopeError
-from core.sync.signing import KeyRing
+from core.sync.signing import BadSignature, KeyRing
 from edge.db.base import Base, UtcDateTime
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,17 @@ class DatasetVersion(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     applied_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class HeldChunk(Base):
+    """A verified chunk of a dataset version still being received: the exact message, re-verified on load."""
+
+    __tablename__ = "sync_dataset_chunk"
+
+    dataset: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 @dataclass(frozen=True)
@@ -97,11 +110,38 @@ def apply_dataset(
     chunk = opened
     if chunks is None:
         raise EnvelopeError("unexpected", "a dataset chunk, but no assembler to hold it")
-    check_newer(chunk.manifest, _active_version(session, chunk.manifest.dataset))
+    m = chunk.manifest
+    check_newer(m, _active_version(session, m.dataset))
     whole = chunks.add(chunk)
+    stale = (HeldChunk.dataset == m.dataset) & (HeldChunk.version != m.version)
+    session.execute(delete(HeldChunk).where(stale))  # a newer version replaced an older partial one
     if whole is None:
+        if session.get(HeldChunk, (m.dataset, chunk.index)) is None:
+            session.add(HeldChunk(dataset=m.dataset, idx=chunk.index, version=m.version, message=data))
+            session.flush()
         return None
-    return _activate(session, chunk.manifest, whole, now)
+    session.execute(delete(HeldChunk).where(HeldChunk.dataset == m.dataset))
+    return _activate(session, m, whole, now)
+
+
+def restore_chunks(session: Session, keys: KeyRing, chunks: DatasetAssembler) -> int:
+    """Put the chunks kept in ``sync_dataset_chunk`` back into ``chunks`` (at start), each verified again;
+    one that no longer verifies, or belongs to a version not newer than the one in use, is deleted.
+    Returns how many are held."""
+    held = 0
+    for row in session.scalars(select(HeldChunk).order_by(HeldChunk.dataset, HeldChunk.idx)).all():
+        try:
+            chunk = open_ref(row.message, keys)
+            if not isinstance(chunk, DatasetChunk) or chunk.index != row.idx:
+                raise EnvelopeError("malformed", "not the chunk this row says")
+            check_newer(chunk.manifest, _active_version(session, chunk.manifest.dataset))
+            chunks.add(chunk)
+            held += 1
+        except (EnvelopeError, BadSignature, ValueError) as exc:  # RollbackRefused is a ValueError
+            log_event(log, "sync.dataset.chunk_dropped", dataset=row.dataset, idx=row.idx, reason=str(exc)[:200])
+            session.delete(row)
+    session.flush()
+    return held
 
 
 def _activate(session: Session, manifest: AnyManifest, signed: SignedDataset, now: datetime) -> Applied:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     select,
     text,
     update,
@@ -45,9 +47,13 @@ PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
 
 
 class OutboxRecord(Base):
+    """One record to sync: its identity and its delivery state. A narrow row: an ack rewrites only this
+    (e0008 moved the content, ~1.5 KB a record, to ``outbox_content``)."""
+
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_pending", "state", "priority", "seq"),
+        # only pending rows are indexed (e0007): an ack removes one entry instead of moving it within the index
+        Index("ix_outbox_pending", "priority", "seq", sqlite_where=text("state = 'pending'")),
         {"sqlite_autoincrement": True},  # a sequence number is never reused
     )
 
@@ -55,19 +61,16 @@ class OutboxRecord(Base):
     epoch: Mapped[str] = mapped_column(String(32))
     record_id: Mapped[str] = mapped_column(String(36), unique=True)
     record_type: Mapped[str] = mapped_column(String(32))
-    body: Mapped[str] = mapped_column(Text)  # canonical JSON
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     state: Mapped[str] = mapped_column(
         String(16), default=PENDING
-    )  # pending | acked | rejected (indexed by ix_outbox_pending)
+    )  # pending | acked | rejected (pending rows are in the partial index ix_outbox_pending)
     # added by e0005 (sync)
     sv: Mapped[int] = mapped_column(Integer, default=1)
     priority: Mapped[int] = mapped_column(Integer, default=5)
     refs: Mapped[str] = mapped_column(Text, default="{}")
-    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # exact signed bytes
-    sig: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     kid: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # of the payload; None = not sealed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)  # unix seconds
     acked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
@@ -75,6 +78,17 @@ class OutboxRecord(Base):
         String(16), nullable=True
     )  # ok | dup | conflict | rejected
     ack_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class OutboxContent(Base):
+    """What a record says, written once: the body as queued and, once sealed, the exact signed payload."""
+
+    __tablename__ = "outbox_content"
+
+    seq: Mapped[int] = mapped_column(Integer, ForeignKey("outbox.seq"), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # exact signed bytes
+    sig: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 def _outbox_table() -> Table:
@@ -99,7 +113,6 @@ def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datet
         record_type=record_type,
         sv=CURRENT_VERSION[record_type],
         priority=PRIORITY.get(record_type, 5),
-        body=canonical_json(model.to_body()),
         refs=canonical_json(active_versions(session)),
         created_at=now or datetime.now(UTC),
         state=PENDING,
@@ -107,6 +120,8 @@ def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datet
         next_attempt_at=0.0,
     )
     session.add(row)
+    session.flush()
+    session.add(OutboxContent(seq=row.seq, body=canonical_json(model.to_body())))
     session.flush()
     return row.seq
 
@@ -120,8 +135,10 @@ def enqueue_many(
     refs = canonical_json(active_versions(session))
     created = now or datetime.now(UTC)
     rows: list[dict[str, Any]] = []
+    bodies: list[str] = []
     for record_type, body in records:
         model = validate_for_enqueue(record_type, body)
+        bodies.append(canonical_json(model.to_body()))
         rows.append(
             {
                 "epoch": epoch,
@@ -129,7 +146,6 @@ def enqueue_many(
                 "record_type": record_type,
                 "sv": CURRENT_VERSION[record_type],
                 "priority": PRIORITY.get(record_type, 5),
-                "body": canonical_json(model.to_body()),
                 "refs": refs,
                 "created_at": created,
                 "state": PENDING,
@@ -138,7 +154,11 @@ def enqueue_many(
             }
         )
     if rows:
-        session.connection().execute(insert(_outbox_table()), rows)
+        table = _outbox_table()
+        conn = session.connection()
+        seqs = conn.execute(insert(table).returning(table.c.seq, sort_by_parameter_order=True), rows).scalars()
+        content = [{"seq": seq, "body": body} for seq, body in zip(seqs, bodies, strict=True)]
+        conn.execute(insert(cast(Table, OutboxContent.__table__)), content)
     return len(rows)
 
 
@@ -155,14 +175,15 @@ def seal_pending(
     sealed in seq order, so a caller that knows every row up to ``after_seq`` is sealed passes it and the
     query reads only newer rows (a rowid range, not a scan of the whole outbox).
     """
-    rows = session.scalars(
-        select(OutboxRecord)
-        .where(OutboxRecord.seq > after_seq, OutboxRecord.payload.is_(None))
+    rows = session.execute(
+        select(OutboxRecord, OutboxContent)
+        .join(OutboxContent, OutboxContent.seq == OutboxRecord.seq)
+        .where(OutboxRecord.seq > after_seq, OutboxRecord.sha256.is_(None))
         .order_by(OutboxRecord.seq)
         .limit(limit)
     ).all()
     heads: dict[str, str] = {}
-    for row in rows:
+    for row, content in rows:
         if row.epoch not in heads:
             heads[row.epoch] = get_meta(session, _chain_key(row.epoch)) or ""
         payload = make_payload(
@@ -175,10 +196,10 @@ def seal_pending(
             ts=row.created_at,
             prev=heads[row.epoch],
             refs=json.loads(row.refs),
-            body=json.loads(row.body),
+            body=json.loads(content.body),
         )
-        row.payload = payload
-        row.sig = signer.sign(DOMAIN_RECORD, payload)
+        content.payload = payload
+        content.sig = signer.sign(DOMAIN_RECORD, payload)
         row.kid = signer.kid
         row.sha256 = sha256_hex(payload)
         heads[row.epoch] = row.sha256
@@ -190,14 +211,14 @@ def seal_pending(
 
 @dataclass(frozen=True)
 class Sendable:
+    """What the sender needs of a due row: its bytes, where it goes, and the hash its ack must name.
+    (Messages are signed per batch, so the row's own signature is not read.)"""
+
     seq: int
     epoch: str
     stream: str
     payload: bytes
-    sig: bytes
-    kid: str
     sha256: str
-    attempts: int
     priority: int = 5
 
 
@@ -211,21 +232,20 @@ def due_rows(
     """
     out: list[Sendable] = []
     t = _outbox_table().c
+    c = cast(Table, OutboxContent.__table__).c
     stmt = (
         select(
             t.seq,
             t.epoch,
             t.record_type,
-            t.payload,
-            t.sig,
-            t.kid,
+            c.payload,
             t.sha256,
-            t.attempts,
             t.priority,
         )
+        .join_from(_outbox_table(), OutboxContent.__table__, c.seq == t.seq)
         .where(
-            t.state == PENDING,
-            t.payload.is_not(None),
+            t.state == literal_column("'pending'"),  # a literal: SQLite uses the partial index only then
+            t.sha256.is_not(None),
             t.next_attempt_at <= now_ts,
         )
         .order_by(t.priority, t.seq)
@@ -244,10 +264,10 @@ def due_rows(
         fetched = cursor.fetchall()
     finally:
         cursor.close()
-    for seq, epoch, stream, payload, sig, kid, digest, attempts, priority in fetched:
+    for seq, epoch, stream, payload, digest, priority in fetched:
         if seq in exclude:
             continue
-        out.append(Sendable(seq, epoch, stream, payload, sig, kid, digest, attempts, priority))
+        out.append(Sendable(seq, epoch, stream, payload, digest, priority))
         if len(out) >= limit:
             break
     return out
@@ -261,34 +281,42 @@ _HELD = text(
 )
 _MARK = text(
     "UPDATE outbox SET state = :state, acked_at = :now, ack_status = :status, ack_detail = :detail "
-    "WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'pending'"
+    "WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'pending' RETURNING seq"
 ).bindparams(bindparam("now", type_=UtcDateTime))
 
 
-def apply_acks(session: Session, items: Iterable[AckItem | AckEntry], now: datetime) -> list[int]:
+def apply_acks(
+    session: Session,
+    items: Iterable[AckItem | AckEntry],
+    now: datetime,
+    known: Mapping[int, tuple[str, str]] | None = None,
+) -> list[int]:
     """Mark rows delivered (or rejected) for acks whose epoch, seq AND sha256 match; return the seqs freed.
 
     An ack for a hash we do not hold changes nothing (a forged or stale ack can never free a real row).
-    One SELECT of the named rows, then one UPDATE per ack status, in the same transaction (the hashes
-    checked still hold); each statement takes the seqs as one JSON array, however many there are.
+    ``known`` maps seqs to the ``(epoch, sha256)`` the caller read from their rows (the sender's records in
+    flight; a sealed row's hash never changes): those are checked without reading the rows again, the
+    others with one SELECT. Then one UPDATE per ack status, in the same transaction, which frees only rows
+    still pending; each statement takes the seqs as one JSON array, however many there are.
     """
     wanted = {item.seq: item for item in items}  # the last ack of a seq wins
     if not wanted:
         return []
-    held = {
-        int(seq): (epoch, digest)
-        for seq, epoch, digest in session.execute(_HELD, {"seqs": json.dumps(sorted(wanted))}).all()
-    }
+    known = known or {}
+    unknown = sorted(seq for seq in wanted if seq not in known)
+    held: dict[int, tuple[str, str]] = {}
+    if unknown:
+        found = session.execute(_HELD, {"seqs": json.dumps(unknown)}).all()
+        held = {int(seq): (epoch, digest) for seq, epoch, digest in found}
     groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for seq, item in wanted.items():
-        if held.get(seq) == (item.epoch, item.sha256):
+        if (known.get(seq) or held.get(seq)) == (item.epoch, item.sha256):
             groups[(item.status, item.reason)].append(seq)
     freed: list[int] = []
     for (status, reason), group in groups.items():
         state = ACKED if status in ("ok", "dup") else REJECTED
         params = {"state": state, "now": now, "status": status, "detail": reason, "seqs": json.dumps(group)}
-        session.execute(_MARK, params)
-        freed.extend(group)
+        freed.extend(int(seq) for (seq,) in session.execute(_MARK, params))
     freed.sort()
     return freed
 
@@ -335,18 +363,23 @@ class OutboxStats:
     max_seq: int
 
 
+def max_seq(session: Session) -> int:
+    """The highest sequence number used so far (0 for an empty outbox): one rowid lookup."""
+    return int(session.scalar(select(func.max(OutboxRecord.seq))) or 0)
+
+
 def stats(session: Session) -> OutboxStats:
+    """Counts by state over the whole outbox (a scan: for status reports, not for the send path)."""
     counts = dict(
         session.execute(select(OutboxRecord.state, func.count()).group_by(OutboxRecord.state)).tuples().all()
     )
-    unsealed = session.scalar(select(func.count()).where(OutboxRecord.payload.is_(None))) or 0
+    unsealed = session.scalar(select(func.count()).where(OutboxRecord.sha256.is_(None))) or 0
     oldest = session.scalar(select(func.min(OutboxRecord.created_at)).where(OutboxRecord.state == PENDING))
-    max_seq = session.scalar(select(func.max(OutboxRecord.seq))) or 0
     return OutboxStats(
         pending=counts.get(PENDING, 0),
         unsealed=int(unsealed),
         acked=counts.get(ACKED, 0),
         rejected=counts.get(REJECTED, 0),
         oldest_pending_at=oldest,
-        max_seq=int(max_seq),
+        max_seq=max_seq(session),
     )

@@ -10,7 +10,9 @@ One thread owns the logic (``run``/``step``); paho's network thread only puts ev
 - on every (re)connect: ``hello`` and ``sync_ref``, and everything unacked counts as unsent again;
 - a record not acked within ``ack_timeout_s`` is resent later with exponential backoff (capped) plus jitter;
 - a lost link is retried after a jittered, doubling delay (``next_reconnect_delay``): no fleet-wide herd;
-- a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped.
+- a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped;
+- its own bookkeeping (seals, acks, backoff) commits without waiting for the disk (``redoable_transaction``):
+  lost at a power cut, it is redone with the same result; business rows always commit with synchronous FULL.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock, SystemClock
 from core.structured_log import log_event
 from core.sync.broker_url import parse_broker_url
 from core.sync.control import (
+    HeldChunks,
     Hello,
     RefApplied,
     Resend,
@@ -49,20 +52,22 @@ from core.sync.control import (
 from core.sync.datasets import DatasetAssembler, RollbackRefused
 from core.sync.envelope import EnvelopeError, encode_batch_message, plan_messages
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, DOMAIN_REQUEST, BadSignature, KeyRing, Signer
+from edge.db.base import redoable_transaction
 from edge.db.meta import database_epoch
-from edge.sync.datasets import active_versions, apply_dataset
+from edge.sync.datasets import active_versions, apply_dataset, restore_chunks
 from edge.sync.outbox import (
     OutboxRecord,
     Sendable,
     apply_acks,
     due_rows,
     make_due,
+    max_seq,
     postpone,
     seal_pending,
-    stats,
 )
 
 log = logging.getLogger(__name__)
+FILL_MESSAGES = 2  # messages (of ``batch`` records) read and published per step
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,16 @@ class SyncSender:
         self._events: queue.Queue[_Event] = queue.Queue()
         self._inflight: dict[int, float] = {}  # seq -> monotonic time sent
         self._inflight_prio: dict[int, int] = {}  # seq -> priority (to know which lie after the cursor)
+        self._inflight_hash: dict[int, tuple[str, str]] = {}  # seq -> (epoch, sha256) as read from its row
         self._cursor: tuple[int, int] | None = None  # (priority, seq) of the last row handed out this pass
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
+        self._more = False  # the last fill stopped at its chunk size with room left in the window
         self._sealed_upto = 0  # every row up to this seq is sealed
         self._online = False
-        self._ref_chunks = DatasetAssembler()  # chunks of large datasets still incomplete (memory only)
+        self._greet_due = False  # connected, and the hello and sync_ref not yet sent
+        self.step_errors = 0  # steps that failed (logged, then retried after a pause)
+        # chunks of large datasets still incomplete (also kept in the database: restored by ``start``)
+        self._ref_chunks = DatasetAssembler()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.acked = 0
@@ -171,6 +181,8 @@ class SyncSender:
     # --- lifecycle ---
     def start(self) -> None:
         """Connect and run in a background thread (paho reconnects on its own; see ``next_reconnect_delay``)."""
+        with self._sessions() as session, session.begin():
+            restore_chunks(session, self._keys, self._ref_chunks)  # a download cut by a restart resumes
         self._client.connect_async(self._addr.host, self._addr.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(target=self.run, name="sync-sender", daemon=True)
@@ -184,8 +196,28 @@ class SyncSender:
         self._client.loop_stop()
 
     def run(self) -> None:
+        """Step until stopped. A step that fails (a bug, a full disk, a locked database) is logged and
+        retried after a pause that doubles up to 30 s: the sender never dies while the device runs."""
+        pause = 0.0
         while not self._stop.is_set():
-            self.step(wait_s=0.05)
+            try:
+                self.step(wait_s=0.0 if self._more else 0.05)  # no pause while the window still has room
+                pause = 0.0
+            except Exception as exc:  # any fault: keep syncing once it clears
+                self.step_errors += 1
+                pause = min(max(pause * 2, 0.5), 30.0)
+                log.error(
+                    "sync.step_failed",
+                    exc_info=True,
+                    extra={
+                        "event": "sync.step_failed",
+                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                        "retry_s": pause,
+                    },
+                )
+                self._forget_all()  # a step cut short: what was in flight is resent (acked as duplicates)
+                self._restart_pass()
+                self._stop.wait(pause)
 
     @property
     def online(self) -> bool:
@@ -211,15 +243,19 @@ class SyncSender:
                 event = self._events.get_nowait()
             except queue.Empty:
                 event = None
+        if self._greet_due and self._online:
+            self._greet()
+            self._greet_due = False
         self._expire()
         self._seal()
         self._fill()
 
     def _seal(self) -> None:
-        with self._sessions() as session, session.begin():
-            top = session.scalar(select(func.max(OutboxRecord.seq))) or 0
-            if top <= self._sealed_upto:
-                return
+        with self._sessions() as session:  # each step: a read only, no transaction to commit
+            top = max_seq(session)
+        if top <= self._sealed_upto:
+            return
+        with redoable_transaction(self._sessions) as session:
             sealed = seal_pending(
                 session, self.settings.device_id, self._signer, limit=2000, after_seq=self._sealed_upto
             )
@@ -235,19 +271,23 @@ class SyncSender:
     def _forget(self, seq: int) -> None:
         self._inflight.pop(seq, None)
         self._inflight_prio.pop(seq, None)
+        self._inflight_hash.pop(seq, None)
+
+    def _forget_all(self) -> None:
+        self._inflight.clear()
+        self._inflight_prio.clear()
+        self._inflight_hash.clear()
 
     def _handle(self, event: _Event) -> None:
         if event.kind == "connected":
             self._online = True
-            self._inflight.clear()  # paho's in-flight state counts as unsent
-            self._inflight_prio.clear()
+            self._forget_all()  # paho's in-flight state counts as unsent
             self._restart_pass()
-            self._greet()
+            self._greet_due = True  # sent by ``step``, again after a failure until it goes out
             log_event(log, "sync.online", device=self.settings.device_id)
         elif event.kind == "disconnected":
             self._online = False
-            self._inflight.clear()
-            self._inflight_prio.clear()
+            self._forget_all()
             self._restart_pass()
             log_event(log, "sync.offline", device=self.settings.device_id)
         elif event.topic.endswith("/ack"):
@@ -261,16 +301,21 @@ class SyncSender:
         dev = self.settings.device_id
         with self._sessions() as session, session.begin():
             epoch = database_epoch(session)
-            max_seq = stats(session).max_seq
+            top = max_seq(session)  # not stats(): that scans the whole outbox
             have = active_versions(session)
         now = self._clock.now().isoformat()
         self._client.publish(
             req_topic(dev),
-            seal(self._signer, DOMAIN_REQUEST, Hello(dev=dev, epoch=epoch, max_seq=max_seq, ts=now)),
+            seal(self._signer, DOMAIN_REQUEST, Hello(dev=dev, epoch=epoch, max_seq=top, ts=now)),
             1,
         )
+        partial = {
+            name: HeldChunks(version=v, chunks=held) for name, (v, held) in self._ref_chunks.held().items()
+        }
         self._client.publish(
-            req_topic(dev), seal(self._signer, DOMAIN_REQUEST, SyncRef(dev=dev, have=have)), 1
+            req_topic(dev),
+            seal(self._signer, DOMAIN_REQUEST, SyncRef(dev=dev, have=have, partial=partial)),
+            1,
         )
 
     def _handle_ack(self, data: bytes) -> None:
@@ -282,8 +327,8 @@ class SyncSender:
         except (EnvelopeError, BadSignature) as exc:
             log_event(log, "sync.ack_refused", reason=str(exc)[:200])
             return
-        with self._sessions() as session, session.begin():
-            freed = apply_acks(session, entries, self._clock.now())
+        with redoable_transaction(self._sessions) as session:
+            freed = apply_acks(session, entries, self._clock.now(), self._inflight_hash)
         for seq in freed:
             self._forget(seq)
         self.acked += len(freed)
@@ -301,7 +346,7 @@ class SyncSender:
         except (EnvelopeError, BadSignature) as exc:
             log_event(log, "sync.ctl_refused", reason=str(exc)[:200])
             return
-        with self._sessions() as session, session.begin():
+        with redoable_transaction(self._sessions) as session:
             count = make_due(session, req.epoch, req.ranges)
         for lo, hi in req.ranges:
             for seq in [s for s in self._inflight if lo <= s <= hi]:
@@ -329,7 +374,7 @@ class SyncSender:
         overdue = [seq for seq, sent in self._inflight.items() if now - sent >= self.settings.ack_timeout_s]
         if not overdue:
             return
-        with self._sessions() as session, session.begin():
+        with redoable_transaction(self._sessions) as session:
             query = select(OutboxRecord.seq, OutboxRecord.attempts).where(OutboxRecord.seq.in_(overdue))
             attempts = dict(session.execute(query).tuples().all())
             delays = {seq: self._backoff(attempts.get(seq, 0)) for seq in overdue}
@@ -345,11 +390,15 @@ class SyncSender:
         return base / 2 + self._rng.uniform(0, base / 2)
 
     def _fill(self) -> None:
+        self._more = False
         if not self._online or not self._client.is_connected():
             return
         room = self.settings.window - len(self._inflight)
         if room <= 0:
             return
+        # a few messages per step: the first leave at once instead of after the whole window was read,
+        # and acks are handled between fills
+        chunk = min(room, FILL_MESSAGES * self.settings.batch)
         mono = self._clock.monotonic()
         if self._pass_dry_at is not None:
             if mono - self._pass_dry_at < self.settings.rescan_s:
@@ -361,9 +410,11 @@ class SyncSender:
         else:
             exclude = {s for s, p in self._inflight_prio.items() if (p, s) > cursor}
         with self._sessions() as session:
-            rows = due_rows(session, self._clock.now().timestamp(), exclude, room, after=cursor)
-        if len(rows) < room:
+            rows = due_rows(session, self._clock.now().timestamp(), exclude, chunk, after=cursor)
+        if len(rows) < chunk:
             self._pass_dry_at = mono  # this pass is done; the next starts from the top
+        else:
+            self._more = chunk < room
         if not rows:
             return
         self._cursor = (rows[-1].priority, rows[-1].seq)
@@ -383,6 +434,7 @@ class SyncSender:
                 for r in part:
                     self._inflight[r.seq] = mono
                     self._inflight_prio[r.seq] = r.priority
+                    self._inflight_hash[r.seq] = (r.epoch, r.sha256)
                 self.sent_records += len(part)
 
 

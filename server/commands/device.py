@@ -1,5 +1,6 @@
 """``patrol-server device add``: provision a device (identity, Ed25519 key pair, MQTT credentials) and print
 or write its configuration; ``device cert`` issues its TLS client certificate (CN = device id) from the CA files;
+``device revoke`` adds lost devices' certificates to the CA's revocation list (the broker's ``crlfile``);
 ``device list`` shows registered devices."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -111,6 +113,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 CERT_DAYS = 825
+CRL_DAYS = 180  # a revocation list past its next update makes the broker refuse every device
 
 
 def issue_client_cert(
@@ -129,7 +132,7 @@ def issue_client_cert(
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -137,13 +140,7 @@ def issue_client_cert(
         raise ValueError(f"certificate CN {common_name!r}: use 1-64 letters, digits, '_', '.', '-'")
     if not 1 <= days <= 3650:
         raise ValueError(f"certificate lifetime {days} days: use 1..3650")
-    try:
-        ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
-        ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"CA certificate or key is not an unencrypted PEM file: {exc}") from None
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise ValueError("CA key must be an EC or RSA private key")
+    ca_cert, ca_key = _load_ca(ca_cert_pem, ca_key_pem)
     key_pem: bytes | None = None
     if csr_pem is None:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -180,6 +177,111 @@ def issue_client_cert(
         .sign(ca_key, hashes.SHA256())
     )
     return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _load_ca(ca_cert_pem: bytes, ca_key_pem: bytes) -> tuple[Any, Any]:
+    """The CA certificate and its EC or RSA private key; ``ValueError`` if unreadable or of another kind."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    try:
+        ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
+        ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"CA certificate or key is not an unencrypted PEM file: {exc}") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError("CA key must be an EC or RSA private key")
+    if ca_cert.public_key() != ca_key.public_key():
+        raise ValueError("CA key does not belong to the CA certificate")
+    return ca_cert, ca_key
+
+
+def revoke_client_certs(
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    cert_pems: list[bytes],
+    crl_pem: bytes | None,
+    now: datetime,
+    days: int = CRL_DAYS,
+) -> tuple[bytes, list[int]]:
+    """The CA's revocation list with ``cert_pems`` added to what ``crl_pem`` (if any) already revokes.
+
+    Returns ``(crl_pem, serials newly revoked)``. Each certificate must have been issued by this CA and the
+    old list signed by it; the new list gets the next CRL number and expires ``days`` from now (Mosquitto
+    then refuses every client: issue it again before, with no certificate to re-sign it). ``ValueError``
+    names what is wrong; nothing is written here."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    if not 1 <= days <= 3650:
+        raise ValueError(f"CRL lifetime {days} days: use 1..3650")
+    ca_cert, ca_key = _load_ca(ca_cert_pem, ca_key_pem)
+    revoked: dict[int, x509.RevokedCertificate] = {}
+    number = 0
+    if crl_pem is not None:
+        try:
+            old = x509.load_pem_x509_crl(crl_pem)
+        except ValueError as exc:
+            raise ValueError(f"existing CRL is not a PEM revocation list: {exc}") from None
+        if old.issuer != ca_cert.subject or not old.is_signature_valid(ca_key.public_key()):
+            raise ValueError("existing CRL was not signed by this CA")
+        revoked = {r.serial_number: r for r in old}
+        try:
+            number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except x509.ExtensionNotFound:
+            number = 0
+    added: list[int] = []
+    for n, pem in enumerate(cert_pems, 1):
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+        except ValueError as exc:
+            raise ValueError(f"certificate {n} is not a PEM certificate: {exc}") from None
+        try:
+            cert.verify_directly_issued_by(ca_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            who = cert.subject.rfc4514_string()
+            raise ValueError(f"certificate {n} ({who}) was not issued by this CA") from None
+        if cert.serial_number not in revoked:
+            revoked[cert.serial_number] = (
+                x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
+            )
+            added.append(cert.serial_number)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=days))
+        .add_extension(x509.CRLNumber(number + 1), critical=False)
+    )
+    for entry in revoked.values():
+        builder = builder.add_revoked_certificate(entry)
+    crl = builder.sign(ca_key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.PEM), added
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    crl_path = Path(args.crl)
+    try:
+        crl_pem, added = revoke_client_certs(
+            Path(args.ca_cert).read_bytes(),
+            Path(args.ca_key).read_bytes(),
+            [Path(c).read_bytes() for c in args.certs],
+            crl_path.read_bytes() if crl_path.exists() else None,
+            datetime.now(UTC),
+            args.days,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 1
+    tmp = crl_path.with_name(crl_path.name + ".tmp")
+    tmp.write_bytes(crl_pem)
+    os.replace(tmp, crl_path)  # the broker never reads half a list
+    for serial in added:
+        print(f"revoked serial {serial:x}")
+    print(f"{crl_path}: valid {args.days} days; reload the broker (SIGHUP) for it to take effect")
+    return 0
 
 
 def device_tls_toml(mqtt_url: str, ca_file: str, cert_file: str, key_file: str) -> str:
@@ -238,3 +340,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cert.add_argument("--mqtt-url", default="mqtts://broker:8883", help="broker URL the device should use")
     cert.add_argument("--device-ca", default=None, help="path of the CA certificate on the device")
     cert.set_defaults(handler=_cert)
+    revoke = sub.add_parser("revoke", help="add certificates to the CA's revocation list (broker's crlfile)")
+    revoke.add_argument("certs", nargs="*", help="certificate files (PEM) of the lost devices; none: issue the list again (before it expires)")
+    revoke.add_argument("--ca-cert", required=True, help="CA certificate (PEM)")
+    revoke.add_argument("--ca-key", required=True, help="CA private key (PEM, unencrypted)")
+    revoke.add_argument("--crl", required=True, help="the CRL file: extended if it exists, else created")
+    revoke.add_argument("--days", type=int, default=CRL_DAYS, help="until the list must be issued again")
+    revoke.set_defaults(handler=_revoke)

@@ -132,7 +132,7 @@ class OwnCardCheck(Base):
     __tablename__ = "sync_own_card_check"
 
     check_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     protocol_number: Mapped[str] = mapped_column(String(32), index=True)
     payment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -164,7 +164,7 @@ class SegmentMeta(Base):
     __table_args__ = (Index("ix_sync_segment_meta_device_started", "device_id", "started_at"),)
 
     segment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64))
     recording_id: Mapped[str] = mapped_column(String(64), index=True)
     idx: Mapped[int] = mapped_column(Integer)
@@ -190,7 +190,7 @@ class RecordingGap(Base):
     __tablename__ = "sync_recording_gap"
 
     gap_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     recording_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -202,7 +202,7 @@ class Bookmark(Base):
     __tablename__ = "sync_bookmark"
 
     bookmark_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    record_id: Mapped[str] = mapped_column(String(64), unique=True)
+    record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(

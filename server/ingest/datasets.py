@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.sync.control import SyncRef
 from core.sync.datasets import SignedDataset, sign_dataset
 from core.sync.signing import Signer
 from server.db.sync import SyncDataset
@@ -53,3 +54,15 @@ def newer_datasets(session: Session, have: dict[str, int]) -> list[SignedDataset
     return [
         SignedDataset(r.manifest, r.sig, r.kid, r.content) for r in rows if r.version > have.get(r.dataset, 0)
     ]
+
+
+def ref_messages(session: Session, ref: SyncRef) -> list[bytes]:
+    """The messages that answer a device's ``sync_ref``: every newer version it lacks, one message each, or
+    one per chunk of a large one, less the chunks of that same version the device says it already holds."""
+    messages: list[bytes] = []
+    for signed in newer_datasets(session, dict(ref.have)):
+        manifest = signed.manifest
+        partial = ref.partial.get(manifest.dataset)
+        held = set(partial.chunks) if partial is not None and partial.version == manifest.version else set()
+        messages.extend(signed.wire_messages(held))
+    return messages

@@ -9,12 +9,15 @@ import functools
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
+import psycopg
 from sqlalchemy import LargeBinary, Table, bindparam, case, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.structured_log import log_event
@@ -67,7 +70,7 @@ class Incoming:
 @dataclass
 class BatchOutcome:
     acks: dict[str, list[AckEntry]] = field(default_factory=lambda: defaultdict(list))
-    dataset_requests: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    dataset_requests: list[tuple[str, SyncRef]] = field(default_factory=list)
     accepted: int = 0
     duplicates: int = 0
     conflicts: int = 0
@@ -248,9 +251,72 @@ def _stored_digests(session: Session, keys: list[Key]) -> dict[Key, str]:
     return stored
 
 
+# Key lookups are never prepared (psycopg prepares a statement run 5 times): a generic plan, made while the
+# table was small, can keep scanning it whole as it grows (measured: 3 300 instead of 16 000 records/s, with
+# PostgreSQL at 6.6 CPU s); planned for each call, they are index lookups.
+_INBOX_HELD = (
+    "SELECT seq, sha256 FROM sync_inbox WHERE device_id = %s AND epoch = %s AND seq = ANY(%s::bigint[])"
+)
+_INBOX_IDS_USED = "SELECT record_id FROM sync_inbox WHERE record_id = ANY(%s::varchar[])"
+
+
+def _pg_inbox_copy(
+    session: Session, unique: dict[Key, _Accepted], now: datetime
+) -> tuple[set[Key], dict[Key, str]]:
+    """Store the records new to ``sync_inbox`` with one COPY; return (keys stored now, sha256 of the keys
+    that were there already). New = its (device, epoch, seq) and its record id both unused; a record id used
+    by another key is left out (the caller makes it a conflict). Two indexed lookups per batch replace the
+    speculative insertion of ``ON CONFLICT``, and COPY writes many rows per heap page and WAL record. A
+    racing worker's insert of the same key makes the COPY fail: ``IntegrityError``, the worker redoes it."""
+    stored: dict[Key, str] = {}
+    wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for dev, epoch, seq in unique:
+        wanted[(dev, epoch)].append(seq)
+    cursor = _pg_cursor(session)
+    try:
+        for (dev, epoch), seqs in wanted.items():
+            cursor.execute(_INBOX_HELD, (dev, epoch, seqs), prepare=False)  # see _INBOX_HELD
+            for seq, digest in cursor.fetchall():
+                stored[(dev, epoch, int(seq))] = digest
+        candidates = {k: a for k, a in unique.items() if k not in stored}
+        if not candidates:
+            return set(), stored
+        cursor.execute(_INBOX_IDS_USED, ([a.head.id for a in candidates.values()],), prepare=False)
+        used = {rid for (rid,) in cursor.fetchall()}
+        new: dict[Key, _Accepted] = {}
+        for k, a in candidates.items():
+            if a.head.id not in used:
+                used.add(a.head.id)  # the first of several with one record id in this batch wins
+                new[k] = a
+        if not new:
+            return set(), stored
+        columns = _inbox_columns(list(new.values()))
+        dialect = session.get_bind().dialect
+        inbox = _table(SyncInbox)
+        names = (*columns, "received_at")
+        types = _copy_types(inbox, names, dialect)
+        if types is None:
+            raise TypeError("a sync_inbox column has no binary COPY type in _COPY_TYPES")
+        with cursor.copy(f"COPY sync_inbox ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            received = inbox.c.received_at.type.bind_processor(dialect)
+            at = received(now) if received else now
+            for values in zip(*columns.values(), strict=True):  # no bind processors: str, int, bytes
+                copy.write_row([*values, at])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError("COPY sync_inbox", None, exc) from exc
+    finally:
+        cursor.close()
+    return set(new), stored
+
+
+def _pg_cursor(session: Session) -> psycopg.Cursor[Any]:
+    """A psycopg cursor on the session's connection, in its transaction (COPY, unprepared lookups)."""
+    return cast("psycopg.Connection[Any]", session.connection().connection.driver_connection).cursor()
+
+
 def _inbox_columns(accepted: list[_Accepted]) -> dict[str, list[Any]]:
-    """The ``sync_inbox`` rows of ``accepted`` column by column (what the PostgreSQL unnest insert takes);
-    ``received_at`` is the same for all and goes as one value."""
+    """The ``sync_inbox`` rows of ``accepted`` column by column (``received_at``, the same for all, apart)."""
     heads = [a.head for a in accepted]
     recs = [a.rec for a in accepted]
     return {
@@ -271,8 +337,8 @@ def _inbox_columns(accepted: list[_Accepted]) -> dict[str, list[Any]]:
 def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_Accepted]) -> None:
     """Insert the records new to ``sync_inbox`` and their business rows; ack the rest as dup or conflict.
 
-    PostgreSQL: one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` decides what is new (no pre-read of the
-    inbox, which grows); only the few records not inserted are looked up. SQLite: look up, then insert.
+    PostgreSQL: two indexed lookups, then one binary COPY (``_pg_inbox_copy``). SQLite: look up, then
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING``.
     """
     unique: dict[Key, _Accepted] = {}
     repeats: list[_Accepted] = []  # the same key twice in this batch
@@ -295,26 +361,20 @@ def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_A
             }
     _insert_ignore(session, _table(SyncBatch), list(batches.values()))
     if session.get_bind().dialect.name == "postgresql":
-        got = _pg_unnest_insert_columns(
-            session,
-            _table(SyncInbox),
-            _inbox_columns(list(unique.values())),
-            len(unique),
-            "ON CONFLICT DO NOTHING RETURNING device_id, epoch, seq",
-            constants={"received_at": now},
-        )
-        inserted = {(d, e, int(q)) for d, e, q in got}
-        stored = _stored_digests(session, [k for k in unique if k not in inserted])
+        inserted, stored = _pg_inbox_copy(session, unique, now)
     else:
         stored = _stored_digests(session, list(unique))
-        inserted = {k for k in unique if k not in stored}
-        new = [unique[k] for k in unique if k in inserted]
-        columns = _inbox_columns(new)
+        columns = _inbox_columns([unique[k] for k in unique if k not in stored])
         rows = [
             {**dict(zip(columns, values, strict=True)), "received_at": now}
             for values in zip(*columns.values(), strict=True)
         ]
-        _insert(session, _table(SyncInbox), rows)
+        inserted = set()
+        if rows:  # DO NOTHING: a record id already stored under another seq is a conflict, not an error
+            inbox = _table(SyncInbox)
+            stmt = sqlite_insert(inbox).on_conflict_do_nothing()
+            result = session.execute(stmt.returning(inbox.c.device_id, inbox.c.epoch, inbox.c.seq), rows)
+            inserted = {(d, e, int(q)) for d, e, q in result}
     fresh = [a for k, a in unique.items() if k in inserted]
     for key, a in unique.items():
         if key not in inserted:
@@ -362,19 +422,91 @@ def _insert_ignore(session: Session, table: Table, rows: list[dict[str, Any]]) -
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        _pg_unnest_insert(session, table, rows, "ON CONFLICT DO NOTHING")
+        if len(table.primary_key.columns) == 1:
+            _pg_copy_new(session, table, rows)
+        else:
+            _pg_unnest_insert(session, table, rows, "ON CONFLICT DO NOTHING")
         return
     session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Plain INSERT of many rows: a duplicate key raises (the worker then redoes the batch)."""
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        _pg_unnest_insert(session, table, rows, "")
-        return
-    session.execute(insert(table), rows)
+def _pg_copy_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """The rows whose (single-column) primary key is not in ``table`` yet, in one ``COPY``; the others are
+    left alone, as ``ON CONFLICT DO NOTHING`` would (the first of several with one key wins).
+
+    COPY writes many rows per heap page and WAL record and needs no speculative insertion: measured on
+    segment metadata, 8.5 -> ~5 us of PostgreSQL CPU per row. Another worker inserting one of these keys
+    between the check and the COPY makes it fail with ``IntegrityError``: the worker redoes the batch.
+    """
+    key = next(iter(table.primary_key.columns)).name
+    first: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row[key], row)
+    dialect = session.get_bind().dialect
+    plan = _copy_plan(table, dialect, frozenset(rows[0]))
+    cursor = _pg_cursor(session)
+    try:
+        cursor.execute(plan.existing, [list(first)], prepare=False)  # see _INBOX_HELD
+        for (found,) in cursor.fetchall():
+            first.pop(found, None)
+        if not first:
+            return
+        with cursor.copy(plan.sql) as copy:
+            if plan.types:
+                copy.set_types(plan.types)
+            procs = [c[1] for c in plan.columns]
+            for row in first.values():
+                values = [default if filled else row[name] for name, _proc, default, filled in plan.columns]
+                copy.write_row([proc(v) if proc else v for v, proc in zip(values, procs, strict=True)])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(plan.sql, None, exc) from exc
+    finally:
+        cursor.close()
+
+
+@dataclass(frozen=True)
+class _CopyPlan:
+    sql: str  # COPY table (columns) FROM STDIN
+    existing: str  # which of an array of primary keys are stored already
+    columns: tuple[Column, ...]
+    types: list[str] | None  # the type name of each column for binary COPY; None: text COPY
+
+
+@functools.lru_cache(maxsize=64)
+def _copy_plan(table: Table, dialect: Any, names: frozenset[str]) -> _CopyPlan:
+    columns = _insert_columns(table, dialect, names)
+    q = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(table)
+    key = next(iter(table.primary_key.columns))
+    types = _copy_types(table, [c[0] for c in columns], dialect)
+    key_type = key.type.compile(dialect=dialect)
+    return _CopyPlan(
+        sql=f"COPY {name} ({', '.join(q(c[0]) for c in columns)}) FROM STDIN" + (" (FORMAT BINARY)" if types else ""),
+        existing=f"SELECT {q(key.name)} FROM {name} WHERE {q(key.name)} = ANY(%s::{key_type}[])",
+        columns=columns,
+        types=types,
+    )
+
+
+def _copy_types(table: Table, names: Sequence[str], dialect: Any) -> list[str] | None:
+    """The names psycopg's binary COPY goes by for these columns, or None if one has no entry here."""
+    found = [_COPY_TYPES.get(table.c[n].type.compile(dialect=dialect).split("(")[0]) for n in names]
+    return None if None in found else cast(list[str], found)
+
+
+# SQL types of our columns -> the names psycopg's binary COPY dumpers go by (anything else: text COPY)
+_COPY_TYPES = {
+    "VARCHAR": "varchar",
+    "TEXT": "text",
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "FLOAT": "float8",
+    "DOUBLE PRECISION": "float8",
+    "BOOLEAN": "bool",
+    "BYTEA": "bytea",
+    "DATE": "date",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+}
 
 
 def _upsert(
@@ -403,82 +535,53 @@ def _table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _pg_unnest_insert(
-    session: Session, table: Table, rows: list[dict[str, Any]], conflict: str
-) -> list[tuple[Any, ...]]:
-    """Many rows in ONE statement with one array parameter per column: ``INSERT … SELECT * FROM unnest(…)``.
-
-    psycopg's executemany sends one statement per row and SQLAlchemy's multi-row VALUES makes psycopg parse
-    a huge query each time; this keeps the SQL text constant (prepared once) whatever the row count.
-    Columns missing from every row get their scalar Python default, as an ORM insert would.
-    """
-    present = set().union(*(r.keys() for r in rows))
-    columns = {name: [r.get(name) for r in rows] for name in present}
-    return _pg_unnest_insert_columns(session, table, columns, len(rows), conflict)
-
-
-@dataclass(frozen=True)
-class _UnnestPlan:
-    """The SQL of one insert shape and, per column in order, how to get its values (made once per shape:
-    compiling column types and bind processors costs more than dumping a few hundred rows)."""
-
-    sql: str
-    arrays: tuple[tuple[str, Any, Any, bool], ...]  # (name, bind processor or None, default, from default)
-    fixed: tuple[tuple[str, Any], ...]  # (name, bind processor or None)
+Column = tuple[str, Any, Any, bool]  # (name, bind processor or None, default, taken from the default)
 
 
 @functools.lru_cache(maxsize=256)
-def _unnest_plan(table: Table, dialect: Any, names: frozenset[str], fixed_names: tuple[str, ...], conflict: str) -> _UnnestPlan:  # fmt: skip
-    q = dialect.identifier_preparer.quote
-    arrays: list[tuple[str, Any, Any, bool]] = []
-    casts: list[str] = []
-    fixed: list[tuple[str, Any]] = []
-    fixed_casts: list[str] = []
+def _insert_columns(table: Table, dialect: Any, names: frozenset[str]) -> tuple[Column, ...]:
+    """The columns an insert of rows with keys ``names`` writes, in table order, and how to get each value:
+    the row's, or the column's scalar Python default (as an ORM insert would). Made once per shape:
+    compiling types and bind processors costs more than dumping a few hundred rows."""
+    columns: list[Column] = []
     for col in table.columns:
         # bytes go to psycopg as they are (bytea); SQLAlchemy's LargeBinary processor only wraps each one
         proc = None if isinstance(col.type, LargeBinary) else col.type.bind_processor(dialect)
-        if col.name in fixed_names:
-            fixed.append((col.name, proc))
-            fixed_casts.append(f"%b::{col.type.compile(dialect=dialect)}")
-            continue
         default = col.default
         if col.name in names:
-            arrays.append((col.name, proc, None, False))
+            columns.append((col.name, proc, None, False))
         elif default is not None and getattr(default, "is_scalar", False):
-            arrays.append((col.name, proc, getattr(default, "arg", None), True))
-        else:
-            continue
-        casts.append(f"%b::{col.type.compile(dialect=dialect)}[]")
-    selected = ", ".join(["u.*", *fixed_casts])
-    column_list = ", ".join(q(n) for n in [*(a[0] for a in arrays), *(f[0] for f in fixed)])
-    sql = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({column_list}) "
-        f"SELECT {selected} FROM unnest({', '.join(casts)}) AS u {conflict}"
+            columns.append((col.name, proc, getattr(default, "arg", None), True))
+    return tuple(columns)
+
+
+@functools.lru_cache(maxsize=256)
+def _unnest_sql(table: Table, dialect: Any, names: frozenset[str], conflict: str) -> str:
+    q = dialect.identifier_preparer.quote
+    columns = _insert_columns(table, dialect, names)
+    casts = ", ".join(f"%b::{table.c[c[0]].type.compile(dialect=dialect)}[]" for c in columns)
+    return (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(q(c[0]) for c in columns)}) "
+        f"SELECT * FROM unnest({casts}) {conflict}"
     )
-    return _UnnestPlan(sql, tuple(arrays), tuple(fixed))
 
 
-def _pg_unnest_insert_columns(
-    session: Session,
-    table: Table,
-    columns: dict[str, list[Any]],
-    count: int,
-    conflict: str,
-    constants: dict[str, Any] | None = None,
-) -> list[tuple[Any, ...]]:
-    """``_pg_unnest_insert`` of rows given column by column (``count`` values in each list); ``constants``
-    are columns with one value for every row, sent once instead of as an array."""
-    constants = constants or {}
+def _pg_unnest_insert(session: Session, table: Table, rows: list[dict[str, Any]], conflict: str) -> None:
+    """Many rows in ONE statement with one array parameter per column: ``INSERT … SELECT * FROM unnest(…)``
+    (for upserts; plain new rows go by COPY).
+
+    psycopg's executemany sends one statement per row and SQLAlchemy's multi-row VALUES makes psycopg parse
+    a huge query each time; this keeps the SQL text constant (prepared once) whatever the row count.
+    """
+    names = frozenset().union(*(r.keys() for r in rows))
     dialect = session.get_bind().dialect
-    plan = _unnest_plan(table, dialect, frozenset(columns), tuple(sorted(constants)), conflict)
-    params: list[Any] = [proc(constants[name]) if proc else constants[name] for name, proc in plan.fixed]
-    for name, proc, default, from_default in plan.arrays:
-        values = [default] * count if from_default else columns[name]
+    params: list[Any] = []
+    for name, proc, default, filled in _insert_columns(table, dialect, names):
+        values = [default] * len(rows) if filled else [r.get(name) for r in rows]
         params.append([proc(v) for v in values] if proc else values)
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(plan.sql, params)  # in SQL text order; %b: binary arrays, no per-element quoting
-        return list(cursor.fetchall()) if "RETURNING" in conflict else []
+    cursor = _pg_cursor(session)
+    try:  # in SQL text order; %b: binary arrays, no per-element quoting
+        cursor.execute(_unnest_sql(table, dialect, names, conflict), params)
     finally:
         cursor.close()
 
@@ -498,7 +601,7 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
     payments: list[tuple[_Accepted, dict[str, Any]]] = []
     latest_status: dict[str, _Accepted] = {}
     for a in fresh:
-        b = a.body.model_dump()
+        b = dict(a.body.__dict__)  # the validated fields (bodies are flat); model_dump costs ~2.5 us more
         t = a.head.stream
         if t == "protocol":
             officer_name = b.pop("officer_name")
@@ -671,11 +774,30 @@ _RUN_AHEAD = (
 )
 
 
+@functools.lru_cache(maxsize=4)
+def _run_ahead_compiled(dialect: Any) -> Any:
+    """``_RUN_AHEAD`` compiled once per dialect (compiling it costs more than running it)."""
+    return _RUN_AHEAD.compile(dialect=dialect)
+
+
 def _contiguous_end(session: Session, device_id: str, epoch: str, hwm: int) -> int | None:
     """The last seq of the run hwm+1, hwm+2, … stored in the inbox, looking at most ``_HWM_CHUNK`` seqs
-    ahead (an index-only range scan; the run is followed in Python); None if hwm+1 is missing."""
+    ahead (an index-only range scan; the run is followed in Python); None if hwm+1 is missing.
+
+    Run on the DBAPI cursor with the statement compiled once: up to 500 plain tuples per call, not a result
+    object per row."""
+    conn = session.connection()
+    compiled = _run_ahead_compiled(conn.dialect)
+    params = compiled.construct_params({"dev": device_id, "ep": epoch, "hwm": hwm})
+    order = compiled.positiontup  # positional paramstyle (SQLite); None for psycopg's named style
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), tuple(params[n] for n in order) if order else params)
+        seqs = cursor.fetchall()
+    finally:
+        cursor.close()
     end = hwm
-    for (seq,) in session.connection().execute(_RUN_AHEAD, {"dev": device_id, "ep": epoch, "hwm": hwm}):
+    for (seq,) in seqs:
         if seq != end + 1:
             break
         end = seq
@@ -710,7 +832,7 @@ def _request(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, 
         _raise_marks(session, device_id, req.epoch, now, req.max_seq)
         log_event(log, "sync.hello", device=device_id, epoch=req.epoch, max_seq=req.max_seq)
     elif isinstance(req, SyncRef):
-        out.dataset_requests.append((device_id, dict(req.have)))
+        out.dataset_requests.append((device_id, req))
     elif isinstance(req, RefApplied):
         row = session.get(SyncDeviceDataset, (device_id, req.dataset))
         if row is None:

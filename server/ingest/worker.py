@@ -9,13 +9,14 @@ everything and idempotent inserts make the extra copies harmless duplicates.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import random
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,13 +28,26 @@ from core.structured_log import log_event
 from core.sync.broker_url import parse_broker_url
 from core.sync.control import TOPIC_ROOT, ack_body, ack_topic, ctl_topic, ref_topic, seal
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, Signer
-from server.ingest.datasets import newer_datasets
+from server.ingest.datasets import ref_messages
 from server.ingest.gaps import due_resends
 from server.ingest.pipeline import BatchOutcome, Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
 ACKS_PER_MESSAGE = 500
+# Cyclic GC of an ingest process: a batch of 1000 records makes ~50 000 short-lived containers, and with
+# the default threshold (700) the collector ran dozens of times per batch, each time walking the long-lived
+# objects too (models, metadata, pools). Measured on 20 000 records: 47-55 -> 38-41 us of CPU per record.
+GC_THRESHOLDS = (100_000, 50, 1000)
+
+
+def tune_gc_for_ingest() -> None:
+    """Collect once, move what the process holds so far out of the collector's way (``gc.freeze``) and
+    raise the thresholds; idempotent. Reference counting still frees everything that is not a cycle."""
+    if gc.get_threshold() != GC_THRESHOLDS:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,7 @@ class IngestWorker:
         self._inbox.put(msg)  # no DB work in paho's thread
 
     def start(self) -> None:
+        tune_gc_for_ingest()
         self._client.connect_async(self._addr.host, self._addr.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(
@@ -191,12 +206,11 @@ class IngestWorker:
             for i in range(0, len(items), ACKS_PER_MESSAGE):
                 ack = ack_body(device_id, now, items[i : i + ACKS_PER_MESSAGE])
                 self._client.publish(ack_topic(device_id), seal(self._signer, DOMAIN_ACK, ack), qos=1)
-        for device_id, have in outcome.dataset_requests:
+        for device_id, ref in outcome.dataset_requests:
             with self._sessions() as session:
-                found = newer_datasets(session, have)
-            for signed in found:
-                for message in signed.wire_messages():  # one message, or one per chunk of a large dataset
-                    self._client.publish(ref_topic(device_id), message, qos=1)
+                messages = ref_messages(session, ref)
+            for message in messages:
+                self._client.publish(ref_topic(device_id), message, qos=1)
 
     def check_gaps(self) -> int:
         """Ask devices to resend ranges missing for longer than the gap timeout; return how many asked."""
@@ -225,8 +239,6 @@ def start_ingest_workers(
     """Start ``count`` workers (client ids ``<client_id>-<n>``); the caller stops each."""
     workers = []
     for n in range(count):
-        from dataclasses import replace
-
         w = IngestWorker(replace(settings, client_id=f"{settings.client_id}-{n}"), sessions, signer, clock)
         w.start()
         workers.append(w)

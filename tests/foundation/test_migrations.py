@@ -48,3 +48,38 @@ def test_device_database_is_in_wal_mode_with_full_sync(device_db_url: str) -> No
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_e0008_moves_outbox_content_out_and_never_reuses_a_sequence_number(device_db_url: str) -> None:
+    """A device upgraded with a backlog keeps every record's body, payload and signature, and the outbox
+    keeps AUTOINCREMENT and its counter (here above the highest row, as after rows were removed)."""
+    device_up(device_db_url, "e0007")
+    engine = device_engine(device_db_url)
+    with engine.begin() as conn:
+        for seq, payload in ((1, b'{"signed":1}'), (2, None)):
+            conn.exec_driver_sql(
+                "INSERT INTO outbox (seq, epoch, record_id, record_type, body, created_at, state, sv, priority, "
+                "refs, payload, sig, kid, sha256, attempts, next_attempt_at) VALUES "
+                "(?, 'ep', ?, 'protocol', ?, '2026-03-02 09:00:00', 'pending', 1, 0, '{}', ?, ?, ?, ?, 0, 0)",
+                (seq, f"r{seq}", f'{{"n":{seq}}}', payload, b"s" * 64 if payload else None,
+                 "k" if payload else None, "a" * 64 if payload else None),
+            )  # fmt: skip
+        conn.exec_driver_sql("UPDATE sqlite_sequence SET seq = 40 WHERE name = 'outbox'")
+    engine.dispose()
+    device_up(device_db_url)
+    engine = device_engine(device_db_url)
+    with engine.begin() as conn:
+        got = conn.exec_driver_sql("SELECT seq, body, payload, sig FROM outbox_content ORDER BY seq").all()
+        assert [tuple(r) for r in got] == [(1, '{"n":1}', b'{"signed":1}', b"s" * 64), (2, '{"n":2}', None, None)]
+        assert "AUTOINCREMENT" in conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox'").scalar()
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (epoch, record_id, record_type, created_at, state, sv, priority, refs, attempts, "
+            "next_attempt_at) VALUES ('ep', 'r3', 'protocol', '2026-03-02 09:00:00', 'pending', 1, 0, '{}', 0, 0)"
+        )
+        assert conn.exec_driver_sql("SELECT max(seq) FROM outbox").scalar() == 41
+    engine.dispose()
+    device_down(device_db_url, "e0007")  # and back: the content returns to the outbox row
+    engine = device_engine(device_db_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT body, payload FROM outbox WHERE seq = 1").one() == ('{"n":1}', b'{"signed":1}')
+    engine.dispose()

@@ -17,7 +17,7 @@ from core.sync.envelope import encode_batch_message, make_payload
 from core.sync.records import SegmentRecordV1
 from core.sync.signing import Signer
 from edge.recorder.index import DatabaseIndex, segment_id
-from edge.sync.outbox import OutboxRecord, seal_pending
+from edge.sync.outbox import OutboxContent, OutboxRecord, seal_pending
 from server.commands.device import add_device
 from server.db.sync import SegmentMeta
 from server.ingest.pipeline import Incoming, ingest_batch
@@ -60,7 +60,7 @@ def test_segment_positions_reach_the_server_table_and_v1_lands_without_them(
     with device_sessions() as session, session.begin():
         seal_pending(session, device_id, signer)
     with device_sessions() as session:
-        rows = session.execute(select(OutboxRecord.sv, OutboxRecord.payload).order_by(OutboxRecord.seq)).all()
+        rows = session.execute(select(OutboxRecord.sv, OutboxContent.payload).join(OutboxContent, OutboxContent.seq == OutboxRecord.seq).order_by(OutboxRecord.seq)).all()
     assert [sv for sv, _ in rows] == [2, 2, 2], "the device emits segment v2"
     old_body = SegmentRecordV1(
         segment_id=str(uuid.uuid4()), recording_id="rec-old", index=99, started_at=T0, ended_at=T0,

@@ -18,7 +18,7 @@ from edge.payment import workflow as wf
 from edge.payment.ports import CardRead, PrinterReadiness, Readiness
 from edge.payment.workflow import PaymentWorkflow
 from edge.payment.zvt_terminal import ZvtPaymentTerminal
-from edge.sync.outbox import OutboxRecord
+from edge.sync.outbox import OutboxContent, OutboxRecord
 from simulators.zvt.cards import card
 from simulators.zvt.scenarios import Scenario
 from simulators.zvt.terminal import SimulatedTerminal
@@ -87,10 +87,10 @@ def _counts(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
 
 def _outbox(sessions: sessionmaker[Session]) -> list[tuple[str, dict]]:
     with sessions() as s:
-        return [
-            (r.record_type, json.loads(r.body))
-            for r in s.scalars(select(OutboxRecord).order_by(OutboxRecord.seq))
-        ]
+        rows = s.execute(
+            select(OutboxRecord.record_type, OutboxContent.body).join(OutboxContent, OutboxContent.seq == OutboxRecord.seq).order_by(OutboxRecord.seq)
+        ).all()
+        return [(record_type, json.loads(body)) for record_type, body in rows]
 
 
 def test_approved_payment_is_stored_queued_and_charged_once(

@@ -13,7 +13,7 @@ from core.receipt_code import decode_receipt_code, verify_receipt_code
 from edge.db.payments import Payment
 from edge.db.receipts import JobState, ReceiptJob
 from edge.receipts.layout import CopySpec, data_from_rows, fields
-from edge.sync.outbox import OutboxRecord
+from edge.sync.outbox import OutboxContent, OutboxRecord
 from hardware.printer.document import wrap
 from hardware.printer.raster import RasterTextReader, raster_font
 from simulators.printer.receipt import PrintedReceipt
@@ -103,10 +103,13 @@ def test_both_copies_print_and_read_back_field_by_field(make_rig, mode: str, tra
 
 def _events(rig) -> list[dict]:  # type: ignore[no-untyped-def]
     with rig.sessions() as s:
-        rows = s.scalars(
-            select(OutboxRecord).where(OutboxRecord.record_type == "receipt_job").order_by(OutboxRecord.seq)
+        bodies = s.scalars(
+            select(OutboxContent.body)
+            .join_from(OutboxRecord, OutboxContent, OutboxContent.seq == OutboxRecord.seq)
+            .where(OutboxRecord.record_type == "receipt_job")
+            .order_by(OutboxRecord.seq)
         )
-        return [dict(json.loads(r.body), **json.loads(json.loads(r.body)["detail"])) for r in rows]
+        return [dict(json.loads(b), **json.loads(json.loads(b)["detail"])) for b in bodies]
 
 
 def _payments(rig) -> int:  # type: ignore[no-untyped-def]

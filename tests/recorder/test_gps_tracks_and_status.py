@@ -29,7 +29,7 @@ from edge.recorder.position import (
 )
 from edge.recorder.recorder import Recorder, RecorderSettings, read_status
 from edge.recorder.signer import SegmentSigner
-from edge.sync.outbox import OutboxRecord
+from edge.sync.outbox import OutboxContent, OutboxRecord
 from hardware.camera import CaptureFormat
 from hardware.gps import GpsReceiver
 from simulators.camera import SyntheticScene
@@ -110,7 +110,8 @@ def test_a_current_fix_reaches_every_manifest_entry_its_outbox_record_and_the_st
         bodies = [
             json.loads(b)
             for b in session.scalars(
-                select(OutboxRecord.body)
+                select(OutboxContent.body)
+                .join_from(OutboxRecord, OutboxContent, OutboxContent.seq == OutboxRecord.seq)
                 .where(OutboxRecord.record_type == "segment")
                 .order_by(OutboxRecord.seq)
             )

@@ -21,7 +21,7 @@ from edge.recorder.position import GpsReading, PublishedFix
 from edge.recorder.recorder import Recorder, RecorderSettings
 from edge.recorder.signer import SegmentSigner
 from edge.stops import StopDetails, StopError, add_officer, open_protocol
-from edge.sync.outbox import OutboxRecord
+from edge.sync.outbox import OutboxContent, OutboxRecord
 from hardware.camera import CaptureFormat
 from simulators.camera import SyntheticScene
 
@@ -58,7 +58,9 @@ def open_(sessions: sessionmaker[Session], fix: PublishedFix | None, **kw: objec
 def queued_position(sessions: sessionmaker[Session]) -> tuple[object, object]:
     with sessions() as s:
         body = json.loads(
-            s.scalars(select(OutboxRecord.body).where(OutboxRecord.record_type == "protocol")).one()
+            s.scalars(
+                select(OutboxContent.body).join_from(OutboxRecord, OutboxContent, OutboxContent.seq == OutboxRecord.seq).where(OutboxRecord.record_type == "protocol")
+            ).one()
         )
     return body["lat"], body["lon"]
 

@@ -16,7 +16,7 @@ from edge.db.base import transaction
 from edge.db.protocols import Protocol
 from edge.recorder.bookmarks import Bookmark
 from edge.stops import StopDetails, StopError, add_officer, open_protocol
-from edge.sync.outbox import OutboxRecord
+from edge.sync.outbox import OutboxContent, OutboxRecord
 
 # 2 March 2026 09:00 UTC = 14:00 in Astana (UTC+5), a Monday
 CLOCK_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -71,9 +71,11 @@ def test_protocol_carries_the_reduced_fine_and_is_queued_and_bookmarked(sessions
     assert p.discount_deadline > date(2026, 3, 10)
     assert p.dataset_version.startswith("fines-kz@")
     with sessions() as s:
-        rows = s.scalars(select(OutboxRecord).order_by(OutboxRecord.seq)).all()
-        assert [r.record_type for r in rows] == ["protocol", "bookmark"]
-        body = json.loads(rows[0].body)
+        rows = s.execute(
+            select(OutboxRecord.record_type, OutboxContent.body).join(OutboxContent, OutboxContent.seq == OutboxRecord.seq).order_by(OutboxRecord.seq)
+        ).all()
+        assert [record_type for record_type, _ in rows] == ["protocol", "bookmark"]
+        body = json.loads(rows[0][1])
         assert body["number"] == "ERAP-0001" and body["reduced_minor"] == 1_081_250
         assert body["officer_name"] == "Сейтқали Ержан"
         bookmark = s.scalars(select(Bookmark)).one()

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
 import random
+import threading
 from datetime import UTC, datetime
 
+import paho.mqtt.client as mqtt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from sync_harness import T0, SyncRig, wait_for
 
+from core.sync.broker_url import parse_broker_url
+from core.sync.control import HeldChunks, SyncRef, ref_topic
 from core.sync.datasets import (
     CHUNK_WIRE_VERSION,
     DATASET_CHUNK_BYTES,
@@ -31,9 +36,9 @@ from core.sync.datasets import (
 )
 from core.sync.envelope import EnvelopeError, canonical_json, sha256_hex
 from core.sync.signing import DOMAIN_MANIFEST, BadSignature, KeyRing, Signer, Verifier
-from edge.sync.datasets import active_content, active_versions, apply_dataset
+from edge.sync.datasets import HeldChunk, active_content, active_versions, apply_dataset, restore_chunks
 from server.db.sync import SyncDeviceDataset
-from server.ingest.datasets import publish_dataset
+from server.ingest.datasets import publish_dataset, ref_messages
 
 SERVER = Signer.generate()
 RING = KeyRing([Verifier(SERVER.public_raw())])
@@ -284,3 +289,87 @@ def test_large_unpaid_fines_list_reaches_the_device_through_the_broker_in_chunks
             return {(d, v) for d, v in rows}
 
     wait_for(lambda: ("unpaid_fines", 1) in reported(), what="device reports the chunked version in use")
+
+
+# --- resume: after a lost link only the missing chunks come again ---
+def _chunk_indexes(messages: list[bytes]) -> list[int]:
+    return [int(json.loads(m)["i"]) for m in messages]
+
+
+def test_a_sync_ref_naming_held_chunks_gets_only_the_others(rig: SyncRig) -> None:
+    with rig.server() as s, s.begin():
+        signed = publish_dataset(s, rig.server_signer, "unpaid_fines", fines(30_000), T0)
+    count = len(list(signed.wire_messages()))
+    assert count == 4
+    dev = rig.dev.device_id
+    with rig.server() as s:
+        resume = SyncRef(dev=dev, have={}, partial={"unpaid_fines": HeldChunks(version=1, chunks=[0, 2])})
+        assert _chunk_indexes(ref_messages(s, resume)) == [1, 3]
+        older = SyncRef(dev=dev, have={}, partial={"unpaid_fines": HeldChunks(version=7, chunks=[0, 1, 2])})
+        assert _chunk_indexes(ref_messages(s, older)) == [0, 1, 2, 3]  # chunks of another version: all again
+        assert _chunk_indexes(ref_messages(s, SyncRef(dev=dev, have={}))) == [0, 1, 2, 3]
+        assert ref_messages(s, SyncRef(dev=dev, have={"unpaid_fines": 1})) == []
+
+
+def test_a_device_restarted_mid_download_gets_only_the_missing_chunks_through_the_broker(rig: SyncRig) -> None:
+    """Two of four chunks arrived, then the device restarted: the new sender restores them from the
+    database, its sync_ref names them, the server sends the other two, and the whole list is swapped in."""
+    big = fines(30_000)
+    with rig.server() as s, s.begin():
+        signed = publish_dataset(s, rig.server_signer, "unpaid_fines", big, T0)
+    ring = KeyRing([Verifier(rig.server_signer.public_raw())])
+    before_restart = DatasetAssembler()
+    for message in list(signed.wire_messages())[:2]:
+        with rig.device() as s, s.begin():
+            assert apply_dataset(s, message, ring, NOW, before_restart) is None
+    seen: queue.Queue[int] = queue.Queue()
+    spy = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"spy-{rig.dev.device_id}")
+    spy.on_message = lambda _c, _u, m: seen.put(int(json.loads(m.payload)["i"]))
+    subscribed = threading.Event()
+    spy.on_connect = lambda c, *_a: c.subscribe(ref_topic(rig.dev.device_id), qos=1)
+    spy.on_subscribe = lambda *_a: subscribed.set()
+    spy.username_pw_set("spy")
+    addr = parse_broker_url(rig.mqtt_url)
+    spy.connect(addr.host, addr.port)
+    spy.loop_start()
+    try:
+        assert subscribed.wait(10)
+        rig.worker()
+        rig.sender()  # a new process: nothing in memory
+        wait_for(lambda: in_use(rig.device) == (1, big), what="the list swapped in from the restored chunks")
+        got = sorted(seen.get(timeout=10) for _ in range(2))
+        assert got == [2, 3]
+        assert seen.empty(), "a chunk the device held was sent again"
+        with rig.device() as s:
+            assert s.scalar(select(func.count()).select_from(HeldChunk)) == 0  # freed once swapped in
+    finally:
+        spy.disconnect()
+        spy.loop_stop()
+
+
+def test_restored_chunks_are_verified_again_and_stale_ones_dropped(device_sessions: sessionmaker[Session]) -> None:
+    messages = chunked(version=2)
+    first = DatasetAssembler()
+    assert feed(device_sessions, first, messages[:3]) == [None, None, None]
+    with device_sessions() as s, s.begin():  # the disk flipped a byte of chunk 1
+        row = s.get_one(HeldChunk, ("unpaid_fines", 1))
+        row.message = row.message.replace(b'"i":1', b'"i":4')
+    again = DatasetAssembler()
+    with device_sessions() as s, s.begin():
+        assert restore_chunks(s, RING, again) == 2
+    assert again.held() == {"unpaid_fines": (2, [0, 2])}
+    with device_sessions() as s:
+        assert sorted(s.scalars(select(HeldChunk.idx))) == [0, 2]  # the bad one is gone
+    assert feed(device_sessions, again, [messages[1], messages[3], messages[4]])[-1] is not None
+    assert in_use(device_sessions) == (2, CONTENT)
+    with device_sessions() as s:
+        assert s.scalar(select(func.count()).select_from(HeldChunk)) == 0
+
+    # chunks of a version that is no longer newer than the one in use are dropped at load
+    stale = chunked(version=2)[:1]
+    with device_sessions() as s, s.begin():
+        s.add(HeldChunk(dataset="unpaid_fines", idx=0, version=2, message=stale[0]))
+    late = DatasetAssembler()
+    with device_sessions() as s, s.begin():
+        assert restore_chunks(s, RING, late) == 0
+    assert late.held() == {}

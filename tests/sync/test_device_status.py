@@ -13,14 +13,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from sync_harness import T0, protocol_body
 
 from core.clock import FakeClock
-from edge.sync.outbox import OutboxRecord, enqueue
+from edge.sync.outbox import OutboxContent, OutboxRecord, enqueue
 from edge.sync.status import DeviceStatusReporter, StatusSources, recorder_source, storage_source
 
 
 def statuses(device: sessionmaker[Session]) -> list[dict[str, object]]:
     with device() as session:
         bodies = session.scalars(
-            select(OutboxRecord.body)
+            select(OutboxContent.body)
+            .join_from(OutboxRecord, OutboxContent, OutboxContent.seq == OutboxRecord.seq)
             .where(OutboxRecord.record_type == "device_status")
             .order_by(OutboxRecord.seq)
         ).all()

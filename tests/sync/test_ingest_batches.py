@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
 
 from core.sync.control import AckItem, up_topic
@@ -20,14 +21,16 @@ from core.sync.envelope import (
     encode_batch_message,
     frame_batch,
     make_payload,
+    parse_payload,
 )
 from core.sync.records import Bookmark, BookmarkRecordV1
 from core.sync.signing import DOMAIN_BATCH, Signer, Verifier
-from edge.sync.outbox import OutboxRecord, apply_acks, enqueue, seal_pending
+from edge.sync.outbox import OutboxContent, OutboxRecord, apply_acks, enqueue, seal_pending
 from server.commands.device import add_device
 from server.db.protocols import Payment, Protocol
 from server.db.sync import Bookmark as ServerBookmark
 from server.db.sync import DeviceStatus, SyncBatch, SyncConflict, SyncDeadLetter, SyncInbox, SyncStream
+from server.db.sync import SegmentMeta as ServerSegment
 from server.ingest.pipeline import BatchOutcome, Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
 
@@ -43,7 +46,8 @@ def outbox_messages(rig: SyncRig, signer: Signer | None = None) -> list[Incoming
         seal_pending(session, rig.dev.device_id, rig.signer)
     with rig.device() as session:
         rows = session.execute(
-            select(OutboxRecord.record_type, OutboxRecord.payload)
+            select(OutboxRecord.record_type, OutboxContent.payload)
+            .join(OutboxContent, OutboxContent.seq == OutboxRecord.seq)
             .where(OutboxRecord.state == "pending")
             .order_by(OutboxRecord.seq)
         ).all()
@@ -212,7 +216,7 @@ def test_the_high_water_mark_waits_for_a_gap_and_then_jumps_over_everything_stor
     with rig.device() as session, session.begin():
         seal_pending(session, rig.dev.device_id, rig.signer)
     with rig.device() as session:
-        payloads = list(session.scalars(select(OutboxRecord.payload).order_by(OutboxRecord.seq)))
+        payloads = list(session.scalars(select(OutboxContent.payload).order_by(OutboxContent.seq)))
 
     def send(seqs: range) -> None:
         ingest(rig, [Incoming(up_topic(rig.dev.device_id, "segment"),
@@ -245,3 +249,97 @@ def test_a_record_with_a_nul_character_is_refused_alone_and_the_rest_of_its_batc
         assert list(session.scalars(select(Protocol.number))) == ["P-OK"]
         (detail,) = session.scalars(select(SyncDeadLetter.detail))
     assert "NUL" in detail and count(rig, SyncInbox) == 1
+
+
+def test_acks_checked_against_the_hashes_the_sender_holds_free_exactly_their_rows(rig: SyncRig) -> None:
+    """The sender passes the (epoch, sha256) it read when it sent each row; an ack must match those."""
+    queue(rig, ("protocol", protocol_body("K1")), ("protocol", protocol_body("K2")), ("protocol", protocol_body("K3")))
+    outbox_messages(rig)
+    with rig.device() as session:
+        rows = session.execute(select(OutboxRecord.seq, OutboxRecord.epoch, OutboxRecord.sha256)).all()
+    (s1, epoch, h1), (s2, _, h2), (s3, _, h3) = [(s, e, h or "") for s, e, h in rows]
+    known = {s1: (epoch, h1), s2: (epoch, h2)}  # s3 is not in flight: its row is read
+    acks = [
+        AckItem(epoch=epoch, seq=s1, sha256=h1, status="ok"),
+        AckItem(epoch=epoch, seq=s2, sha256=h1, status="ok"),  # names another row's hash: forged or stale
+        AckItem(epoch=epoch, seq=s3, sha256=h3, status="dup"),
+    ]
+    with rig.device() as session, session.begin():
+        assert apply_acks(session, acks, T0, known) == [s1, s3]
+        assert apply_acks(session, acks[:1], T0, known) == []  # already acked: not freed twice
+    with rig.device() as session:
+        states = dict(session.execute(select(OutboxRecord.seq, OutboxRecord.state)).tuples().all())
+    assert states == {s1: "acked", s2: "pending", s3: "acked"}
+
+
+def test_a_record_id_sent_again_under_another_seq_is_a_conflict_and_writes_no_second_row(rig: SyncRig) -> None:
+    """What a device restored from a backup does (a new epoch, the same records): the inbox holds each record
+    id once, so business tables need no unique index of their own on it (s0010)."""
+    queue(rig, ("segment", segment_body(7)))
+    (first,) = outbox_messages(rig)
+    assert ingest(rig, [first]).accepted == 1
+    original = parse_payload(decode_up(first.payload).payloads[0])  # type: ignore[union-attr]
+    again = make_payload(dev=original.dev, epoch="restored-epoch", seq=1, record_id=original.id,
+                         stream="segment", sv=original.sv, ts=T0, prev="", refs={}, body=original.body)  # fmt: skip
+    outcome = ingest(rig, [Incoming(first.topic, encode_batch_message(rig.signer, [again]))])
+    assert outcome.accepted == 0 and outcome.conflicts == 1
+    [ack] = outcome.acks[rig.dev.device_id]
+    assert (ack.epoch, ack.status, ack.reason) == ("restored-epoch", "conflict", "record id already used by another record")
+    assert count(rig, ServerSegment) == 1 and count(rig, SyncInbox) == 1 and count(rig, SyncConflict) == 1
+
+
+def test_a_business_key_seen_again_in_another_record_keeps_the_first_row_and_fails_nothing(rig: SyncRig) -> None:
+    """Two records (distinct record ids) describing one segment, in one batch and again in a later one: the
+    first row stays, every record is stored in the inbox and acked, and no batch fails (PostgreSQL takes new
+    business rows by COPY after checking their keys; SQLite by INSERT OR IGNORE)."""
+    body = segment_body(3)
+    queue(rig, ("segment", body), ("segment", {**body, "file_name": "copy-in-same-batch.mp4"}))
+    outcome = ingest(rig, outbox_messages(rig))
+    assert outcome.accepted == 2 and outcome.dead_letters == 0
+    queue(rig, ("segment", {**body, "file_name": "copy-in-later-batch.mp4"}))
+    later = ingest(rig, outbox_messages(rig)[-1:])
+    assert later.accepted == 1 and later.dead_letters == 0 and later.conflicts == 0
+    with rig.server() as session:
+        names = session.scalars(select(ServerSegment.file_name)).all()
+    assert names == [body["file_name"]]
+    assert count(rig, SyncInbox) == 3
+
+
+def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRig) -> None:
+    """Worker A has inserted a segment and not committed; worker B brings another record of the same segment.
+    PostgreSQL: B's COPY waits for A, then fails with IntegrityError, which makes the worker redo its batch
+    (and then find the row). SQLite: B waits for A's lock, then ignores the row. Either way one row."""
+    import threading
+
+    from server.ingest.pipeline import _insert_ignore
+
+    table = ServerSegment.__table__
+    base = {"recording_id": "rec-1", "device_id": rig.dev.device_id, "idx": 0, "started_at": T0, "ended_at": T0,
+            "size_bytes": 1, "sha256": "0" * 64, "codec": "h264", "prev_sha256": None, "start_lat": None,
+            "start_lon": None, "end_lat": None, "end_lon": None, "gps_fix_seconds": None, "gps_seconds": None}  # fmt: skip
+    first = {**base, "segment_id": "seg-race", "record_id": "rec-a", "file_name": "a.mp4"}
+    second = {**base, "segment_id": "seg-race", "record_id": "rec-b", "file_name": "b.mp4"}
+    outcome: list[object] = []
+    a = rig.server()
+    a.begin()
+    _insert_ignore(a, table, [first])  # type: ignore[arg-type]
+
+    def worker_b() -> None:
+        try:
+            with rig.server() as b, b.begin():
+                _insert_ignore(b, table, [second])  # type: ignore[arg-type]
+            outcome.append("ignored")
+        except IntegrityError:
+            outcome.append("redo")
+
+    thread = threading.Thread(target=worker_b)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive(), "B must wait for A's uncommitted row"
+    a.commit()
+    a.close()
+    thread.join(20)
+    dialect = rig.server().get_bind().dialect.name
+    assert outcome == (["redo"] if dialect == "postgresql" else ["ignored"])
+    with rig.server() as session:
+        assert session.scalars(select(ServerSegment.file_name)).all() == ["a.mp4"]

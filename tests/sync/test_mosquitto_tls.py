@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import queue
+import signal
 import socket
 import ssl
 import subprocess
@@ -31,7 +32,7 @@ from sync_harness import T0, SyncRig, fill_outbox, free_port, mosquitto_binary, 
 
 from core.sync.signing import Signer
 from server.cli import main as server_cli
-from server.commands.device import add_device, issue_client_cert
+from server.commands.device import add_device, issue_client_cert, revoke_client_certs
 from server.db.sync import SyncInbox
 from server.ingest.worker import IngestSettings, IngestWorker
 
@@ -137,9 +138,10 @@ class Broker:
         return f"mqtts://127.0.0.1:{self.service_port}"
 
 
-def derived_config(pki: Pki, device_port: int, service_port: int) -> str:
+def derived_config(pki: Pki, device_port: int, service_port: int, crl: Path | None = None) -> str:
     """deploy/mosquitto/mosquitto.conf with ports, file paths and persistence replaced; every other directive
-    (TLS, identity, ACL, limits) kept as it is."""
+    (TLS, identity, ACL, limits) kept as it is; with ``crl``, the commented ``crlfile`` of the device listener
+    is turned on."""
     ports = iter((device_port, service_port))
     files = {
         "cafile": {"ca.crt": pki.dir / "ca.crt", "services-ca.crt": pki.dir / "services-ca.crt"},
@@ -149,6 +151,9 @@ def derived_config(pki: Pki, device_port: int, service_port: int) -> str:
     out = [f"user {getpass.getuser()}", f"log_dest file {pki.dir / 'mosquitto.log'}"]
     for line in (ROOT / "deploy/mosquitto/mosquitto.conf").read_text().splitlines():
         words = line.split()
+        if crl is not None and words[:2] == ["#", "crlfile"]:
+            out.append(f"crlfile {crl}")
+            continue
         if not words or words[0].startswith("#"):
             continue
         key = words[0]
@@ -417,3 +422,84 @@ def test_issue_client_cert_refuses_bad_input() -> None:
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "PD-1"
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+
+
+def _start_broker(pki: Pki, name: str, crl: Path) -> tuple[subprocess.Popen[bytes], Broker]:
+    b = Broker(free_port(), free_port(), pki.dir / f"{name}.log")
+    conf = pki.dir / f"{name}.conf"
+    conf.write_text(derived_config(pki, b.device_port, b.service_port, crl))
+    assert MOSQUITTO is not None
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stderr=subprocess.DEVNULL)
+    for port in (b.device_port, b.service_port):
+        wait_for(lambda port=port: _listening(port), 20, f"mosquitto on {port}")  # type: ignore[misc]
+    return proc, b
+
+
+def test_a_revoked_device_certificate_is_refused_and_the_others_still_connect(
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``patrol-server device revoke`` writes the CA's CRL; with it as the device listener's ``crlfile``
+    the lost device is refused at the TLS handshake. Revoking another later keeps the first revoked."""
+    ca_cert, ca_key, crl = tmp_path / "ca.crt", tmp_path / "ca.key", tmp_path / "ca.crl"
+    ca_cert.write_bytes(pki.ca[0])
+    ca_key.write_bytes(pki.ca[1])
+    lost, kept, later = pki.issue("PD-LOST"), pki.issue("PD-KEPT"), pki.issue("PD-LATER")
+    revoke = ["device", "revoke", "--ca-cert", str(ca_cert), "--ca-key", str(ca_key), "--crl", str(crl)]
+    assert server_cli([*revoke, str(lost.cert)]) == 0
+    serial = x509.load_pem_x509_certificate(lost.cert.read_bytes()).serial_number
+    assert f"revoked serial {serial:x}" in capsys.readouterr().out
+    proc, b = _start_broker(pki, "crl", crl)
+    try:
+        assert refused(b.device_port, pki, lost)
+        assert broker_reply(b.device_port, pki, kept) == CONNACK_ACCEPTED
+        assert broker_reply(b.device_port, pki, later) == CONNACK_ACCEPTED
+
+        # a certificate of another CA is not ours to revoke: refused, and the list is left as it was
+        before = crl.read_bytes()
+        assert server_cli([*revoke, str(pki.issue("PD-X", pki.foreign_ca).cert)]) == 1
+        assert "was not issued by this CA" in capsys.readouterr().out
+        assert crl.read_bytes() == before
+
+        # revoking another one later keeps the first; the broker rereads the list on SIGHUP, no restart
+        assert server_cli([*revoke, str(later.cert)]) == 0
+        listed = x509.load_pem_x509_crl(crl.read_bytes())
+        assert {r.serial_number for r in listed} == {
+            serial, x509.load_pem_x509_certificate(later.cert.read_bytes()).serial_number
+        }
+        assert listed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: _is_refused(b.device_port, pki, later), 10, "the reloaded CRL refusing PD-LATER")
+        assert refused(b.device_port, pki, lost)
+        assert broker_reply(b.device_port, pki, kept) == CONNACK_ACCEPTED
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert server_cli(revoke) == 0  # issued again before it expires: same entries, next number
+    again = x509.load_pem_x509_crl(crl.read_bytes())
+    assert {r.serial_number for r in again} == {r.serial_number for r in listed}
+    assert again.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 3
+
+
+def _is_refused(port: int, pki: Pki, cert: ClientCert) -> bool:
+    try:
+        return broker_reply(port, pki, cert) != CONNACK_ACCEPTED
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def test_revoke_refuses_a_crl_of_another_ca_and_bad_files() -> None:
+    ca, other = make_ca("t"), make_ca("other")
+    _key, cert = issue_client_cert(*ca, "PD-1", NOW)
+    foreign_crl, _ = revoke_client_certs(*other, [], None, NOW)
+    with pytest.raises(ValueError, match="existing CRL was not signed by this CA"):
+        revoke_client_certs(*ca, [cert], foreign_crl, NOW)
+    with pytest.raises(ValueError, match="existing CRL is not a PEM"):
+        revoke_client_certs(*ca, [cert], b"junk", NOW)
+    with pytest.raises(ValueError, match="certificate 1 is not a PEM"):
+        revoke_client_certs(*ca, [b"junk"], None, NOW)
+    with pytest.raises(ValueError, match="CA key does not belong"):
+        revoke_client_certs(ca[0], other[1], [cert], None, NOW)
+    with pytest.raises(ValueError, match="CRL lifetime"):
+        revoke_client_certs(*ca, [cert], None, NOW, days=0)
+    crl, added = revoke_client_certs(*ca, [cert, cert], None, NOW)
+    assert len(added) == 1 and len(x509.load_pem_x509_crl(crl)) == 1  # the same certificate twice: one entry

@@ -17,7 +17,7 @@ from core.sync.datasets import sign_dataset
 from core.sync.envelope import SignedRecord, encode_up_message, make_payload, sign_record
 from core.sync.signing import DOMAIN_RECORD, Signer
 from edge.sync.datasets import active_versions
-from edge.sync.outbox import OutboxRecord, enqueue
+from edge.sync.outbox import OutboxContent, OutboxRecord, enqueue
 from server.commands.device import add_device
 from server.db.protocols import Payment, Protocol
 from server.db.sync import SyncDeadLetter, SyncDeviceDataset, SyncInbox
@@ -79,7 +79,8 @@ def test_attacks_are_rejected_recorded_and_change_no_business_table(rig: SyncRig
     publish_raw(rig.mqtt_url, topic, encode_up_message([future]))  # unknown version
     with rig.device() as s:
         first = s.scalars(select(OutboxRecord).where(OutboxRecord.seq == 1)).one()
-    replay = SignedRecord(first.payload or b"", first.sig or b"", first.kid or "")
+        content = s.get_one(OutboxContent, 1)
+    replay = SignedRecord(content.payload or b"", content.sig or b"", first.kid or "")
     publish_raw(rig.mqtt_url, up_topic(rig.dev.device_id, first.record_type), encode_up_message([replay]))
     expected = ["bad_signature", "bad_signature", "malformed", "oversized", "unknown_version", "wrong_device"]
     wait_for(lambda: len(dead_reasons(rig)) >= len(expected), what="dead letters recorded")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import String, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from edge.db.base import Base
@@ -22,10 +23,15 @@ def get_meta(session: Session, key: str) -> str | None:
 
 
 def database_epoch(session: Session) -> str:
-    """The epoch of this database, made once; a re-created database gets a new one, so seqs never collide."""
+    """The epoch of this database, made once; a re-created database gets a new one, so seqs never collide.
+
+    Several threads may ask first at once (the sync sender greeting the server while the status reporter
+    queues its first record): the first writer's epoch wins, and every caller reads that one back.
+    """
     epoch = get_meta(session, "epoch")
     if epoch is None:
-        epoch = uuid.uuid4().hex
-        session.add(DeviceMeta(key="epoch", value=epoch))
-        session.flush()
+        session.execute(
+            sqlite_insert(DeviceMeta).values(key="epoch", value=uuid.uuid4().hex).on_conflict_do_nothing()
+        )
+        epoch = session.execute(select(DeviceMeta.value).where(DeviceMeta.key == "epoch")).scalar_one()
     return epoch

@@ -31,8 +31,10 @@ from sqlalchemy import (
     literal_column,
     select,
     text,
+    tuple_,
     update,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.sync.control import AckEntry, AckItem
@@ -222,6 +224,28 @@ class Sendable:
     priority: int = 5
 
 
+def _due_sql(after: bool) -> str:
+    """The SELECT of ``due_rows`` as SQLite text, made once per shape (``?`` = now, [priority, seq,] limit)."""
+    t = _outbox_table().c
+    c = cast(Table, OutboxContent.__table__).c
+    stmt = (
+        select(t.seq, t.epoch, t.record_type, c.payload, t.sha256, t.priority)
+        .join_from(_outbox_table(), OutboxContent.__table__, c.seq == t.seq)
+        .where(
+            t.state == literal_column("'pending'"),  # a literal: SQLite uses the partial index only then
+            t.sha256.is_not(None),
+            t.next_attempt_at <= bindparam("now"),
+        )
+        .order_by(t.priority, t.seq)
+    )
+    if after:  # a row value: SQLite seeks the index to the cursor instead of scanning the rows before it
+        stmt = stmt.where(tuple_(t.priority, t.seq) > tuple_(bindparam("prio"), bindparam("seq")))
+    return str(stmt.compile(dialect=sqlite.dialect(paramstyle="named"))) + " LIMIT :limit"
+
+
+_DUE_SQL = {after: _due_sql(after) for after in (False, True)}
+
+
 def due_rows(
     session: Session, now_ts: float, exclude: set[int], limit: int, after: tuple[int, int] | None = None
 ) -> list[Sendable]:
@@ -230,40 +254,17 @@ def due_rows(
     ``after`` = the ``(priority, seq)`` of the last row handed out in this pass: only rows after it are
     read, so a drain reads each row once instead of re-reading the whole window on every fill.
     """
-    out: list[Sendable] = []
-    t = _outbox_table().c
-    c = cast(Table, OutboxContent.__table__).c
-    stmt = (
-        select(
-            t.seq,
-            t.epoch,
-            t.record_type,
-            c.payload,
-            t.sha256,
-            t.priority,
-        )
-        .join_from(_outbox_table(), OutboxContent.__table__, c.seq == t.seq)
-        .where(
-            t.state == literal_column("'pending'"),  # a literal: SQLite uses the partial index only then
-            t.sha256.is_not(None),
-            t.next_attempt_at <= now_ts,
-        )
-        .order_by(t.priority, t.seq)
-        .limit(limit + len(exclude))
-    )
+    params: dict[str, Any] = {"now": now_ts, "limit": limit + len(exclude)}
     if after is not None:
-        prio, seq = after
-        stmt = stmt.where((t.priority > prio) | ((t.priority == prio) & (t.seq > seq)))
-    # compiled once per shape, run on the DBAPI cursor: plain tuples, no result machinery per row
-    conn = session.connection()
-    compiled = stmt.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    cursor = conn.connection.cursor()
+        params["prio"], params["seq"] = after
+    # run on the DBAPI cursor: plain tuples, no statement compiling or result machinery per call
+    cursor = session.connection().connection.cursor()
     try:
-        cursor.execute(str(compiled), tuple(params[name] for name in compiled.positiontup or ()))
+        cursor.execute(_DUE_SQL[after is not None], params)
         fetched = cursor.fetchall()
     finally:
         cursor.close()
+    out: list[Sendable] = []
     for seq, epoch, stream, payload, digest, priority in fetched:
         if seq in exclude:
             continue

@@ -5,8 +5,13 @@ Env: PATROLKIT_BENCH_N (20000), PATROLKIT_BENCH_MQTT_URL (mqtt://127.0.0.1:1883)
 PostgreSQL server URL, e.g. ``postgresql+psycopg://root@127.0.0.1:5432/test``: the bench creates its OWN
 database there and drops it at the end; default PATROLKIT_TEST_DB_URL, else SQLite in a temp dir),
 PATROLKIT_BENCH_WINDOW (12000), PATROLKIT_BENCH_BATCH (500), PATROLKIT_BENCH_INGEST_WORKERS (2 processes in one
-shared subscription), PATROLKIT_BENCH_PROFILE (a directory: write
+shared subscription), PATROLKIT_BENCH_ROUNDS (5), PATROLKIT_BENCH_PROFILE (a directory: write
 cProfile stats of the sender and ingest threads there). Last line: one JSON object.
+
+Each round times the raw loop and then the end-to-end drain (a fresh device and device database each round,
+the same server database and ingest workers), so both meet the same machine load; the result is the median
+of each over the rounds. On a shared 2-core machine the raw rate alone moved from 12 000 to 19 600 msg/s
+within minutes: one pair of runs decides little.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import cProfile
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,12 +30,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import make_url, select
+from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sync"))
 
@@ -43,9 +51,10 @@ from edge.db.base import make_sessionmaker as edge_sessions
 from edge.db.migrate import upgrade as edge_upgrade
 from edge.sync.outbox import OutboxContent, seal_pending, stats
 from edge.sync.sender import SenderSettings, SyncSender
-from server.commands.device import add_device
+from server.commands.device import ProvisionedDevice, add_device
 from server.db.base import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
+from server.db.sync import SyncInbox
 from server.ingest.worker import IngestSettings, IngestWorker
 
 N = int(os.environ.get("PATROLKIT_BENCH_N", "20000"))
@@ -53,6 +62,7 @@ URL = os.environ.get("PATROLKIT_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
 WINDOW = int(os.environ.get("PATROLKIT_BENCH_WINDOW", "12000"))
 BATCH = int(os.environ.get("PATROLKIT_BENCH_BATCH", "500"))
 PROFILE = os.environ.get("PATROLKIT_BENCH_PROFILE")
+ROUNDS = int(os.environ.get("PATROLKIT_BENCH_ROUNDS", "5"))
 WORKERS = int(os.environ.get("PATROLKIT_BENCH_INGEST_WORKERS", "2"))
 
 
@@ -157,25 +167,27 @@ def main() -> int:
         return run(tmp, db_url)
 
 
+@dataclass
+class Round:
+    """One round: the raw loop, then the end-to-end drain of a fresh device database with N records."""
+
+    raw: float
+    e2e: float
+    elapsed: float
+    stored: int
+    pending: int
+    refused: int  # acked as conflict or rejected: must be 0 (each record is new and valid)
+    resends: int
+    cpu: dict[str, float]
+
+
 def run(tmp: Path, db_url: str) -> int:
     upgrade(db_url)
     server_engine = make_engine(db_url)
     server = make_sessionmaker(server_engine)
-    device_url = f"sqlite:///{tmp / 'device.db'}"
-    edge_upgrade(device_url)
-    device = edge_sessions(edge_engine(device_url))
     server_signer = Signer.generate()
-    with server() as s, s.begin():
-        dev = add_device(s, f"PD-bench-{os.getpid()}", datetime.now(UTC))
-    signer = Signer.from_b64(dev.private_key_b64)
-    fill_outbox(device, N)
-    with device() as s, s.begin():
-        while seal_pending(s, dev.device_id, signer, limit=5000):
-            pass
-    with device() as s:
-        payloads = list(s.scalars(select(OutboxContent.payload).order_by(OutboxContent.seq)))
-    single = [encode_batch_message(signer, [p or b""]) for p in payloads]
-    baseline = raw_publish_rate(single)
+    with server() as s, s.begin():  # every round's device exists before the workers load their registry
+        devs = [add_device(s, f"PD-bench-{os.getpid()}-{r}", datetime.now(UTC)) for r in range(ROUNDS)]
 
     # The ingest runs in its own process, as on the server (the device is another machine): one Python
     # process for both would make them fight over one GIL.
@@ -195,45 +207,85 @@ def run(tmp: Path, db_url: str) -> int:
         assert child.stdout is not None
         if child.stdout.readline().strip() != "ready":
             raise SystemExit("ingest child did not start")
+    rounds: list[Round] = []
+    try:
+        for r, dev in enumerate(devs):
+            rounds.append(one_round(tmp / f"round{r}", dev, server, server_signer, [c.pid for c in children]))
+            got = rounds[-1]
+            print(
+                f"round {r + 1}: end-to-end {got.e2e:.0f} rec/s in {got.elapsed:.2f} s; raw paho QoS1 loop "
+                f"{got.raw:.0f} msg/s; ratio {got.e2e / got.raw:.3f}; stored={got.stored} "
+                f"device_pending={got.pending} refused={got.refused} resends={got.resends}"
+            )
+            if got.cpu:
+                print(
+                    "  CPU seconds during the drain: "
+                    + ", ".join(f"{k}={v}" for k, v in got.cpu.items() if v)
+                )
+    finally:
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+        for child in children:
+            child.wait(30)
+    server_engine.dispose()
+    value = statistics.median(g.e2e for g in rounds)
+    baseline = statistics.median(g.raw for g in rounds)
+    durability = _durability(db_url)
+    print(
+        f"N={N} rounds={ROUNDS} window={WINDOW} batch={BATCH} ingest_workers={WORKERS} broker={URL} "
+        f"server_db={db_url.split('@')[-1].split('/')[0]}"
+    )
+    print(f"durability: device SQLite WAL synchronous=FULL; server {durability}; TCP_NODELAY on both clients")
+    print(
+        f"median of {ROUNDS} interleaved rounds: end-to-end {value:.0f} rec/s; raw paho QoS1 loop {baseline:.0f} msg/s"
+    )
+    ok = all(g.stored == N and g.pending == 0 and g.refused == 0 for g in rounds)
+    print(json.dumps({"bench": "sync_end_to_end", "value": round(value, 1), "unit": "records/s",
+                      "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "target": 1.0,
+                      "pass": ok and value / baseline >= 1.0}))  # fmt: skip
+    return 0
+
+
+def one_round(
+    tmp: Path,
+    dev: ProvisionedDevice,
+    server: sessionmaker[Session],
+    server_signer: Signer,
+    workers: list[int],
+) -> Round:
+    """Fill and seal a fresh device database, time the raw loop on its payloads, then time the drain."""
+    device_url = f"sqlite:///{tmp / 'device.db'}"
+    edge_upgrade(device_url)
+    device_engine = edge_engine(device_url)
+    device = edge_sessions(device_engine)
+    signer = Signer.from_b64(dev.private_key_b64)
+    fill_outbox(device, N, prefix=f"{dev.device_id}-")  # protocol numbers of this round only
+    with device() as s, s.begin():
+        while seal_pending(s, dev.device_id, signer, limit=5000):
+            pass
+    with device() as s:
+        payloads = list(s.scalars(select(OutboxContent.payload).order_by(OutboxContent.seq)))
+    raw = raw_publish_rate([encode_batch_message(signer, [p or b""]) for p in payloads])
+
     sender = SyncSender(SenderSettings(mqtt_url=URL, device_id=dev.device_id, window=WINDOW, batch=BATCH),
                         device, signer, KeyRing([Verifier(server_signer.public_raw())]))  # fmt: skip
-    sender.run = profiled(sender.run, "sender")  # type: ignore[method-assign]
-    cpu0 = _cpu_by_process([c.pid for c in children])
+    sender.run = profiled(sender.run, f"sender-{dev.device_id}")  # type: ignore[method-assign]
+    cpu0 = _cpu_by_process(workers)
     t0 = time.perf_counter()
     sender.start()
     while sender.acked < N:
         time.sleep(0.005)
     elapsed = time.perf_counter() - t0
-    cpu1 = _cpu_by_process([c.pid for c in children])
+    cpu1 = _cpu_by_process(workers)
     sender.stop()
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.close()
-    for child in children:
-        child.wait(30)
     with device() as s:
-        left = stats(s).pending
-    from server.db.sync import SyncInbox
-
+        left = stats(s)
+    device_engine.dispose()
     with server() as s:
-        stored = len(s.scalars(select(SyncInbox.seq)).all())
-    server_engine.dispose()
-    value = N / elapsed
-    durability = _durability(db_url)
-    print(
-        f"N={N} window={WINDOW} batch={BATCH} ingest_workers={WORKERS} broker={URL} server_db={db_url.split('@')[-1].split('/')[0]}"
-    )
-    print(f"durability: device SQLite WAL synchronous=FULL; server {durability}; TCP_NODELAY on both clients")
-    print(f"stored={stored} device_pending={left} resends={sender.resends}")
-    print(f"end-to-end {value:.0f} rec/s in {elapsed:.2f} s; raw paho QoS1 loop {baseline:.0f} msg/s")
-    if cpu1:
-        spent = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in cpu1.items()}
-        print("CPU seconds during the drain: " + ", ".join(f"{k}={v}" for k, v in spent.items() if v))
-    ok = stored == N and left == 0
-    print(json.dumps({"bench": "sync_end_to_end", "value": round(value, 1), "unit": "records/s",
-                      "baseline": round(baseline, 1), "ratio": round(value / baseline, 3), "target": 1.0,
-                      "pass": ok and value / baseline >= 1.0}))  # fmt: skip
-    return 0
+        stored = len(s.scalars(select(SyncInbox.seq).where(SyncInbox.device_id == dev.device_id)).all())
+    cpu = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in cpu1.items()}
+    return Round(raw, N / elapsed, elapsed, stored, left.pending, left.rejected, sender.resends, cpu)
 
 
 def _cpu_by_process(children: list[int]) -> dict[str, float]:

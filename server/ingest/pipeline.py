@@ -253,11 +253,12 @@ def _stored_digests(session: Session, keys: list[Key]) -> dict[Key, str]:
 
 # Key lookups are never prepared (psycopg prepares a statement run 5 times): a generic plan, made while the
 # table was small, can keep scanning it whole as it grows (measured: 3 300 instead of 16 000 records/s, with
-# PostgreSQL at 6.6 CPU s); planned for each call, they are index lookups.
+# PostgreSQL at 6.6 CPU s); planned for each call, they are index lookups. The arrays go in binary (%b): psycopg
+# quotes each element of a text array in Python (500 record ids: 1.16 ms a lookup as text, 0.36 ms in binary).
 _INBOX_HELD = (
-    "SELECT seq, sha256 FROM sync_inbox WHERE device_id = %s AND epoch = %s AND seq = ANY(%s::bigint[])"
+    "SELECT seq, sha256 FROM sync_inbox WHERE device_id = %s AND epoch = %s AND seq = ANY(%b::bigint[])"
 )
-_INBOX_IDS_USED = "SELECT record_id FROM sync_inbox WHERE record_id = ANY(%s::varchar[])"
+_INBOX_IDS_USED = "SELECT record_id FROM sync_inbox WHERE record_id = ANY(%b::varchar[])"
 
 
 def _pg_inbox_copy(
@@ -482,7 +483,7 @@ def _copy_plan(table: Table, dialect: Any, names: frozenset[str]) -> _CopyPlan:
     key_type = key.type.compile(dialect=dialect)
     return _CopyPlan(
         sql=f"COPY {name} ({', '.join(q(c[0]) for c in columns)}) FROM STDIN" + (" (FORMAT BINARY)" if types else ""),
-        existing=f"SELECT {q(key.name)} FROM {name} WHERE {q(key.name)} = ANY(%s::{key_type}[])",
+        existing=f"SELECT {q(key.name)} FROM {name} WHERE {q(key.name)} = ANY(%b::{key_type}[])",
         columns=columns,
         types=types,
     )

@@ -166,7 +166,7 @@ class SegmentMeta(Base):
     segment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64))
-    recording_id: Mapped[str] = mapped_column(String(64), index=True)
+    recording_id: Mapped[str] = mapped_column(String(64))  # not indexed (s0011): no query reads by it
     idx: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime] = mapped_column(UtcDateTime)

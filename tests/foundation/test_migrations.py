@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from datetime import UTC, datetime, timedelta
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, inspect, select, text
 
 from edge.db.base import make_engine as device_engine
 from edge.db.migrate import downgrade as device_down
 from edge.db.migrate import upgrade as device_up
 from edge.db.schema import metadata as device_metadata
 from server.db.base import make_engine as server_engine
+from server.db.base import make_sessionmaker
 from server.db.migrate import downgrade as server_down
 from server.db.migrate import upgrade as server_up
 from server.db.schema import metadata as server_metadata
+from server.db.video import VideoSegment
 
 
 def _tables(url: str, make_engine: object) -> set[str]:
@@ -70,8 +76,14 @@ def test_e0008_moves_outbox_content_out_and_never_reuses_a_sequence_number(devic
     engine = device_engine(device_db_url)
     with engine.begin() as conn:
         got = conn.exec_driver_sql("SELECT seq, body, payload, sig FROM outbox_content ORDER BY seq").all()
-        assert [tuple(r) for r in got] == [(1, '{"n":1}', b'{"signed":1}', b"s" * 64), (2, '{"n":2}', None, None)]
-        assert "AUTOINCREMENT" in conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox'").scalar()
+        assert [tuple(r) for r in got] == [
+            (1, '{"n":1}', b'{"signed":1}', b"s" * 64),
+            (2, '{"n":2}', None, None),
+        ]
+        assert (
+            "AUTOINCREMENT"
+            in conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox'").scalar()
+        )
         conn.exec_driver_sql(
             "INSERT INTO outbox (epoch, record_id, record_type, created_at, state, sv, priority, refs, attempts, "
             "next_attempt_at) VALUES ('ep', 'r3', 'protocol', '2026-03-02 09:00:00', 'pending', 1, 0, '{}', 0, 0)"
@@ -81,5 +93,70 @@ def test_e0008_moves_outbox_content_out_and_never_reuses_a_sequence_number(devic
     device_down(device_db_url, "e0007")  # and back: the content returns to the outbox row
     engine = device_engine(device_db_url)
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT body, payload FROM outbox WHERE seq = 1").one() == ('{"n":1}', b'{"signed":1}')
+        assert conn.exec_driver_sql("SELECT body, payload FROM outbox WHERE seq = 1").one() == (
+            '{"n":1}',
+            b'{"signed":1}',
+        )
     engine.dispose()
+
+
+def _drift(url: str, make_engine: object, metadata: MetaData) -> list[object]:
+    engine = make_engine(url)  # type: ignore[operator]
+    try:
+        with engine.connect() as conn:
+            return list(
+                compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+            )
+    finally:
+        engine.dispose()
+
+
+def test_migrated_schemas_are_exactly_the_models(server_db_url: str, device_db_url: str) -> None:
+    """Tables, columns, types and indexes made by the migrations are the ones the code declares: a model
+    changed without its migration (or the reverse) shows up here, not in production."""
+    server_up(server_db_url)
+    device_up(device_db_url)
+    assert _drift(server_db_url, server_engine, server_metadata()) == []
+    assert _drift(device_db_url, device_engine, device_metadata()) == []
+
+
+def test_footage_times_survive_a_server_whose_time_zone_is_not_utc(server_db_url: str) -> None:
+    """A server set to Almaty time must still place a segment at the UTC instant the camera recorded."""
+    server_up(server_db_url)
+    engine = server_engine(server_db_url)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"ALTER DATABASE \"{engine.url.database}\" SET timezone TO 'Asia/Almaty'")
+            conn.commit()
+        engine.dispose()  # new connections take the database's time zone
+    at = datetime(2026, 3, 2, 9, 0, 5, tzinfo=UTC)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session, session.begin():
+        session.add(
+            VideoSegment(
+                device_id="PD-tz",
+                seq=1,
+                start_utc=at,
+                end_utc=at + timedelta(seconds=10),
+                frames=300,
+                size=1,
+                sha256="0" * 64,
+                prev_hash="",
+                entry_hash="1" * 64,
+                entry_json="{}",
+                storage_key="PD-tz/1.mp4",
+                created_at=at,
+                stored_at=at,
+            )
+        )
+    with sessions() as session:
+        row = session.scalars(select(VideoSegment)).one()
+        if engine.dialect.name == "postgresql":
+            assert session.execute(text("SHOW timezone")).scalar() == "Asia/Almaty"
+    engine.dispose()
+    assert (row.start_utc, row.end_utc, row.created_at, row.stored_at) == (
+        at,
+        at + timedelta(seconds=10),
+        at,
+        at,
+    )

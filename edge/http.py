@@ -14,12 +14,18 @@ from edge.config import EdgeConfig
 from edge.identity import DeviceIdentity
 from edge.recorder.recorder import read_status
 from edge.sync.outbox import OutboxRecord
+from edge.sync.sender import SyncSender
 from edge.upload.uploader import upload_progress
 
 
 def create_device_app(
-    config: EdgeConfig, identity: DeviceIdentity, sessions: sessionmaker[Session]
+    config: EdgeConfig,
+    identity: DeviceIdentity,
+    sessions: sessionmaker[Session],
+    sender: SyncSender | None = None,
 ) -> FastAPI:
+    """``/healthz`` (503 when the database or the sync sender fails) and ``/status``; ``sender`` is the
+    running sync sender, if sync is on."""
     app = FastAPI(title="patrolkit device", version="0.1.0")
     app.state.config = config
     app.state.sessions = sessions
@@ -33,6 +39,8 @@ def create_device_app(
             checks["database"] = "ok"
         except Exception as exc:  # reported, not raised
             checks["database"] = f"error: {type(exc).__name__}"
+        if sender is not None:
+            checks["sync"] = "ok" if sender.last_error is None else f"error: {sender.last_error}"
         ok = all(v == "ok" for v in checks.values())
         body = {"status": "ok" if ok else "degraded", "device": identity.device_id, "checks": checks}
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -51,6 +59,7 @@ def create_device_app(
             "outbox_pending": pending,
             "upload": upload,
             "recorder": recorder,
+            "sync": sender.health() if sender is not None else None,
         }
 
     return app

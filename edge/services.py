@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +14,9 @@ from core.structured_log import log_event
 from core.sync.signing import KeyRing, Signer, Verifier
 from edge.config import EdgeConfig
 from edge.identity import DeviceIdentity
+
+if TYPE_CHECKING:
+    from edge.sync.sender import SyncSender
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,11 @@ def _status_reporter(config: EdgeConfig, sessions: sessionmaker[Session]) -> Ser
         recorder_state=recorder_source(config.recording_dir),
     )
     return DeviceStatusReporter(sessions, sources, interval_s=config.mqtt.status_interval_s).start()
+
+
+def sync_sender(services: list[Service]) -> SyncSender | None:
+    """The sync sender among started ``services`` (None when sync is off), for the status page."""
+    return next((s.sender for s in services if isinstance(s, _SenderService)), None)
 
 
 def start_services(

@@ -40,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge.db.migrate import upgrade
     from edge.http import create_device_app
     from edge.identity import load_identity
-    from edge.services import start_services
+    from edge.services import start_services, sync_sender
 
     cfg = load_edge_config(args.config)
     cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     identity = load_identity(cfg.device.id, cfg.key_file, create=True)
     sessions = make_sessionmaker(make_engine(cfg.database_url))
     services = start_services(cfg, identity, sessions)
-    app = create_device_app(cfg, identity, sessions)
+    app = create_device_app(cfg, identity, sessions, sync_sender(services))
     log_event(log, "device.started", device=identity.device_id, kid=identity.kid, http=cfg.http.port)
     try:
         uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level="warning")

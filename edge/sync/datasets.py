@@ -138,7 +138,9 @@ def restore_chunks(session: Session, keys: KeyRing, chunks: DatasetAssembler) ->
             chunks.add(chunk)
             held += 1
         except (EnvelopeError, BadSignature, ValueError) as exc:  # RollbackRefused is a ValueError
-            log_event(log, "sync.dataset.chunk_dropped", dataset=row.dataset, idx=row.idx, reason=str(exc)[:200])
+            log_event(
+                log, "sync.dataset.chunk_dropped", dataset=row.dataset, idx=row.idx, reason=str(exc)[:200]
+            )
             session.delete(row)
     session.flush()
     return held

@@ -158,7 +158,9 @@ def enqueue_many(
     if rows:
         table = _outbox_table()
         conn = session.connection()
-        seqs = conn.execute(insert(table).returning(table.c.seq, sort_by_parameter_order=True), rows).scalars()
+        seqs = conn.execute(
+            insert(table).returning(table.c.seq, sort_by_parameter_order=True), rows
+        ).scalars()
         content = [{"seq": seq, "body": body} for seq, body in zip(seqs, bodies, strict=True)]
         conn.execute(insert(cast(Table, OutboxContent.__table__)), content)
     return len(rows)

@@ -122,6 +122,7 @@ class SyncSender:
         self._online = False
         self._greet_due = False  # connected, and the hello and sync_ref not yet sent
         self.step_errors = 0  # steps that failed (logged, then retried after a pause)
+        self.last_error: str | None = None  # of the last failed step, while no step has succeeded since
         # chunks of large datasets still incomplete (also kept in the database: restored by ``start``)
         self._ref_chunks = DatasetAssembler()
         self._stop = threading.Event()
@@ -203,8 +204,10 @@ class SyncSender:
             try:
                 self.step(wait_s=0.0 if self._more else 0.05)  # no pause while the window still has room
                 pause = 0.0
+                self.last_error = None
             except Exception as exc:  # any fault: keep syncing once it clears
                 self.step_errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 pause = min(max(pause * 2, 0.5), 30.0)
                 log.error(
                     "sync.step_failed",
@@ -226,6 +229,18 @@ class SyncSender:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    def health(self) -> dict[str, object]:
+        """For the device's ``/status``: connected or not, records in flight and acked since start, and
+        whether the sender is failing (``last_error`` until a step succeeds again)."""
+        return {
+            "online": self._online,
+            "inflight": len(self._inflight),
+            "acked": self.acked,
+            "resends": self.resends,
+            "step_errors": self.step_errors,
+            "last_error": self.last_error,
+        }
 
     def step(self, wait_s: float = 0.0) -> None:
         """Handle queued events, expire overdue in-flight records, seal new rows and fill the window."""

@@ -63,12 +63,15 @@ def _recreate_outbox(drop: list[str], add: list[sa.Column]) -> None:
     dropping the old table deletes from ``sqlite_sequence`` (a sequence number is never reused)."""
     bind = op.get_bind()
     used = bind.exec_driver_sql("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").scalar() or 0
-    with op.batch_alter_table("outbox", recreate="always", table_kwargs={"sqlite_autoincrement": True}) as batch:
+    with op.batch_alter_table(
+        "outbox", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+    ) as batch:
         for name in drop:
             batch.drop_column(name)
         for column in add:
             batch.add_column(column)
     bind.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
     bind.exec_driver_sql(
-        "INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', max(?, coalesce(max(seq), 0)) FROM outbox", (used,)
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', max(?, coalesce(max(seq), 0)) FROM outbox",
+        (used,),
     )

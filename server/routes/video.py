@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from core.manifest import DEVICE_ID_PATTERN
 from core.signing import BadSignature, public_from_b64
@@ -152,23 +153,23 @@ def _target(device_id: str, seq: str) -> tuple[str, int]:
     return device_id, int(seq)
 
 
-def _device_key(headers: dict[str, str], service: SegmentUploads) -> tuple[str, Ed25519PublicKey]:
+async def _device_key(headers: dict[str, str], service: SegmentUploads) -> tuple[str, Ed25519PublicKey]:
     try:
         claimed = claimed_device(headers)
     except UploadAuthError as exc:
         raise UploadError(401, str(exc)) from exc
-    key = service.public_key(claimed)
+    key = await run_in_threadpool(service.public_key, claimed)  # a database read: off the event loop
     if key is None:
         raise UploadError(401, f"device {claimed} is unknown or inactive")
     return claimed, key
 
 
-def _authenticate_append(
+async def _authenticate_append(
     request: Request, service: SegmentUploads, device_id: str, offset: int
 ) -> tuple[AppendClaim, Ed25519PublicKey]:
     """Check the signature of a data PUT from its headers; its body is checked against the claim later."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    claimed, key = _device_key(headers, service)
+    claimed, key = await _device_key(headers, service)
     try:
         claim = verify_append(key, headers, request.url.path, offset, datetime.now(UTC))
     except UploadAuthError as exc:
@@ -180,7 +181,7 @@ def _authenticate_append(
 
 async def _authenticate(request: Request, service: SegmentUploads, device_id: str, body: bytes) -> None:
     headers = {k.lower(): v for k, v in request.headers.items()}
-    claimed, key = _device_key(headers, service)
+    claimed, key = await _device_key(headers, service)
     try:
         verify_request(key, headers, request.method, request.url.path, body, datetime.now(UTC))
     except BodyCorrupted as exc:
@@ -200,7 +201,7 @@ async def announce_segment(device_id: str, seq: str, request: Request) -> Respon
         await _authenticate(request, service, device_id, body)
         if len(body) > 64 * 1024:
             raise UploadError(413, "manifest entry is too large")
-        state = service.announce(*target, body)
+        state = await run_in_threadpool(service.announce, *target, body)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
     return JSONResponse(state.to_dict(), status_code=200, headers={"Upload-Offset": str(state.offset)})
@@ -217,17 +218,24 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
         raw_offset = request.headers.get("upload-offset", "")
         if not raw_offset.isdigit() or len(raw_offset) > 19:
             raise UploadError(400, "Upload-Offset header: expected a non-negative integer")
-        claim, key = _authenticate_append(request, service, device_id, int(raw_offset))
+        claim, key = await _authenticate_append(request, service, device_id, int(raw_offset))
+        # Every call below that reads or writes the database or waits for the disk (fsync) runs on a
+        # worker thread: the event loop keeps serving other devices and the review meanwhile.
         announced = entry = None
         if claim.entry is not None:  # announce and append in one request (the segment's first chunk)
-            announced, entry = service.announce_for_append(
-                *target, claim.entry, key, claim.offset, int(length) if length is not None else -1
+            announced, entry = await run_in_threadpool(
+                service.announce_for_append,
+                *target,
+                claim.entry,
+                key,
+                claim.offset,
+                int(length) if length is not None else -1,
             )
         # The body goes through the segment's running SHA-256 as it arrives (one pass, overlapping the
         # transfer); ``append`` stores it only if that hash equals the signed one.
-        prepared = service.begin_append(*target, claim, announced, entry)
+        prepared = await run_in_threadpool(service.begin_append, *target, claim, announced, entry)
         if prepared is None and entry is not None and claim.entry is not None:  # raced: announce as usual
-            service.announce(*target, claim.entry, device_key=key)
+            await run_in_threadpool(functools.partial(service.announce, *target, claim.entry, device_key=key))
         # A whole fresh segment goes straight to a staging file as it arrives (hashed and written on a
         # worker thread); it becomes the stored object only if it verifies. Other chunks wait in memory.
         staged = service.store.stage(prepared.key) if prepared is not None and prepared.entry else None
@@ -261,7 +269,7 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
                 raise UploadError(
                     507 if full else 503, f"cannot store the body: {exc}", retry=not full
                 ) from exc
-            state = service.append(*target, claim, b"".join(parts), prepared, staged)
+            state = await run_in_threadpool(service.append, *target, claim, b"".join(parts), prepared, staged)
         finally:
             if hashing is not None:
                 hashing.close()
@@ -282,7 +290,7 @@ async def segment_status(device_id: str, seq: str, request: Request) -> Response
     try:
         target = _target(device_id, seq)
         await _authenticate(request, service, device_id, b"")
-        state = service.status(*target)
+        state = await run_in_threadpool(service.status, *target)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
     if state is None:

@@ -3,6 +3,7 @@ server confirms the exact hash; bad requests get clear errors and store nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -586,6 +587,47 @@ def test_whole_segments_in_one_request_each_are_stored_with_one_commit_per_segme
     assert stored == local
     assert not any(p.is_file() for p in (rig.video_dir / "partial").glob("**/*")), "no staging file is left"
     assert list(rig.rec_dir.glob("*.mp4")) == []
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_uploads_wait_for_the_database_and_the_disk_off_the_event_loop(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync of a segment or a database commit on the server's event loop would stall every other
+    request (other devices' uploads, the review UI) for as long as the disk takes."""
+    _record_segments(rig, 2)
+    fsyncs: list[bool] = []
+    commits: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsyncs.append(_in_event_loop())
+        real_fsync(fd)
+
+    def commit(_conn: object) -> None:
+        commits.append(_in_event_loop())
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    engine = rig.server_sessions.kw["bind"]
+    event.listen(engine, "commit", commit)
+    try:
+        whole = _uploader(rig, chunk=WHOLE).run_once()  # one request per segment: announce, store, commit
+        chunked = _uploader(rig, chunk=64 * 1024)
+        _record_segments(rig, 1)
+        pieces = chunked.run_once()  # the third segment in many appends
+    finally:
+        event.remove(engine, "commit", commit)
+    assert (whole.confirmed, pieces.confirmed) == (2, 1)
+    assert [r.state for r in _server_rows(rig)] == ["stored"] * 3
+    assert fsyncs and not any(fsyncs), "a segment was fsynced on the event loop"
+    assert commits and not any(commits), "the database committed on the event loop"
 
 
 def test_whole_segment_damaged_in_transit_leaves_no_row_or_file_and_is_sent_again(rig: Rig) -> None:

@@ -22,21 +22,19 @@ depends_on = "s0004"  # the video branch: its table must exist
 COLUMNS = ("start_utc", "end_utc", "created_at", "stored_at")
 
 
-def upgrade() -> None:
+def _retype(sql_type: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     for col in COLUMNS:
         op.execute(
-            f"ALTER TABLE video_segment ALTER COLUMN {col} TYPE timestamptz "
+            f"ALTER TABLE video_segment ALTER COLUMN {col} TYPE {sql_type} "
             f"USING {col} AT TIME ZONE current_setting('TimeZone')"
         )
+
+
+def upgrade() -> None:
+    _retype("timestamptz")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for col in COLUMNS:
-        op.execute(
-            f"ALTER TABLE video_segment ALTER COLUMN {col} TYPE timestamp "
-            f"USING {col} AT TIME ZONE current_setting('TimeZone')"
-        )
+    _retype("timestamp")

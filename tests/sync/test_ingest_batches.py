@@ -307,8 +307,8 @@ def test_a_business_key_seen_again_in_another_record_keeps_the_first_row_and_fai
 
 def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRig) -> None:
     """Worker A has inserted a segment and not committed; worker B brings another record of the same segment.
-    PostgreSQL: B's COPY waits for A, then fails with IntegrityError, which makes the worker redo its batch
-    (and then find the row). SQLite: B waits for A's lock, then ignores the row. Either way one row."""
+    PostgreSQL: B's COPY waits for A, then the primary key refuses it; B rolls back to its savepoint, finds
+    A's row and leaves it. SQLite: B waits for A's lock, then ignores the row. Either way one row, A's."""
     import threading
 
     from server.ingest.pipeline import _insert_ignore
@@ -339,7 +339,39 @@ def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRi
     a.commit()
     a.close()
     thread.join(20)
-    dialect = rig.server().get_bind().dialect.name
-    assert outcome == (["redo"] if dialect == "postgresql" else ["ignored"])
+    assert outcome == ["ignored"]
     with rig.server() as session:
         assert session.scalars(select(ServerSegment.file_name)).all() == ["a.mp4"]
+
+
+def test_two_workers_racing_on_one_message_store_it_once_and_ack_the_second_as_duplicates(rig: SyncRig) -> None:
+    """A message delivered to two workers at once (a resend while the first copy is in flight): A has stored it
+    and not committed; B's insert waits for A, then finds A's rows and acks every record as a duplicate,
+    with the same hash. Nothing is stored twice and no batch fails."""
+    import threading
+
+    queue(rig, ("segment", segment_body(1)), ("segment", segment_body(2)), ("segment", segment_body(3)))
+    (message,) = outbox_messages(rig)
+    registry = DeviceRegistry(rig.server)
+    a = rig.server()
+    a.begin()
+    first = ingest_batch(a, [message], registry, T0)
+    outcome: list[BatchOutcome] = []
+
+    def worker_b() -> None:
+        with rig.server() as b, b.begin():
+            outcome.append(ingest_batch(b, [message], registry, T0))
+
+    thread = threading.Thread(target=worker_b)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive(), "B must wait for A's uncommitted rows"
+    a.commit()
+    a.close()
+    thread.join(20)
+    assert not thread.is_alive() and len(outcome) == 1
+    acks_a = first.acks[rig.dev.device_id]
+    acks_b = outcome[0].acks[rig.dev.device_id]
+    assert [x.status for x in acks_a] == ["ok"] * 3 and [x.status for x in acks_b] == ["dup"] * 3
+    assert [(x.seq, x.sha256) for x in acks_b] == [(x.seq, x.sha256) for x in acks_a]
+    assert count(rig, SyncInbox) == 3 and count(rig, ServerSegment) == 3

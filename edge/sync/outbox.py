@@ -8,10 +8,11 @@ exactly its hash. ``seq`` is SQLite AUTOINCREMENT: never reused; each database h
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -282,10 +283,10 @@ _HELD = text(
     "SELECT seq, epoch, sha256 FROM outbox "
     "WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'pending'"
 )
-_MARK = text(
+_MARK = (
     "UPDATE outbox SET state = :state, acked_at = :now, ack_status = :status, ack_detail = :detail "
     "WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'pending' RETURNING seq"
-).bindparams(bindparam("now", type_=UtcDateTime))
+)  # run on the DBAPI cursor: up to 500 seqs come back per ack, plain tuples instead of result rows
 
 
 def apply_acks(
@@ -316,12 +317,34 @@ def apply_acks(
         if (known.get(seq) or held.get(seq)) == (item.epoch, item.sha256):
             groups[(item.status, item.reason)].append(seq)
     freed: list[int] = []
-    for (status, reason), group in groups.items():
-        state = ACKED if status in ("ok", "dup") else REJECTED
-        params = {"state": state, "now": now, "status": status, "detail": reason, "seqs": json.dumps(group)}
-        freed.extend(int(seq) for (seq,) in session.execute(_MARK, params))
+    if not groups:
+        return freed
+    conn = session.connection()
+    at = _acked_at_processor(conn.dialect)(now)  # stored as the ORM stores it (UTC, SQLite's text form)
+    cursor = conn.connection.cursor()
+    try:
+        for (status, reason), group in groups.items():
+            state = ACKED if status in ("ok", "dup") else REJECTED
+            params = {
+                "state": state,
+                "now": at,
+                "status": status,
+                "detail": reason,
+                "seqs": json.dumps(group),
+            }
+            cursor.execute(_MARK, params)
+            freed.extend(seq for (seq,) in cursor.fetchall())
+    finally:
+        cursor.close()
     freed.sort()
     return freed
+
+
+@functools.lru_cache(maxsize=2)
+def _acked_at_processor(dialect: Any) -> Callable[[datetime], Any]:
+    """``acked_at``'s bind processing (``UtcDateTime`` then SQLite's DATETIME text), made once."""
+    proc = _outbox_table().c.acked_at.type.bind_processor(dialect)
+    return proc if proc is not None else (lambda value: value)
 
 
 def postpone(session: Session, seqs: Iterable[int], delay_for: dict[int, float], now_ts: float) -> None:

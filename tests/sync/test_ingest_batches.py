@@ -253,7 +253,12 @@ def test_a_record_with_a_nul_character_is_refused_alone_and_the_rest_of_its_batc
 
 def test_acks_checked_against_the_hashes_the_sender_holds_free_exactly_their_rows(rig: SyncRig) -> None:
     """The sender passes the (epoch, sha256) it read when it sent each row; an ack must match those."""
-    queue(rig, ("protocol", protocol_body("K1")), ("protocol", protocol_body("K2")), ("protocol", protocol_body("K3")))
+    queue(
+        rig,
+        ("protocol", protocol_body("K1")),
+        ("protocol", protocol_body("K2")),
+        ("protocol", protocol_body("K3")),
+    )
     outbox_messages(rig)
     with rig.device() as session:
         rows = session.execute(select(OutboxRecord.seq, OutboxRecord.epoch, OutboxRecord.sha256)).all()
@@ -268,11 +273,18 @@ def test_acks_checked_against_the_hashes_the_sender_holds_free_exactly_their_row
         assert apply_acks(session, acks, T0, known) == [s1, s3]
         assert apply_acks(session, acks[:1], T0, known) == []  # already acked: not freed twice
     with rig.device() as session:
-        states = dict(session.execute(select(OutboxRecord.seq, OutboxRecord.state)).tuples().all())
-    assert states == {s1: "acked", s2: "pending", s3: "acked"}
+        marks = session.execute(select(OutboxRecord.seq, OutboxRecord.state, OutboxRecord.acked_at,
+                                       OutboxRecord.ack_status)).tuples().all()  # fmt: skip
+    assert {seq: rest for seq, *rest in marks} == {
+        s1: ["acked", T0, "ok"],
+        s2: ["pending", None, None],
+        s3: ["acked", T0, "dup"],
+    }
 
 
-def test_a_record_id_sent_again_under_another_seq_is_a_conflict_and_writes_no_second_row(rig: SyncRig) -> None:
+def test_a_record_id_sent_again_under_another_seq_is_a_conflict_and_writes_no_second_row(
+    rig: SyncRig,
+) -> None:
     """What a device restored from a backup does (a new epoch, the same records): the inbox holds each record
     id once, so business tables need no unique index of their own on it (s0010)."""
     queue(rig, ("segment", segment_body(7)))
@@ -284,11 +296,17 @@ def test_a_record_id_sent_again_under_another_seq_is_a_conflict_and_writes_no_se
     outcome = ingest(rig, [Incoming(first.topic, encode_batch_message(rig.signer, [again]))])
     assert outcome.accepted == 0 and outcome.conflicts == 1
     [ack] = outcome.acks[rig.dev.device_id]
-    assert (ack.epoch, ack.status, ack.reason) == ("restored-epoch", "conflict", "record id already used by another record")
+    assert (ack.epoch, ack.status, ack.reason) == (
+        "restored-epoch",
+        "conflict",
+        "record id already used by another record",
+    )
     assert count(rig, ServerSegment) == 1 and count(rig, SyncInbox) == 1 and count(rig, SyncConflict) == 1
 
 
-def test_a_business_key_seen_again_in_another_record_keeps_the_first_row_and_fails_nothing(rig: SyncRig) -> None:
+def test_a_business_key_seen_again_in_another_record_keeps_the_first_row_and_fails_nothing(
+    rig: SyncRig,
+) -> None:
     """Two records (distinct record ids) describing one segment, in one batch and again in a later one: the
     first row stays, every record is stored in the inbox and acked, and no batch fails (PostgreSQL takes new
     business rows by COPY after checking their keys; SQLite by INSERT OR IGNORE)."""
@@ -344,7 +362,9 @@ def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRi
         assert session.scalars(select(ServerSegment.file_name)).all() == ["a.mp4"]
 
 
-def test_two_workers_racing_on_one_message_store_it_once_and_ack_the_second_as_duplicates(rig: SyncRig) -> None:
+def test_two_workers_racing_on_one_message_store_it_once_and_ack_the_second_as_duplicates(
+    rig: SyncRig,
+) -> None:
     """A message delivered to two workers at once (a resend while the first copy is in flight): A has stored it
     and not committed; B's insert waits for A, then finds A's rows and acks every record as a duplicate,
     with the same hash. Nothing is stored twice and no batch fails."""

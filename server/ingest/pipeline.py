@@ -391,7 +391,7 @@ def _inbox_columns(accepted: list[_Accepted]) -> dict[str, list[Any]]:
 def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[_Accepted]) -> None:
     """Insert the records new to ``sync_inbox`` and their business rows; ack the rest as dup or conflict.
 
-    PostgreSQL: two indexed lookups, then one binary COPY (``_pg_inbox_copy``). SQLite: look up, then
+    PostgreSQL: a range lookup, then one binary COPY under a savepoint (``_pg_inbox_copy``). SQLite: look up, then
     ``INSERT … ON CONFLICT DO NOTHING RETURNING``.
     """
     unique: dict[Key, _Accepted] = {}

@@ -124,8 +124,10 @@ class SegmentUploads:
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # running hashes of partials, least recently used first; each segment's entry is read and replaced
+        # only under that segment's lock, the guard covers the dict itself for an instant (never disk I/O)
         self._running: OrderedDict[str, RunningHash] = OrderedDict()
-        self._running_guard = threading.RLock()
+        self._running_guard = threading.Lock()
         # Threads that hash request bodies while they arrive (``server.video.body_hash``).
         self.hash_workers = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="video-hash")
         self.max_running_hashes = 4096  # least recently used ones are rebuilt from the stored bytes
@@ -153,7 +155,7 @@ class SegmentUploads:
                 )
         for key in sorted(stored):
             device_id, name = key.split("/")
-            with self._lock(device_id, int(name.split(".")[0])), self._running_guard:
+            with self._lock(device_id, int(name.split(".")[0])):
                 self._discard(key)
             removed.append(key)
         if removed:
@@ -309,10 +311,11 @@ class SegmentUploads:
     def _running_hash(self, key: str) -> RunningHash:
         """The running hash of a partial: kept from the last append, or rebuilt by reading the stored bytes."""
         size = self.store.partial_size(key)
-        running = self._running.get(key)
-        if running is not None and running.offset == size:
-            self._running.move_to_end(key)
-            return running
+        with self._running_guard:
+            running = self._running.get(key)
+            if running is not None and running.offset == size:
+                self._running.move_to_end(key)
+                return running
         hasher = hashlib.sha256()
         offset = 0
         for chunk in self.store.read_partial(key):
@@ -323,13 +326,18 @@ class SegmentUploads:
         return running
 
     def _remember(self, key: str, running: RunningHash) -> None:
-        self._running[key] = running
-        self._running.move_to_end(key)
-        while len(self._running) > self.max_running_hashes:
-            self._running.popitem(last=False)
+        with self._running_guard:
+            self._running[key] = running
+            self._running.move_to_end(key)
+            while len(self._running) > self.max_running_hashes:
+                self._running.popitem(last=False)
+
+    def _forget_hash(self, key: str) -> None:
+        with self._running_guard:
+            self._running.pop(key, None)
 
     def _discard(self, key: str) -> None:
-        self._running.pop(key, None)
+        self._forget_hash(key)
         self.store.discard_partial(key)
 
     def begin_append(
@@ -344,7 +352,7 @@ class SegmentUploads:
         the body through it while it arrives and pass it to ``append``; None if ``append`` should decide.
         ``announced`` is what ``announce`` just answered for this segment (saves looking it up again);
         ``entry`` what ``announce_for_append`` deferred (``append`` then writes the row)."""
-        with self._lock(device_id, seq), self._running_guard:
+        with self._lock(device_id, seq):  # one segment at a time; other segments go on
             if announced is not None:
                 if announced.state != "uploading":
                     return None
@@ -380,7 +388,7 @@ class SegmentUploads:
         if not self._slots.acquire(blocking=False):
             raise UploadError(503, "too many uploads in progress", retry=True)
         try:
-            with self._lock(device_id, seq), self._running_guard:
+            with self._lock(device_id, seq):  # one segment at a time; other segments go on
                 return self._append(device_id, seq, claim, data, prepared, staged)
         finally:
             self._slots.release()
@@ -457,7 +465,7 @@ class SegmentUploads:
             try:
                 new_size = self.store.append(key, offset, data)
             except OffsetMismatch as exc:
-                self._running.pop(key, None)
+                self._forget_hash(key)
                 raise UploadError(
                     409, f"upload is at offset {exc.current}, not {offset}", offset=exc.current
                 ) from exc
@@ -476,7 +484,7 @@ class SegmentUploads:
                 retry=True,
                 offset=0,
             )
-        self._running.pop(key, None)
+        self._forget_hash(key)
         if deferred is not None:
             # The segment's first and only chunk: its row is written once, already stored.
             try:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -628,6 +629,54 @@ def test_uploads_wait_for_the_database_and_the_disk_off_the_event_loop(
     assert [r.state for r in _server_rows(rig)] == ["stored"] * 3
     assert fsyncs and not any(fsyncs), "a segment was fsynced on the event loop"
     assert commits and not any(commits), "the database committed on the event loop"
+
+
+def test_a_segment_waiting_for_the_disk_does_not_hold_up_another(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices dock together at the end of a shift: one segment's commit waiting for a slow disk must not make
+    every other upload wait behind it (each segment is serialised only with itself)."""
+    _record_segments(rig, 2)
+    held, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        frame = sys._getframe(1)
+        in_append = False
+        while frame is not None and not in_append:
+            in_append, frame = frame.f_code.co_name == "_append", frame.f_back  # type: ignore[assignment]
+        if in_append and not held.is_set():  # the first segment's commit: the disk stalls
+            held.set()
+            release.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    done: dict[int, int] = {}
+
+    def upload(seq: int) -> None:
+        row = _device_rows(rig)[seq - 1]
+        data = (rig.rec_dir / row.file_name).read_bytes()
+        http = httpx.Client(transport=rig.test_client._transport, base_url="http://testserver")
+        client = UploadClient("http://testserver", rig.identity, http=http)
+        empty, whole = hashlib.sha256(b"").hexdigest(), hashlib.sha256(data).hexdigest()
+        done[seq] = client.append(seq, 0, data, empty, whole, row.entry_json).offset
+
+    first = threading.Thread(target=upload, args=(1,))
+    first.start()
+    try:
+        assert held.wait(30), "the first upload never reached its commit"
+        second = threading.Thread(target=upload, args=(2,))
+        second.start()
+        second.join(20)
+        stored_meanwhile = dict(done)
+    finally:
+        release.set()
+        first.join(30)
+    assert 1 not in stored_meanwhile and 2 in stored_meanwhile, (
+        "the second upload waited for the first's disk"
+    )
+    assert sorted(done) == [1, 2]
+    assert [r.state for r in _server_rows(rig)] == ["stored", "stored"]
 
 
 def test_whole_segment_damaged_in_transit_leaves_no_row_or_file_and_is_sent_again(rig: Rig) -> None:

@@ -5,12 +5,15 @@ a second payment for an already-paid protocol, bookmark versions, and acks that 
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar, cast
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
 from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
 
 from core.sync.control import AckItem, up_topic
@@ -33,6 +36,9 @@ from server.db.sync import DeviceStatus, SyncBatch, SyncConflict, SyncDeadLetter
 from server.db.sync import SegmentMeta as ServerSegment
 from server.ingest.pipeline import BatchOutcome, Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 def ingest(rig: SyncRig, messages: list[Incoming]) -> BatchOutcome:
@@ -323,41 +329,46 @@ def test_a_business_key_seen_again_in_another_record_keeps_the_first_row_and_fai
     assert count(rig, SyncInbox) == 3
 
 
+def race(rig: SyncRig, first: Callable[[Session], A], second: Callable[[Session], B]) -> tuple[A, B]:
+    """``first`` in a transaction left open; ``second`` in another thread's transaction, which must wait for
+    the first's uncommitted rows; then the first commits, and the second must finish without an error."""
+    a = rig.server()
+    a.begin()
+    got_first = first(a)
+    got_second: list[B] = []
+
+    def worker() -> None:
+        with rig.server() as b, b.begin():
+            got_second.append(second(b))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive(), "the second writer must wait for the first's uncommitted rows"
+    a.commit()
+    a.close()
+    thread.join(20)
+    assert not thread.is_alive() and len(got_second) == 1, "the second writer failed"
+    return got_first, got_second[0]
+
+
 def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRig) -> None:
     """Worker A has inserted a segment and not committed; worker B brings another record of the same segment.
     PostgreSQL: B's COPY waits for A, then the primary key refuses it; B rolls back to its savepoint, finds
     A's row and leaves it. SQLite: B waits for A's lock, then ignores the row. Either way one row, A's."""
-    import threading
-
     from server.ingest.pipeline import _insert_ignore
 
-    table = ServerSegment.__table__
+    table = cast(Table, ServerSegment.__table__)
     base = {"recording_id": "rec-1", "device_id": rig.dev.device_id, "idx": 0, "started_at": T0, "ended_at": T0,
             "size_bytes": 1, "sha256": "0" * 64, "codec": "h264", "prev_sha256": None, "start_lat": None,
             "start_lon": None, "end_lat": None, "end_lon": None, "gps_fix_seconds": None, "gps_seconds": None}  # fmt: skip
     first = {**base, "segment_id": "seg-race", "record_id": "rec-a", "file_name": "a.mp4"}
     second = {**base, "segment_id": "seg-race", "record_id": "rec-b", "file_name": "b.mp4"}
-    outcome: list[object] = []
-    a = rig.server()
-    a.begin()
-    _insert_ignore(a, table, [first])  # type: ignore[arg-type]
-
-    def worker_b() -> None:
-        try:
-            with rig.server() as b, b.begin():
-                _insert_ignore(b, table, [second])  # type: ignore[arg-type]
-            outcome.append("ignored")
-        except IntegrityError:
-            outcome.append("redo")
-
-    thread = threading.Thread(target=worker_b)
-    thread.start()
-    thread.join(0.5)
-    assert thread.is_alive(), "B must wait for A's uncommitted row"
-    a.commit()
-    a.close()
-    thread.join(20)
-    assert outcome == ["ignored"]
+    race(
+        rig,
+        lambda a: _insert_ignore(a, table, [first]),
+        lambda b: _insert_ignore(b, table, [second]),  # no IntegrityError: B leaves A's row alone
+    )
     with rig.server() as session:
         assert session.scalars(select(ServerSegment.file_name)).all() == ["a.mp4"]
 
@@ -368,30 +379,16 @@ def test_two_workers_racing_on_one_message_store_it_once_and_ack_the_second_as_d
     """A message delivered to two workers at once (a resend while the first copy is in flight): A has stored it
     and not committed; B's insert waits for A, then finds A's rows and acks every record as a duplicate,
     with the same hash. Nothing is stored twice and no batch fails."""
-    import threading
-
     queue(rig, ("segment", segment_body(1)), ("segment", segment_body(2)), ("segment", segment_body(3)))
     (message,) = outbox_messages(rig)
     registry = DeviceRegistry(rig.server)
-    a = rig.server()
-    a.begin()
-    first = ingest_batch(a, [message], registry, T0)
-    outcome: list[BatchOutcome] = []
-
-    def worker_b() -> None:
-        with rig.server() as b, b.begin():
-            outcome.append(ingest_batch(b, [message], registry, T0))
-
-    thread = threading.Thread(target=worker_b)
-    thread.start()
-    thread.join(0.5)
-    assert thread.is_alive(), "B must wait for A's uncommitted rows"
-    a.commit()
-    a.close()
-    thread.join(20)
-    assert not thread.is_alive() and len(outcome) == 1
+    first, second = race(
+        rig,
+        lambda a: ingest_batch(a, [message], registry, T0),
+        lambda b: ingest_batch(b, [message], registry, T0),
+    )
     acks_a = first.acks[rig.dev.device_id]
-    acks_b = outcome[0].acks[rig.dev.device_id]
+    acks_b = second.acks[rig.dev.device_id]
     assert [x.status for x in acks_a] == ["ok"] * 3 and [x.status for x in acks_b] == ["dup"] * 3
     assert [(x.seq, x.sha256) for x in acks_b] == [(x.seq, x.sha256) for x in acks_a]
     assert count(rig, SyncInbox) == 3 and count(rig, ServerSegment) == 3

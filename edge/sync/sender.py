@@ -214,7 +214,7 @@ class SyncSender:
                     exc_info=True,
                     extra={
                         "event": "sync.step_failed",
-                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                        "error": self.last_error,
                         "retry_s": pause,
                     },
                 )

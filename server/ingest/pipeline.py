@@ -5,11 +5,12 @@ per-stream sequence state. Returns the acks to publish, which the worker sends o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -282,8 +283,7 @@ def _pg_inbox_copy(
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     for dev, epoch, seq in unique:
         wanted[(dev, epoch)].append(seq)
-    cursor = _pg_cursor(session)
-    try:
+    with _pg_raw(session, "COPY sync_inbox") as cursor:
         _held_keys(cursor, wanted, stored)
         candidates = {k: a for k, a in unique.items() if k not in stored}
         new = _first_per_record_id(candidates, set())
@@ -300,10 +300,6 @@ def _pg_inbox_copy(
             new = _first_per_record_id(candidates, used)
             if new:
                 _copy_inbox(session, cursor, new, now)
-    except psycopg.errors.IntegrityError as exc:
-        raise IntegrityError("COPY sync_inbox", None, exc) from exc
-    finally:
-        cursor.close()
     return set(new), stored
 
 
@@ -338,18 +334,40 @@ def _copy_inbox(
     session: Session, cursor: psycopg.Cursor[Any], new: dict[Key, _Accepted], now: datetime
 ) -> None:
     columns = _inbox_columns(list(new.values()))
-    dialect = session.get_bind().dialect
-    inbox = _table(SyncInbox)
-    names = (*columns, "received_at")
-    types = _copy_types(inbox, names, dialect)
-    if types is None:
-        raise TypeError("a sync_inbox column has no binary COPY type in _COPY_TYPES")
-    with cursor.copy(f"COPY sync_inbox ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+    sql, types, received = _inbox_copy_plan(session.get_bind().dialect, tuple(columns))
+    at = received(now) if received else now
+    with cursor.copy(sql) as copy:
         copy.set_types(types)
-        received = inbox.c.received_at.type.bind_processor(dialect)
-        at = received(now) if received else now
         for values in zip(*columns.values(), strict=True):  # no bind processors: str, int, bytes
             copy.write_row([*values, at])
+
+
+@functools.lru_cache(maxsize=4)
+def _inbox_copy_plan(dialect: Any, names: tuple[str, ...]) -> tuple[str, list[str], Any]:
+    """The inbox's binary COPY (``names`` then ``received_at``): its SQL, column types and the bind
+    processor of ``received_at``, made once (compiling the types costs more than a batch's rows)."""
+    inbox = _table(SyncInbox)
+    columns = (*names, "received_at")
+    types = _copy_types(inbox, columns, dialect)
+    if types is None:
+        raise TypeError("a sync_inbox column has no binary COPY type in _COPY_TYPES")
+    sql = f"COPY sync_inbox ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
+    return sql, types, inbox.c.received_at.type.bind_processor(dialect)
+
+
+@contextlib.contextmanager
+def _pg_raw(session: Session, what: str) -> Iterator[psycopg.Cursor[Any]]:
+    """A psycopg cursor on the session's connection, in its transaction (COPY, unnest inserts, unprepared
+    lookups), closed afterwards. A constraint refusing a row becomes SQLAlchemy's ``IntegrityError`` naming
+    ``what``, the error the worker redoes a batch on."""
+    driver = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
+    cursor = driver.cursor()
+    try:
+        yield cursor
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(what, None, exc) from exc
+    finally:
+        cursor.close()
 
 
 def _copy_under_savepoint(cursor: psycopg.Cursor[Any], copy: Callable[[], None]) -> bool:
@@ -362,11 +380,6 @@ def _copy_under_savepoint(cursor: psycopg.Cursor[Any], copy: Callable[[], None])
         return False
     cursor.execute("RELEASE SAVEPOINT pk_copy")
     return True
-
-
-def _pg_cursor(session: Session) -> psycopg.Cursor[Any]:
-    """A psycopg cursor on the session's connection, in its transaction (COPY, unprepared lookups)."""
-    return cast("psycopg.Connection[Any]", session.connection().connection.driver_connection).cursor()
 
 
 def _inbox_columns(accepted: list[_Accepted]) -> dict[str, list[Any]]:
@@ -498,20 +511,14 @@ def _pg_copy_new(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
     first: dict[Any, dict[str, Any]] = {}
     for row in rows:
         first.setdefault(row[key], row)
-    dialect = session.get_bind().dialect
-    plan = _copy_plan(table, dialect, frozenset(rows[0]))
-    cursor = _pg_cursor(session)
-    try:
+    plan = _copy_plan(table, session.get_bind().dialect, frozenset(rows[0]))
+    with _pg_raw(session, plan.sql) as cursor:
         if _copy_under_savepoint(cursor, lambda: _copy_rows(cursor, plan, first.values())):
             return
         for (found,) in cursor.execute(plan.existing, [list(first)], prepare=False):  # see _INBOX_HELD
             first.pop(found, None)
         if first:
             _copy_rows(cursor, plan, first.values())
-    except psycopg.errors.IntegrityError as exc:
-        raise IntegrityError(plan.sql, None, exc) from exc
-    finally:
-        cursor.close()
 
 
 def _copy_rows(cursor: psycopg.Cursor[Any], plan: _CopyPlan, rows: Iterable[dict[str, Any]]) -> None:
@@ -640,11 +647,9 @@ def _pg_unnest_insert(session: Session, table: Table, rows: list[dict[str, Any]]
     for name, proc, default, filled in _insert_columns(table, dialect, names):
         values = [default] * len(rows) if filled else [r.get(name) for r in rows]
         params.append([proc(v) for v in values] if proc else values)
-    cursor = _pg_cursor(session)
-    try:  # in SQL text order; %b: binary arrays, no per-element quoting
-        cursor.execute(_unnest_sql(table, dialect, names, conflict), params)
-    finally:
-        cursor.close()
+    sql = _unnest_sql(table, dialect, names, conflict)
+    with _pg_raw(session, sql) as cursor:  # in SQL text order; %b: binary arrays, no per-element quoting
+        cursor.execute(sql, params)
 
 
 RecordKey = tuple[str, str, int]

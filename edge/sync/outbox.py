@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import (
     Float,
@@ -289,16 +289,33 @@ _MARK = (
 )  # run on the DBAPI cursor: up to 500 seqs come back per ack, plain tuples instead of result rows
 
 
+class SentHash(Protocol):
+    """What a sent row's ack must name: the row's epoch and the sha256 of its payload."""
+
+    @property
+    def epoch(self) -> str: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
+class RowHash(NamedTuple):
+    """The epoch and sha256 read from an outbox row."""
+
+    epoch: str
+    sha256: str
+
+
 def apply_acks(
     session: Session,
     items: Iterable[AckItem | AckEntry],
     now: datetime,
-    known: Mapping[int, tuple[str, str]] | None = None,
+    known: Mapping[int, SentHash] | None = None,
 ) -> list[int]:
     """Mark rows delivered (or rejected) for acks whose epoch, seq AND sha256 match; return the seqs freed.
 
     An ack for a hash we do not hold changes nothing (a forged or stale ack can never free a real row).
-    ``known`` maps seqs to the ``(epoch, sha256)`` the caller read from their rows (the sender's records in
+    ``known`` maps seqs to the epoch and sha256 the caller read from their rows (the sender's records in
     flight; a sealed row's hash never changes): those are checked without reading the rows again, the
     others with one SELECT. Then one UPDATE per ack status, in the same transaction, which frees only rows
     still pending; each statement takes the seqs as one JSON array, however many there are.
@@ -308,13 +325,14 @@ def apply_acks(
         return []
     known = known or {}
     unknown = sorted(seq for seq in wanted if seq not in known)
-    held: dict[int, tuple[str, str]] = {}
+    held: dict[int, RowHash] = {}
     if unknown:
         found = session.execute(_HELD, {"seqs": json.dumps(unknown)}).all()
-        held = {int(seq): (epoch, digest) for seq, epoch, digest in found}
+        held = {int(seq): RowHash(epoch, digest) for seq, epoch, digest in found}
     groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for seq, item in wanted.items():
-        if (known.get(seq) or held.get(seq)) == (item.epoch, item.sha256):
+        row = known.get(seq) or held.get(seq)
+        if row is not None and row.epoch == item.epoch and row.sha256 == item.sha256:
             groups[(item.status, item.reason)].append(seq)
     freed: list[int] = []
     if not groups:
@@ -345,6 +363,12 @@ def _acked_at_processor(dialect: Any) -> Callable[[datetime], Any]:
     """``acked_at``'s bind processing (``UtcDateTime`` then SQLite's DATETIME text), made once."""
     proc = _outbox_table().c.acked_at.type.bind_processor(dialect)
     return proc if proc is not None else (lambda value: value)
+
+
+def attempts(session: Session, seqs: list[int]) -> dict[int, int]:
+    """How many times each of ``seqs`` was sent without an ack in time (for the next backoff)."""
+    query = select(OutboxRecord.seq, OutboxRecord.attempts).where(OutboxRecord.seq.in_(seqs))
+    return dict(session.execute(query).tuples().all())
 
 
 def postpone(session: Session, seqs: Iterable[int], delay_for: dict[int, float], now_ts: float) -> None:

@@ -24,10 +24,9 @@ import socket
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock, SystemClock
@@ -56,9 +55,9 @@ from edge.db.base import redoable_transaction
 from edge.db.meta import database_epoch
 from edge.sync.datasets import active_versions, apply_dataset, restore_chunks
 from edge.sync.outbox import (
-    OutboxRecord,
     Sendable,
     apply_acks,
+    attempts,
     due_rows,
     make_due,
     max_seq,
@@ -88,6 +87,16 @@ class SenderSettings:
     tls_key: str | None = None
 
 
+class _Flight(NamedTuple):
+    """A record in flight: when it was sent (monotonic), its priority (to know whether it lies after the
+    pass's cursor), and the epoch and sha256 read from its row, which its ack must name."""
+
+    sent: float
+    priority: int
+    epoch: str
+    sha256: str
+
+
 @dataclass(frozen=True)
 class _Event:
     kind: str  # connected | disconnected | message
@@ -112,9 +121,7 @@ class SyncSender:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._events: queue.Queue[_Event] = queue.Queue()
-        self._inflight: dict[int, float] = {}  # seq -> monotonic time sent
-        self._inflight_prio: dict[int, int] = {}  # seq -> priority (to know which lie after the cursor)
-        self._inflight_hash: dict[int, tuple[str, str]] = {}  # seq -> (epoch, sha256) as read from its row
+        self._inflight: dict[int, _Flight] = {}  # seq -> when it was sent, and what its ack must name
         self._cursor: tuple[int, int] | None = None  # (priority, seq) of the last row handed out this pass
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
         self._more = False  # the last fill stopped at its chunk size with room left in the window
@@ -285,13 +292,9 @@ class SyncSender:
 
     def _forget(self, seq: int) -> None:
         self._inflight.pop(seq, None)
-        self._inflight_prio.pop(seq, None)
-        self._inflight_hash.pop(seq, None)
 
     def _forget_all(self) -> None:
         self._inflight.clear()
-        self._inflight_prio.clear()
-        self._inflight_hash.clear()
 
     def _handle(self, event: _Event) -> None:
         if event.kind == "connected":
@@ -343,7 +346,7 @@ class SyncSender:
             log_event(log, "sync.ack_refused", reason=str(exc)[:200])
             return
         with redoable_transaction(self._sessions) as session:
-            freed = apply_acks(session, entries, self._clock.now(), self._inflight_hash)
+            freed = apply_acks(session, entries, self._clock.now(), self._inflight)
         for seq in freed:
             self._forget(seq)
         self.acked += len(freed)
@@ -386,13 +389,12 @@ class SyncSender:
         if not self._inflight:
             return
         now = self._clock.monotonic()
-        overdue = [seq for seq, sent in self._inflight.items() if now - sent >= self.settings.ack_timeout_s]
+        overdue = [seq for seq, f in self._inflight.items() if now - f.sent >= self.settings.ack_timeout_s]
         if not overdue:
             return
         with redoable_transaction(self._sessions) as session:
-            query = select(OutboxRecord.seq, OutboxRecord.attempts).where(OutboxRecord.seq.in_(overdue))
-            attempts = dict(session.execute(query).tuples().all())
-            delays = {seq: self._backoff(attempts.get(seq, 0)) for seq in overdue}
+            sent = attempts(session, overdue)
+            delays = {seq: self._backoff(sent.get(seq, 0)) for seq in overdue}
             postpone(session, overdue, delays, self._clock.now().timestamp())
         for seq in overdue:
             self._forget(seq)
@@ -423,7 +425,7 @@ class SyncSender:
         if cursor is None:
             exclude = set(self._inflight)
         else:
-            exclude = {s for s, p in self._inflight_prio.items() if (p, s) > cursor}
+            exclude = {s for s, f in self._inflight.items() if (f.priority, s) > cursor}
         with self._sessions() as session:
             rows = due_rows(session, self._clock.now().timestamp(), exclude, chunk, after=cursor)
         if len(rows) < chunk:
@@ -447,9 +449,7 @@ class SyncSender:
                     self._restart_pass()
                     return  # disconnected meanwhile: the rows stay pending, nothing is lost
                 for r in part:
-                    self._inflight[r.seq] = mono
-                    self._inflight_prio[r.seq] = r.priority
-                    self._inflight_hash[r.seq] = (r.epoch, r.sha256)
+                    self._inflight[r.seq] = _Flight(mono, r.priority, r.epoch, r.sha256)
                 self.sent_records += len(part)
 
 

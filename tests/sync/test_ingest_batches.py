@@ -28,7 +28,7 @@ from core.sync.envelope import (
 )
 from core.sync.records import Bookmark, BookmarkRecordV1
 from core.sync.signing import DOMAIN_BATCH, Signer, Verifier
-from edge.sync.outbox import OutboxContent, OutboxRecord, apply_acks, enqueue, seal_pending
+from edge.sync.outbox import OutboxContent, OutboxRecord, RowHash, apply_acks, enqueue, seal_pending
 from server.commands.device import add_device
 from server.db.protocols import Payment, Protocol
 from server.db.sync import Bookmark as ServerBookmark
@@ -269,7 +269,7 @@ def test_acks_checked_against_the_hashes_the_sender_holds_free_exactly_their_row
     with rig.device() as session:
         rows = session.execute(select(OutboxRecord.seq, OutboxRecord.epoch, OutboxRecord.sha256)).all()
     (s1, epoch, h1), (s2, _, h2), (s3, _, h3) = [(s, e, h or "") for s, e, h in rows]
-    known = {s1: (epoch, h1), s2: (epoch, h2)}  # s3 is not in flight: its row is read
+    known = {s1: RowHash(epoch, h1), s2: RowHash(epoch, h2)}  # s3 is not in flight: its row is read
     acks = [
         AckItem(epoch=epoch, seq=s1, sha256=h1, status="ok"),
         AckItem(epoch=epoch, seq=s2, sha256=h1, status="ok"),  # names another row's hash: forged or stale

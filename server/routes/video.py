@@ -235,7 +235,7 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
         # transfer); ``append`` stores it only if that hash equals the signed one.
         prepared = await run_in_threadpool(service.begin_append, *target, claim, announced, entry)
         if prepared is None and entry is not None and claim.entry is not None:  # raced: announce as usual
-            await run_in_threadpool(functools.partial(service.announce, *target, claim.entry, device_key=key))
+            await run_in_threadpool(service.announce, *target, claim.entry, device_key=key)
         # A whole fresh segment goes straight to a staging file as it arrives (hashed and written on a
         # worker thread); it becomes the stored object only if it verifies. Other chunks wait in memory.
         staged = service.store.stage(prepared.key) if prepared is not None and prepared.entry else None

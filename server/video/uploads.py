@@ -21,13 +21,14 @@ Errors carry an HTTP status and whether a retry can help: 400 never storable, 40
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -104,6 +105,12 @@ class PreparedAppend:
     entry: ManifestEntry | None = None  # announce deferred: the row is written when the data is stored
 
 
+@dataclass
+class _SegmentLock:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0  # holding or waiting
+
+
 class SegmentUploads:
     def __init__(
         self,
@@ -122,7 +129,7 @@ class SegmentUploads:
         self.max_segment_bytes = max_segment_bytes
         self.min_free_bytes = min_free_bytes
         self._slots = threading.BoundedSemaphore(max_concurrent)
-        self._locks: dict[tuple[str, int], threading.Lock] = {}
+        self._locks: dict[tuple[str, int], _SegmentLock] = {}
         self._locks_guard = threading.Lock()
         # running hashes of partials, least recently used first; each segment's entry is read and replaced
         # only under that segment's lock, the guard covers the dict itself for an instant (never disk I/O)
@@ -162,9 +169,24 @@ class SegmentUploads:
             log_event(log, "video.staging_swept", removed=len(removed), grace_seconds=grace_seconds)
         return removed
 
-    def _lock(self, device_id: str, seq: int) -> threading.Lock:
+    @contextlib.contextmanager
+    def _lock(self, device_id: str, seq: int) -> Iterator[None]:
+        """Hold the segment's lock: one request at a time per segment. The lock exists only while someone
+        holds or waits for it (a server up for months sees millions of segments: no lock is kept for each)."""
+        key = (device_id, seq)
         with self._locks_guard:
-            return self._locks.setdefault((device_id, seq), threading.Lock())
+            entry = self._locks.get(key)
+            if entry is None:
+                entry = self._locks[key] = _SegmentLock()
+            entry.users += 1
+        try:
+            with entry.lock:
+                yield
+        finally:
+            with self._locks_guard:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._locks[key]
 
     @staticmethod
     def _row(session: Session, device_id: str, seq: int) -> VideoSegment | None:

@@ -679,6 +679,18 @@ def test_a_segment_waiting_for_the_disk_does_not_hold_up_another(
     assert [r.state for r in _server_rows(rig)] == ["stored", "stored"]
 
 
+def test_the_server_keeps_no_per_segment_state_once_uploads_are_done(rig: Rig) -> None:
+    """A server up for months receives millions of segments: nothing per segment may stay in memory after
+    its requests end (one lock per segment ever seen grew by ~200 bytes a segment, for ever)."""
+    _record_segments(rig, 3)
+    whole = _uploader(rig, chunk=WHOLE).run_once()
+    _record_segments(rig, 1)
+    pieces = _uploader(rig, chunk=64 * 1024).run_once()  # many appends to one segment
+    assert (whole.confirmed, pieces.confirmed) == (3, 1)
+    service = service_for(rig.test_client.app)
+    assert service._locks == {} and len(service._running) == 0
+
+
 def test_whole_segment_damaged_in_transit_leaves_no_row_or_file_and_is_sent_again(rig: Rig) -> None:
     _record_segments(rig, 1)
     seen: list[tuple[int, bool]] = []

@@ -38,7 +38,6 @@ from server.review.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Reviewer,
-    attempt_login,
     client_of,
     current_reviewer,
     end_session,
@@ -124,8 +123,8 @@ def _problem(status: int, title: str, text: str, reviewer: Reviewer | None = Non
 
 
 async def _form(request: Request) -> dict[str, str]:
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    length = parse_digits(request.headers.get("content-length", ""))
+    if length is None or length > MAX_FORM_BYTES:
         raise HTTPException(413, f"form: send at most {MAX_FORM_BYTES} bytes with a Content-Length")
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         raise HTTPException(400, "form: expected application/x-www-form-urlencoded")

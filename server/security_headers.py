@@ -27,7 +27,7 @@ class SecurityHeaders:
     """ASGI middleware: ``SECURITY_HEADERS`` on every HTTP response, except where the route set the header
     itself and on the paths in ``exempt`` (FastAPI's interactive docs, which need their own scripts)."""
 
-    def __init__(self, app: ASGIApp, exempt: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, exempt: Iterable[str | None] = ()) -> None:
         self.app = app
         self.exempt = frozenset(p for p in exempt if p)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import date
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -160,7 +161,18 @@ def login_form(request: Request, next: str = "") -> Response:
     return response
 
 
-@router.post("/login", response_class=HTMLResponse)
+def _form_doc(*fields: str) -> dict[str, Any]:
+    """OpenAPI of a form the route reads by hand (``_form``)."""
+    properties = {name: {"type": "string"} for name in fields}
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+def _query_doc(*fields: str) -> dict[str, Any]:
+    return {"parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in fields]}
+
+
+@router.post("/login", response_class=HTMLResponse, openapi_extra=_form_doc("csrf", "login", "password", "next"))
 async def login(request: Request) -> Response:
     form = await _form(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -229,7 +241,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", openapi_extra=_form_doc("csrf"))
 async def logout(request: Request) -> Response:
     reviewer = await run_in_threadpool(current_reviewer, request)
     if reviewer is None:
@@ -276,7 +288,7 @@ def parse_search(request: Request) -> SearchQuery:
     return SearchQuery(number, plate, badge, parsed)
 
 
-@router.get("/protocols", response_class=HTMLResponse)
+@router.get("/protocols", response_class=HTMLResponse, openapi_extra=_query_doc(*SEARCH_FIELDS))
 def search(request: Request) -> Response:
     if len(request.url.query) > MAX_QUERY_CHARS:
         return _problem(414, "Поиск / Search", f"query string is longer than {MAX_QUERY_CHARS} characters")

@@ -57,14 +57,32 @@ STAGING_GRACE_SECONDS = 3600.0  # a staging file untouched this long belongs to 
 SWEEP_INTERVAL_SECONDS = 3600.0
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 _AUTH_HEADERS = ("X-Patrol-Device", "X-Patrol-Timestamp", "X-Patrol-Signature")
+_HEX64 = "^[0-9a-f]{64}$"
+_HEADER_PATTERNS = {  # what each header must look like; anything else is answered 400 (or 401) with the reason
+    "X-Patrol-Device": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "X-Patrol-Timestamp": "^[0-9]{1,12}$",
+    "X-Patrol-Signature": "^[A-Za-z0-9+/]{86}==$",
+    "X-Patrol-Content-SHA256": _HEX64,
+    "X-Patrol-Prefix-SHA256-Before": _HEX64,
+    "X-Patrol-Prefix-SHA256-After": _HEX64,
+    "X-Patrol-Manifest-Entry": "^[A-Za-z0-9+/=]{1,21848}$",
+    "Upload-Offset": "^[0-9]{1,19}$",
+    "Range": "^bytes=[0-9]{0,19}-[0-9]{0,19}$",
+}
 
 
 def _documented(*headers: str, body: str | None = None) -> dict[str, Any]:
-    """OpenAPI of what a route reads by hand: its headers (all optional: a missing one is answered with the
-    reason) and its body's media type, so that clients and schema-driven fuzzers see them."""
+    """OpenAPI of what a route reads by hand: its headers with their form (all optional: a missing one is
+    answered with the reason) and its body's media type, so that clients and schema-driven fuzzers see them."""
     extra: dict[str, Any] = {
         "parameters": [
-            {"name": name, "in": "header", "required": False, "schema": {"type": "string"}} for name in headers
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": _HEADER_PATTERNS[name]},
+            }
+            for name in headers
         ]
     }
     if body is not None:

@@ -61,6 +61,7 @@ SUPERVISOR_LOGIN = "anna"
 SUPERVISOR_NAME = "Анна Сергеевна Ким"
 SUPERVISOR_PASSWORD = "correct horse battery"
 START_TIMEOUT_S = 60.0
+SKIP_PREFIX = "browser tests need"
 
 
 @dataclass
@@ -279,17 +280,28 @@ def seed_stop(server: LiveServer, directory: Path) -> Stop:
 # --- the browser ----------------------------------------------------------------------------------------
 
 
+def fold_browser_skip(report: pytest.TestReport) -> None:
+    """Report every browser test skipped for want of Chromium or Playwright at one place (the line of
+    ``require_chromium``), so that the summary folds them into one line however many test files there are
+    (``tests/conftest.py`` calls it for each report)."""
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and str(longrepr[2]).removeprefix("Skipped: ").startswith(
+        SKIP_PREFIX
+    ):
+        report.longrepr = (__file__, require_chromium.__code__.co_firstlineno, longrepr[2])
+
+
 def require_chromium() -> None:
     """Skip the calling test when Chromium or Playwright is missing (one line naming what to install), or
     fail instead when ``PATROLKIT_REQUIRE_BROWSER=1``."""
     reason = ""
     if not CHROMIUM.exists():
-        reason = f"browser tests need Chromium at {CHROMIUM}: {CHROMIUM_PACKAGE}"
+        reason = f"{SKIP_PREFIX} Chromium at {CHROMIUM}: {CHROMIUM_PACKAGE}"
     else:
         try:
             import playwright.sync_api  # noqa: F401
         except ImportError:
-            reason = "browser tests need Playwright for Python: pip install -e '.[dev]'"
+            reason = f"{SKIP_PREFIX} Playwright for Python: pip install -e '.[dev]'"
     if reason:
         if os.environ.get(REQUIRE_BROWSER) == "1":
             pytest.fail(f"{reason} ({REQUIRE_BROWSER}=1)", pytrace=False)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import FakeClock
 from simulators.demo import free_port
 
-from .browser_support import browser, live_server, page  # noqa: F401  (fixtures for every test)
+from .browser_support import browser, fold_browser_skip, live_server, page  # noqa: F401  (fixtures for every test)
 from .databases import fresh_server_db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,3 +127,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.backend)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Browser tests skipped for want of Chromium are summed up in one line (``fold_browser_skip``)."""
+    report = yield
+    fold_browser_skip(report)
+    return report

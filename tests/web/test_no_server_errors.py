@@ -72,7 +72,7 @@ def test_schemathesis_finds_no_server_error(live_server: LiveServer, stop: Stop,
             "--workers", "1",
             "--no-color",
             *extra,
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -4,8 +4,9 @@ The device signs ``METHOD \\n PATH \\n TIMESTAMP \\n BODY_CLAIM \\n DEVICE_ID`` 
 four headers. The server checks the signature against the device's registered key and refuses timestamps more
 than ``MAX_SKEW_SECONDS`` away from its clock.
 
-- Small requests (announce, status): ``BODY_CLAIM`` is the SHA-256 of the body; the server compares it after
-  the signature (``verify_request``); a mismatch (``BodyCorrupted``) means damage in transit: send again.
+- Small requests (announce, status): ``BODY_CLAIM`` is the SHA-256 of the body. The server checks the signature
+  from the headers alone (``verify_request_headers``) before it reads any of the body, then compares the body
+  with the signed hash (``check_body``); a mismatch (``BodyCorrupted``) means damage in transit: send again.
 - Segment data (``sign_append``/``verify_append``): ``BODY_CLAIM`` is ``prefix:OFFSET:BEFORE:AFTER``, the
   SHA-256 of the segment's bytes ``[0, OFFSET)`` and of ``[0, OFFSET + len(body))``. The server keeps the
   running SHA-256 of what it stored anyway, so it checks the body with the one hash pass that also builds
@@ -29,6 +30,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from core.ascii_digits import parse_digits
 from core.manifest import DEVICE_ID_PATTERN
 
 HEADER_DEVICE = "X-Patrol-Device"
@@ -44,10 +46,16 @@ HEADER_ENTRY = (
 MAX_ENTRY_BYTES = 16 * 1024
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 MAX_SKEW_SECONDS = 300
+MAX_TIMESTAMP_DIGITS = 12
 
 
 class UploadAuthError(ValueError):
     """The request is not signed correctly by the device it names; the message says what is wrong."""
+
+
+class MalformedHeader(UploadAuthError):
+    """A header is there but not in its form (digits, hex, base64): a bad request rather than a failed
+    authentication; the message names the header."""
 
 
 class BodyCorrupted(UploadAuthError):
@@ -143,16 +151,17 @@ def _verify_signature(
     max_skew_seconds: int,
 ) -> str:
     device_id = claimed_device(headers)
-    try:
-        timestamp = int(_header(headers, HEADER_TIMESTAMP))
-    except ValueError as exc:
-        raise UploadAuthError(f"{HEADER_TIMESTAMP}: not an integer") from exc
+    timestamp = parse_digits(_header(headers, HEADER_TIMESTAMP), MAX_TIMESTAMP_DIGITS)
+    if timestamp is None:
+        raise MalformedHeader(
+            f"{HEADER_TIMESTAMP}: expected Unix time in seconds, 1-{MAX_TIMESTAMP_DIGITS} ASCII digits"
+        )
     if abs(now.timestamp() - timestamp) > max_skew_seconds:
         raise UploadAuthError(f"{HEADER_TIMESTAMP}: more than {max_skew_seconds} s from server time")
     try:
         signature = base64.b64decode(_header(headers, HEADER_SIGNATURE), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise UploadAuthError(f"{HEADER_SIGNATURE}: not base64") from exc
+        raise MalformedHeader(f"{HEADER_SIGNATURE}: not base64") from exc
     try:
         public_key.verify(signature, signed_message(method, path, timestamp, body_claim, device_id))
     except InvalidSignature as exc:
@@ -170,11 +179,32 @@ def verify_request(
     max_skew_seconds: int = MAX_SKEW_SECONDS,
 ) -> str:
     """Return the authenticated device id, or raise ``UploadAuthError``."""
-    declared = _header(headers, HEADER_CONTENT_SHA256)
-    device_id = _verify_signature(public_key, headers, method, path, declared, now, max_skew_seconds)
-    if hashlib.sha256(body).hexdigest() != declared:
-        raise BodyCorrupted(f"{HEADER_CONTENT_SHA256}: the body does not match the signed hash")
+    device_id, declared = verify_request_headers(public_key, headers, method, path, now, max_skew_seconds)
+    check_body(declared, body)
     return device_id
+
+
+def verify_request_headers(
+    public_key: Ed25519PublicKey,
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    now: datetime,
+    max_skew_seconds: int = MAX_SKEW_SECONDS,
+) -> tuple[str, str]:
+    """Check a small request's signature from its headers alone, before its body is read: returns the
+    authenticated device id and the body's signed SHA-256 (to give ``check_body`` once the body is in)."""
+    declared = _header(headers, HEADER_CONTENT_SHA256)
+    if not _HEX64.fullmatch(declared):
+        raise MalformedHeader(f"{HEADER_CONTENT_SHA256}: expected 64 lowercase hex digits")
+    device_id = _verify_signature(public_key, headers, method, path, declared, now, max_skew_seconds)
+    return device_id, declared
+
+
+def check_body(declared_sha256: str, body: bytes) -> None:
+    """``BodyCorrupted`` unless ``body`` has the SHA-256 the device signed."""
+    if hashlib.sha256(body).hexdigest() != declared_sha256:
+        raise BodyCorrupted(f"{HEADER_CONTENT_SHA256}: the body does not match the signed hash")
 
 
 def verify_append(
@@ -191,16 +221,16 @@ def verify_append(
     after = _header(headers, HEADER_PREFIX_AFTER)
     for name, value in ((HEADER_PREFIX_BEFORE, before), (HEADER_PREFIX_AFTER, after)):
         if not _HEX64.fullmatch(value):
-            raise UploadAuthError(f"{name}: expected 64 lowercase hex digits")
+            raise MalformedHeader(f"{name}: expected 64 lowercase hex digits")
     entry: bytes | None = None
     encoded = headers.get(HEADER_ENTRY) or headers.get(HEADER_ENTRY.lower())
     if encoded:
         if len(encoded) > MAX_ENTRY_BYTES * 4 // 3 + 4:
-            raise UploadAuthError(f"{HEADER_ENTRY}: longer than {MAX_ENTRY_BYTES} bytes")
+            raise MalformedHeader(f"{HEADER_ENTRY}: longer than {MAX_ENTRY_BYTES} bytes")
         try:
             entry = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise UploadAuthError(f"{HEADER_ENTRY}: not base64") from exc
+            raise MalformedHeader(f"{HEADER_ENTRY}: not base64") from exc
     claim = append_claim_text(offset, before, after, entry)
     device_id = _verify_signature(public_key, headers, "PUT", path, claim, now, max_skew_seconds)
     return AppendClaim(device_id, offset, before, after, entry)

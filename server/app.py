@@ -1,4 +1,5 @@
-"""The server's FastAPI application: database, configuration and every router in ``server.routes``."""
+"""The server's FastAPI application: database, configuration, every router in ``server.routes``, and the
+security headers on every response (``server.security_headers``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import server.routes
 from server.config import ServerConfig
 from server.db.base import make_engine, make_sessionmaker
+from server.security_headers import SecurityHeaders
 
 
 def routers() -> list[APIRouter]:
@@ -36,4 +38,5 @@ def create_app(config: ServerConfig, sessions: sessionmaker[Session] | None = No
     from server.routes.review import secure_playback
 
     secure_playback(app)
+    app.add_middleware(SecurityHeaders, exempt=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     return app

@@ -13,16 +13,17 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock
 from simulators.demo import free_port
+
+from .browser_support import browser, fold_browser_skip, live_server, page  # noqa: F401  (fixtures for every test)
+from .databases import fresh_server_db
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,28 +76,8 @@ def backend_names(mqtt_url: str) -> dict[str, str]:
 @pytest.fixture
 def server_db_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, empty server database for one test (PostgreSQL when configured, else SQLite)."""
-    env = os.environ.get("PATROLKIT_TEST_DB_URL")
-    if not env:
-        yield f"sqlite:///{tmp_path / 'server.db'}"
-        return
-    import psycopg
-
-    base = make_url(env)
-    name = f"pk_{uuid.uuid4().hex[:16]}"
-    admin = f"host={base.host or '127.0.0.1'} port={base.port or 5432} user={base.username or 'postgres'} dbname={base.database or 'postgres'}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        from sqlalchemy.pool import NullPool  # noqa: F401  (engines in tests must be disposed before the drop)
-
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    with fresh_server_db(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -137,7 +118,7 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-_BACKEND_FIXTURES = {"mqtt_url", "server_db_url", "server_sessions"}
+_BACKEND_FIXTURES = {"mqtt_url", "server_db_url", "server_sessions", "live_server"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -146,3 +127,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.backend)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Browser tests skipped for want of Chromium are summed up in one line (``fold_browser_skip``)."""
+    report = yield
+    fold_browser_skip(report)
+    return report

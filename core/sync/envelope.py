@@ -62,8 +62,9 @@ class EnvelopeError(ValueError):
 
 
 def valid_device_id(device_id: str) -> bool:
-    """Device ids are one MQTT topic level: letters, digits, ``_ . -``, at most 64 characters."""
-    return bool(_DEVICE_ID.match(device_id))
+    """Device ids are one MQTT topic level: letters, digits, ``_ . -``, at most 64 characters. The whole
+    string must match (``$`` alone would let a trailing line break through)."""
+    return bool(_DEVICE_ID.fullmatch(device_id))
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -162,7 +163,7 @@ def parse_payload(payload: bytes) -> RecordPayload:
         value = obj[name]
         if type(value) is not kind:  # exact JSON types: no bool for int, no subclass can come from json
             raise EnvelopeError("malformed", f"record field {name!r} must be {kind.__name__}")
-    if not _DEVICE_ID.match(obj["dev"]):
+    if not valid_device_id(obj["dev"]):
         raise EnvelopeError("malformed", f"device id {obj['dev'][:80]!r} is not valid")
     if obj["seq"] < 1 or obj["sv"] < 1:
         raise EnvelopeError("malformed", "seq and sv must be positive")

@@ -79,6 +79,14 @@ def device_config_toml(dev: ProvisionedDevice, mqtt_url: str, server_public_key_
     )
 
 
+def _write_secret(path: Path, content: str | bytes) -> None:
+    """Write a file only its owner may read (mode 0600, also when it existed before with wider rights)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+
+
 def _add(args: argparse.Namespace) -> int:
     from server.config import load_server_config
     from server.db.base import make_engine, make_sessionmaker
@@ -100,10 +108,8 @@ def _add(args: argparse.Namespace) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         key_path = out / f"{dev.device_id}.key"
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(dev.private_key_b64 + "\n")
-        (out / f"{dev.device_id}.toml").write_text(toml, encoding="utf-8")
+        _write_secret(key_path, dev.private_key_b64 + "\n")
+        _write_secret(out / f"{dev.device_id}.toml", toml)  # holds the MQTT password
         print(json.dumps({"device_id": dev.device_id, "kid": dev.kid, "key_file": str(key_path)}))
     else:
         print(toml)
@@ -307,9 +313,7 @@ def _cert(args: argparse.Namespace) -> int:
     cert_path = out / f"{args.device_id}.crt"
     key_path = out / f"{args.device_id}.tls.key"
     if key_pem is not None:
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key_pem)
+        _write_secret(key_path, key_pem)
     cert_path.write_bytes(cert_pem)
     print(device_tls_toml(args.mqtt_url, args.device_ca or args.ca_cert, str(cert_path), str(key_path)))
     if key_pem is None:

@@ -1,7 +1,7 @@
 """``patrol-server supervisor add|disable|password|list``: accounts of the supervisor review interface.
 
 The password is read from a prompt (asked twice, not echoed) or from the first line of ``--password-file``;
-it is hashed with scrypt and a per-user salt and never printed, logged or stored in clear.
+it is hashed with argon2id and a random salt and never printed, logged or stored in clear.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Supervisors of the review web interface: accounts (scrypt password hashes), server-side login sessions,
+"""Supervisors of the review web interface: accounts (argon2id password hashes), server-side login sessions,
 login attempts (for the per-login rate limit) and the append-only access audit (chain of custody)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from server.db.base import Base, UtcDateTime
 
 
 class Supervisor(Base):
-    """A person who may review protocols and footage. ``password_hash`` is ``scrypt$n$r$p$salt$hash`` (base64);
-    the password itself is never stored. A disabled account cannot log in, and its sessions stop working."""
+    """A person who may review protocols and footage. ``password_hash`` is an argon2id PHC string (or, until
+    its next login, the earlier ``scrypt$n$r$p$salt$hash``); the password itself is never stored. A disabled account cannot log in, and its sessions stop working."""
 
     __tablename__ = "supervisor"
 

@@ -1,14 +1,22 @@
 """Login sessions of the review interface: a random token in an HttpOnly, SameSite=Strict cookie, kept on the
 server only as its SHA-256, with an idle timeout and an absolute lifetime; a per-session form token (CSRF);
 and a per-login limit on failed logins. Time comes from the app (``app.state.review_clock``) so tests move it.
+
+A login checks its password with argon2 (tens of milliseconds of CPU on purpose), so ``login_in_worker`` runs
+it on the app's own small thread pool (``PASSWORD_WORKERS`` threads): the event loop goes on serving pages,
+playback and uploads while clients guess passwords, and guessing clients cannot hold more CPU or memory than
+those threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +27,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.base import transaction
 from server.db.supervisors import LoginAttempt, Supervisor, SupervisorSession
-from server.review.accounts import DUMMY_HASH, LOGIN_PATTERN, MAX_PASSWORD_CHARS, verify_password
+from server.review.accounts import (
+    LOGIN_PATTERN,
+    MAX_PASSWORD_CHARS,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 
 SESSION_COOKIE = "pk_review"
 LOGIN_CSRF_COOKIE = "pk_review_login"
 FAILED = ("bad_password", "disabled")
 TOUCH_EVERY = timedelta(seconds=30)  # how stale ``last_seen_at`` may get (the idle timer's resolution)
+PASSWORD_WORKERS = 2  # threads that check passwords; more logins at once wait for one of them
+_WORKERS_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,7 @@ class Reviewer:
 
 @dataclass(frozen=True)
 class LoginResult:
-    outcome: str  # ok | bad_password | disabled | rate_limited
+    outcome: str  # ok | bad_password | disabled | rate_limited (the form answers disabled as bad_password)
     token: str | None = None
     retry_after_s: int = 0
 
@@ -87,7 +104,9 @@ def attempt_login(
 
     ``login`` must already match ``LOGIN_PATTERN``. While the login has ``max_failures`` failures within
     ``failure_window`` since its last success, the password is not even checked (``rate_limited``).
-    An unknown login fails exactly like a wrong password, after the same scrypt work.
+    An unknown login fails exactly like a wrong password, after the same password hashing work. A password
+    stored as scrypt (or with older argon2 parameters) is replaced by a fresh argon2 hash when it is right.
+    Slow on purpose: call it through ``login_in_worker``, never on the event loop.
     """
     if not LOGIN_PATTERN.fullmatch(login) or len(password) > MAX_PASSWORD_CHARS:
         raise ValueError("login or password is malformed")
@@ -111,7 +130,7 @@ def attempt_login(
             free_at = failures[-1] + policy.failure_window
             return LoginResult("rate_limited", retry_after_s=max(1, int((free_at - now).total_seconds())))
         supervisor = session.scalar(select(Supervisor).where(Supervisor.login == login))
-        good = verify_password(password, supervisor.password_hash if supervisor else DUMMY_HASH)
+        good = verify_password(password, supervisor.password_hash if supervisor else dummy_hash())
         if supervisor is None or not good:
             outcome = "bad_password"
         elif not supervisor.active:
@@ -121,6 +140,8 @@ def attempt_login(
         session.add(LoginAttempt(login=login, at=now, outcome=outcome, client=client))
         if outcome != "ok" or supervisor is None:
             return LoginResult(outcome)
+        if needs_rehash(supervisor.password_hash):
+            supervisor.password_hash = hash_password(password)
         token = secrets.token_urlsafe(32)
         session.add(
             SupervisorSession(
@@ -134,6 +155,26 @@ def attempt_login(
             )
         )
         return LoginResult("ok", token=token)
+
+
+def password_workers(app: Any) -> ThreadPoolExecutor:
+    """The app's password-checking threads, made on first use."""
+    with _WORKERS_GUARD:
+        workers = getattr(app.state, "password_workers", None)
+        if workers is None:
+            workers = ThreadPoolExecutor(PASSWORD_WORKERS, thread_name_prefix="password-check")
+            app.state.password_workers = workers
+        return workers
+
+
+async def login_in_worker(
+    app: Any, login: str, password: str, now: datetime, client: str, policy: ReviewPolicy
+) -> LoginResult:
+    """``attempt_login`` on one of the app's password threads, off the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        password_workers(app), attempt_login, app.state.sessions, login, password, now, client, policy
+    )
 
 
 def current_reviewer(request: Request) -> Reviewer | None:
@@ -175,13 +216,16 @@ def end_session(request: Request) -> None:
 
 
 def same_origin(request: Request) -> bool:
-    """False when the browser says the form came from another site (``Origin`` or ``Sec-Fetch-Site``).
-    The origin may be the request's own host or the configured ``http.public_url`` (behind a proxy)."""
+    """Whether a form post comes from our own pages, as far as the browser tells (the form token is checked
+    besides). A browser that sends ``Sec-Fetch-Site`` (every current one) is believed: only ``same-origin``
+    passes, so ``same-site`` and ``cross-site`` are refused. Without it, ``Origin`` decides: the request's own
+    host or the configured ``http.public_url`` (behind a proxy) pass, ``null`` and any other origin do not.
+    A request with neither header did not come from a browser's form."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
     origin = request.headers.get("origin")
-    if origin == "null":
-        return False
-    if origin is not None:
-        public = str(request.app.state.config.http.public_url).rstrip("/")
-        if origin.split("://", 1)[-1] != request.headers.get("host", "") and origin != public:
-            return False
-    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    if origin is None:
+        return True
+    public = str(request.app.state.config.http.public_url).rstrip("/")
+    return origin == public or origin.split("://", 1)[-1] == request.headers.get("host", "")

@@ -63,6 +63,10 @@ def content_url(device_id: str, seq: int, protocol_number: str) -> str:
 
 
 def protocol_url(number: str) -> str:
+    """The protocol's page: the number percent-encoded as one path segment, or as a query parameter when it
+    is a dot segment that browsers would resolve away."""
+    if number in (".", ".."):
+        return f"/review/protocol?number={quote(number, safe='')}"
     return f"/review/protocols/{quote(number, safe='')}"
 
 

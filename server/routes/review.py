@@ -4,8 +4,13 @@ with its footage, and the access audit. Its login also guards video playback: ``
 each play is written to the audit.
 
 Status codes: 303 to the login page for a page without a session (401 for playback), 400 for malformed
-input (named), 403 for a refused form (CSRF, other site, disabled account), 404 for an unknown protocol,
-413/414 for oversize forms and query strings, 429 while a login is locked after failed attempts.
+input (named), 401 for a wrong login or password (a disabled account answers exactly the same), 403 for a
+refused form (CSRF, other site), 404 for an unknown protocol, 413/414 for oversize forms and query strings,
+429 while a login is locked after failed attempts.
+
+Any protocol number the devices sync (1-32 characters of any kind) opens at ``/review/protocols/<number>``,
+percent-encoded, ``/`` and spaces included; a number that is a dot segment ("." or "..", which browsers
+resolve away) at ``/review/protocol?number=<number>``.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import date
+from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
+from core.ascii_digits import parse_digits
 from core.manifest import DEVICE_ID_PATTERN
 from server.db.base import transaction
 from server.db.protocols import Officer, Payment, Protocol
@@ -29,10 +39,10 @@ from server.review.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Reviewer,
-    attempt_login,
     client_of,
     current_reviewer,
     end_session,
+    login_in_worker,
     now_of,
     policy_of,
     same_origin,
@@ -51,39 +61,61 @@ from server.routes.video import playback_guard
 
 router = APIRouter(prefix="/review", tags=["review"])
 
-PROTOCOL_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9./-]{0,31}$")
+MAX_PROTOCOL_NUMBER_CHARS = 32  # as synced (core.sync.records): any characters
 BADGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9./-]{0,31}$")
-NEXT_URL = re.compile(r"^/review/[A-Za-z0-9/_.~%?=&-]{0,500}$")
+NEXT_URL = re.compile(r"^/review/[A-Za-z0-9/_.~%?=&+-]{0,1000}$")
 MAX_QUERY_CHARS = 1024
 MAX_FORM_BYTES = 8 * 1024
 SEARCH_FIELDS = ("number", "plate", "badge", "date")
 SEARCH_LIMIT = 100
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; media-src 'self'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
+BAD_PROTOCOL_NUMBER = f"номер протокола / protocol number: 1-{MAX_PROTOCOL_NUMBER_CHARS} characters"
+
+
+class AnyText(Convertor[str]):
+    """A path parameter that is any text, ``/`` and line breaks included (Starlette's ``path`` stops at a
+    line break); the route checks it."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", AnyText())
 
 
 class BadInput(ValueError):
     """Input the review pages refuse; the message names the field and what is wrong."""
 
 
+def valid_protocol_number(number: str) -> bool:
+    return 0 < len(number) <= MAX_PROTOCOL_NUMBER_CHARS
+
+
 def _html(body: Markup, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return HTMLResponse(str(body), status_code=status, headers=SECURITY_HEADERS | (headers or {}))
+    """A review page; ``server.security_headers`` adds the security and caching headers."""
+    return HTMLResponse(str(body), status_code=status, headers=headers)
 
 
 def _secure_cookie(request: Request) -> bool:
     return request.url.scheme == "https" or str(request.app.state.config.http.public_url).startswith("https")
 
 
+def _asked_for(request: Request) -> str:
+    """The path and query the browser asked for, as it sent them (percent-encoded)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else quote(request.url.path)
+    return path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def _to_login(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    query = f"?next={target}" if NEXT_URL.fullmatch(target) else ""
-    return RedirectResponse(f"/review/login{query}", status_code=303, headers=SECURITY_HEADERS)
+    """To the login page, which sends the browser back here afterwards (``next``, query string and all)."""
+    target = _asked_for(request)
+    query = f"?{urlencode({'next': target})}" if NEXT_URL.fullmatch(target) else ""
+    return RedirectResponse(f"/review/login{query}", status_code=303)
 
 
 def _problem(status: int, title: str, text: str, reviewer: Reviewer | None = None) -> HTMLResponse:
@@ -92,8 +124,8 @@ def _problem(status: int, title: str, text: str, reviewer: Reviewer | None = Non
 
 
 async def _form(request: Request) -> dict[str, str]:
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    length = parse_digits(request.headers.get("content-length", ""))
+    if length is None or length > MAX_FORM_BYTES:
         raise HTTPException(413, f"form: send at most {MAX_FORM_BYTES} bytes with a Content-Length")
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         raise HTTPException(400, "form: expected application/x-www-form-urlencoded")
@@ -129,7 +161,18 @@ def login_form(request: Request, next: str = "") -> Response:
     return response
 
 
-@router.post("/login", response_class=HTMLResponse)
+def _form_doc(*fields: str) -> dict[str, Any]:
+    """OpenAPI of a form the route reads by hand (``_form``)."""
+    properties = {name: {"type": "string"} for name in fields}
+    schema = {"type": "object", "properties": properties}
+    return {"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": schema}}}}
+
+
+def _query_doc(*fields: str) -> dict[str, Any]:
+    return {"parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in fields]}
+
+
+@router.post("/login", response_class=HTMLResponse, openapi_extra=_form_doc("csrf", "login", "password", "next"))
 async def login(request: Request) -> Response:
     form = await _form(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -170,8 +213,8 @@ async def login(request: Request) -> Response:
             f"Пароль: от 1 до {MAX_PASSWORD_CHARS} символов / password: 1-{MAX_PASSWORD_CHARS} characters",
         )
     app = request.app
-    result = attempt_login(
-        app.state.sessions, login_name, password, now_of(app), client_of(request), policy_of(app)
+    result = await login_in_worker(
+        app, login_name, password, now_of(app), client_of(request), policy_of(app)
     )
     if result.outcome == "rate_limited":
         minutes = (result.retry_after_s + 59) // 60
@@ -181,14 +224,10 @@ async def login(request: Request) -> Response:
             f"logins for this account: try again in {minutes} min",
             {"Retry-After": str(result.retry_after_s)},
         )
-    if result.outcome == "disabled":
-        return refused(403, "Учётная запись отключена / this account is disabled")
-    if result.outcome != "ok" or result.token is None:
+    if result.outcome != "ok" or result.token is None:  # a disabled account too: no password oracle
         return refused(401, "Неверный логин или пароль / wrong login or password")
     response = RedirectResponse(
-        next_url if NEXT_URL.fullmatch(next_url) else "/review/protocols",
-        status_code=303,
-        headers=SECURITY_HEADERS,
+        next_url if NEXT_URL.fullmatch(next_url) else "/review/protocols", status_code=303
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -202,9 +241,9 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", openapi_extra=_form_doc("csrf"))
 async def logout(request: Request) -> Response:
-    reviewer = current_reviewer(request)
+    reviewer = await run_in_threadpool(current_reviewer, request)
     if reviewer is None:
         return RedirectResponse("/review/login", status_code=303)
     form = await _form(request)
@@ -215,8 +254,8 @@ async def logout(request: Request) -> Response:
             "Форма устарела или пришла с другого сайта / the form is stale or came from another site",
             reviewer,
         )
-    end_session(request)
-    response = RedirectResponse("/review/login", status_code=303, headers=SECURITY_HEADERS)
+    await run_in_threadpool(end_session, request)
+    response = RedirectResponse("/review/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -231,8 +270,8 @@ def parse_search(request: Request) -> SearchQuery:
             raise BadInput(f"search field {key!r} is given twice")
         seen[key] = value.strip()
     number, plate, badge, day = (seen.get(k, "") for k in SEARCH_FIELDS)
-    if number and not PROTOCOL_NUMBER.fullmatch(number):
-        raise BadInput("номер протокола / protocol number: up to 32 letters, digits, '-', '/' or '.'")
+    if len(number) > MAX_PROTOCOL_NUMBER_CHARS:
+        raise BadInput(BAD_PROTOCOL_NUMBER)
     plate = re.sub(r"[\s-]", "", plate).upper()
     if plate and (len(plate) > 16 or not plate.isalnum()):
         raise BadInput("госномер / plate: up to 16 letters and digits")
@@ -249,7 +288,7 @@ def parse_search(request: Request) -> SearchQuery:
     return SearchQuery(number, plate, badge, parsed)
 
 
-@router.get("/protocols", response_class=HTMLResponse)
+@router.get("/protocols", response_class=HTMLResponse, openapi_extra=_query_doc(*SEARCH_FIELDS))
 def search(request: Request) -> Response:
     if len(request.url.query) > MAX_QUERY_CHARS:
         return _problem(414, "Поиск / Search", f"query string is longer than {MAX_QUERY_CHARS} characters")
@@ -290,8 +329,18 @@ def search(request: Request) -> Response:
     return _html(page)
 
 
-@router.get("/protocols/{number}", response_class=HTMLResponse)
+@router.get("/protocols/{number:anytext}", response_class=HTMLResponse)
 def protocol_view(number: str, request: Request) -> Response:
+    return _protocol_page(request, number)
+
+
+@router.get("/protocol", response_class=HTMLResponse)
+def protocol_by_query(request: Request, number: str = "") -> Response:
+    """The same page for a number that cannot be a path segment ("." or "..")."""
+    return _protocol_page(request, number)
+
+
+def _protocol_page(request: Request, number: str) -> Response:
     if len(request.url.query) > MAX_QUERY_CHARS:
         return _problem(
             414, "Протокол / Protocol", f"query string is longer than {MAX_QUERY_CHARS} characters"
@@ -299,13 +348,8 @@ def protocol_view(number: str, request: Request) -> Response:
     reviewer = current_reviewer(request)
     if reviewer is None:
         return _to_login(request)
-    if not PROTOCOL_NUMBER.fullmatch(number):
-        return _problem(
-            400,
-            "Протокол / Protocol",
-            "номер протокола / protocol number: up to 32 letters, digits, '-', '/' or '.'",
-            reviewer,
-        )
+    if not valid_protocol_number(number):
+        return _problem(400, "Протокол / Protocol", BAD_PROTOCOL_NUMBER, reviewer)
     app = request.app
     with transaction(app.state.sessions) as session:
         protocol = session.get(Protocol, number)
@@ -362,14 +406,15 @@ def playback_access(request: Request, device_id: str, seq: str) -> None:
     reviewer = current_reviewer(request)
     if reviewer is None:
         raise HTTPException(401, "log in as an active supervisor at /review/login to play footage")
-    if not DEVICE_ID_PATTERN.fullmatch(device_id) or not seq.isdigit() or len(seq) > 19:
-        return  # the playback route answers 400 and nothing is recorded
+    number = parse_digits(seq)
+    if not DEVICE_ID_PATTERN.fullmatch(device_id) or number is None or request.method == "HEAD":
+        return  # the playback route answers 400 or only the headers, and nothing is recorded
     app = request.app
     with transaction(app.state.sessions) as session:
         stored = session.scalar(
             select(VideoSegment.id).where(
                 VideoSegment.device_id == device_id,
-                VideoSegment.seq == int(seq),
+                VideoSegment.seq == number,
                 VideoSegment.state == "stored",
             )
         )
@@ -377,7 +422,7 @@ def playback_access(request: Request, device_id: str, seq: str) -> None:
             return  # the playback route answers 404
         protocol: str | None = request.query_params.get("protocol")
         if protocol is not None and (
-            not PROTOCOL_NUMBER.fullmatch(protocol) or session.get(Protocol, protocol) is None
+            not valid_protocol_number(protocol) or session.get(Protocol, protocol) is None
         ):
             protocol = None
         audit.record_play(
@@ -385,7 +430,7 @@ def playback_access(request: Request, device_id: str, seq: str) -> None:
             reviewer,
             now_of(app),
             device_id,
-            int(seq),
+            number,
             protocol,
             client_of(request),
             f"range {request.headers.get('range', 'all')[:60]}",

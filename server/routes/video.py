@@ -1,7 +1,10 @@
 """HTTP API of the video store: signed, resumable segment uploads from devices, and range-request playback.
 
 Every upload request is signed by the device key (``core.upload_auth``); a device may touch only
-``/api/video/segments/<its own id>/...``. See ``server.video.uploads`` for the status codes.
+``/api/video/segments/<its own id>/...``. Nothing of a body is read before its request is authenticated and
+its declared size is checked, and then never more than the limit. Numbers in paths and headers are ASCII
+digits of bounded length; anything else is a 400 naming the field. See ``server.video.uploads`` for the
+status codes.
 Staging files that a crash left behind are swept at server start and every hour (``_lifespan``).
 Playback is guarded by ``playback_guard``: the supervisor UI's authentication replaces it with
 ``app.dependency_overrides[playback_guard] = ...``.
@@ -27,16 +30,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from core.ascii_digits import parse_digits
 from core.manifest import DEVICE_ID_PATTERN
 from core.signing import BadSignature, public_from_b64
 from core.structured_log import log_event
 from core.upload_auth import (
     AppendClaim,
     BodyCorrupted,
+    MalformedHeader,
     UploadAuthError,
+    check_body,
     claimed_device,
     verify_append,
-    verify_request,
+    verify_request_headers,
 )
 from server.db.devices import Device
 from server.video.body_hash import BackgroundHash
@@ -45,10 +51,43 @@ from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
 
 log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
+MAX_ENTRY_BODY_BYTES = 64 * 1024  # an announce's body: one signed manifest entry
 FEED_BYTES = 1 << 20  # body pieces go to the hashing thread in blocks of this size (fewer hand-overs)
 STAGING_GRACE_SECONDS = 3600.0  # a staging file untouched this long belongs to no request in progress
 SWEEP_INTERVAL_SECONDS = 3600.0
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
+_AUTH_HEADERS = ("X-Patrol-Device", "X-Patrol-Timestamp", "X-Patrol-Signature")
+_HEX64 = "^[0-9a-f]{64}$"
+_HEADER_PATTERNS = {  # what each header must look like; anything else is answered 400 (or 401) with the reason
+    "X-Patrol-Device": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "X-Patrol-Timestamp": "^[0-9]{1,12}$",
+    "X-Patrol-Signature": "^[A-Za-z0-9+/]{86}==$",
+    "X-Patrol-Content-SHA256": _HEX64,
+    "X-Patrol-Prefix-SHA256-Before": _HEX64,
+    "X-Patrol-Prefix-SHA256-After": _HEX64,
+    "X-Patrol-Manifest-Entry": "^[A-Za-z0-9+/=]{1,21848}$",
+    "Upload-Offset": "^[0-9]{1,19}$",
+    "Range": "^bytes=[0-9]{0,19}-[0-9]{0,19}$",
+}
+
+
+def _documented(*headers: str, body: str | None = None) -> dict[str, Any]:
+    """OpenAPI of what a route reads by hand: its headers with their form (all optional: a missing one is
+    answered with the reason) and its body's media type, so that clients and schema-driven fuzzers see them."""
+    extra: dict[str, Any] = {
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "pattern": _HEADER_PATTERNS[name]},
+            }
+            for name in headers
+        ]
+    }
+    if body is not None:
+        extra["requestBody"] = {"required": False, "content": {body: {"schema": {}}}}
+    return extra
 
 
 def _error(status: int, reason: str, retry: bool = False, offset: int | None = None) -> JSONResponse:
@@ -148,9 +187,35 @@ router = APIRouter(prefix="/api/video", tags=["video"], lifespan=_lifespan)
 def _target(device_id: str, seq: str) -> tuple[str, int]:
     if not DEVICE_ID_PATTERN.fullmatch(device_id):
         raise UploadError(400, f"device id {device_id[:80]!r} is malformed")
-    if not seq.isdigit() or not 1 <= int(seq) <= 2**62 or len(seq) > 19:
-        raise UploadError(400, f"segment number {seq[:40]!r} is not a positive integer")
-    return device_id, int(seq)
+    number = parse_digits(seq)
+    if number is None or not 1 <= number <= 2**62:
+        raise UploadError(400, f"segment number {seq[:40]!r}: expected 1 to 2^62 in ASCII digits")
+    return device_id, number
+
+
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The request's Content-Length (None when it sends none); 400 if malformed, 413 if over ``limit``."""
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    length = parse_digits(raw)
+    if length is None:
+        raise UploadError(400, "Content-Length header: expected ASCII digits")
+    if length > limit:
+        raise UploadError(413, f"the body may hold at most {limit} bytes, Content-Length says {length}")
+    return length
+
+
+async def _body_at_most(request: Request, limit: int) -> bytes:
+    """The body, read only up to ``limit`` bytes: 413 as soon as it goes past."""
+    parts: list[bytes] = []
+    received = 0
+    async for piece in request.stream():
+        received += len(piece)
+        if received > limit:
+            raise UploadError(413, f"the body may hold at most {limit} bytes")
+        parts.append(piece)
+    return b"".join(parts)
 
 
 async def _device_key(headers: dict[str, str], service: SegmentUploads) -> tuple[str, Ed25519PublicKey]:
@@ -172,6 +237,8 @@ async def _authenticate_append(
     claimed, key = await _device_key(headers, service)
     try:
         claim = verify_append(key, headers, request.url.path, offset, datetime.now(UTC))
+    except MalformedHeader as exc:
+        raise UploadError(400, str(exc)) from exc
     except UploadAuthError as exc:
         raise UploadError(401, str(exc)) from exc
     if claimed != device_id:
@@ -179,46 +246,67 @@ async def _authenticate_append(
     return claim, key
 
 
-async def _authenticate(request: Request, service: SegmentUploads, device_id: str, body: bytes) -> None:
+async def _authenticate(request: Request, service: SegmentUploads, device_id: str) -> str:
+    """Check a small request's signature from its headers, before any of its body is read; returns the
+    body's signed SHA-256 for ``_check_body``."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     claimed, key = await _device_key(headers, service)
     try:
-        verify_request(key, headers, request.method, request.url.path, body, datetime.now(UTC))
-    except BodyCorrupted as exc:
-        raise UploadError(HASH_MISMATCH, str(exc), retry=True) from exc
+        _, declared = verify_request_headers(key, headers, request.method, request.url.path, datetime.now(UTC))
+    except MalformedHeader as exc:
+        raise UploadError(400, str(exc)) from exc
     except UploadAuthError as exc:
         raise UploadError(401, str(exc)) from exc
     if claimed != device_id:
         raise UploadError(403, f"device {claimed} may not write segments of {device_id}")
+    return declared
 
 
-@router.post("/segments/{device_id}/{seq}")
+def _check_body(declared_sha256: str, body: bytes) -> None:
+    try:
+        check_body(declared_sha256, body)
+    except BodyCorrupted as exc:
+        raise UploadError(HASH_MISMATCH, str(exc), retry=True) from exc
+
+
+@router.post(
+    "/segments/{device_id}/{seq}",
+    openapi_extra=_documented(*_AUTH_HEADERS, "X-Patrol-Content-SHA256", body="application/json"),
+)
 async def announce_segment(device_id: str, seq: str, request: Request) -> Response:
     service = uploads_for(request)
-    body = await request.body()
     try:
         target = _target(device_id, seq)
-        await _authenticate(request, service, device_id, body)
-        if len(body) > 64 * 1024:
-            raise UploadError(413, "manifest entry is too large")
+        _declared_length(request, MAX_ENTRY_BODY_BYTES)
+        declared = await _authenticate(request, service, device_id)
+        body = await _body_at_most(request, MAX_ENTRY_BODY_BYTES)
+        _check_body(declared, body)
         state = await run_in_threadpool(service.announce, *target, body)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
     return JSONResponse(state.to_dict(), status_code=200, headers={"Upload-Offset": str(state.offset)})
 
 
-@router.put("/segments/{device_id}/{seq}/data")
+@router.put(
+    "/segments/{device_id}/{seq}/data",
+    openapi_extra=_documented(
+        *_AUTH_HEADERS,
+        "Upload-Offset",
+        "X-Patrol-Prefix-SHA256-Before",
+        "X-Patrol-Prefix-SHA256-After",
+        "X-Patrol-Manifest-Entry",
+        body="application/octet-stream",
+    ),
+)
 async def append_segment_data(device_id: str, seq: str, request: Request) -> Response:
     service = uploads_for(request)
     try:
         target = _target(device_id, seq)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_CHUNK_BYTES):
-            raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
-        raw_offset = request.headers.get("upload-offset", "")
-        if not raw_offset.isdigit() or len(raw_offset) > 19:
-            raise UploadError(400, "Upload-Offset header: expected a non-negative integer")
-        claim, key = await _authenticate_append(request, service, device_id, int(raw_offset))
+        length = _declared_length(request, MAX_CHUNK_BYTES)
+        offset = parse_digits(request.headers.get("upload-offset", ""))
+        if offset is None:
+            raise UploadError(400, "Upload-Offset header: expected a non-negative integer in ASCII digits")
+        claim, key = await _authenticate_append(request, service, device_id, offset)
         # Every call below that reads or writes the database or waits for the disk (fsync) runs on a
         # worker thread: the event loop keeps serving other devices and the review meanwhile.
         announced = entry = None
@@ -229,7 +317,7 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
                 claim.entry,
                 key,
                 claim.offset,
-                int(length) if length is not None else -1,
+                length if length is not None else -1,
             )
         # The body goes through the segment's running SHA-256 as it arrives (one pass, overlapping the
         # transfer); ``append`` stores it only if that hash equals the signed one.
@@ -284,12 +372,14 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
     return JSONResponse(state.to_dict(), status_code=status, headers={"Upload-Offset": str(state.offset)})
 
 
-@router.get("/segments/{device_id}/{seq}")
+@router.get(
+    "/segments/{device_id}/{seq}", openapi_extra=_documented(*_AUTH_HEADERS, "X-Patrol-Content-SHA256")
+)
 async def segment_status(device_id: str, seq: str, request: Request) -> Response:
     service = uploads_for(request)
     try:
         target = _target(device_id, seq)
-        await _authenticate(request, service, device_id, b"")
+        _check_body(await _authenticate(request, service, device_id), b"")  # a status request has no body
         state = await run_in_threadpool(service.status, *target)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
@@ -302,8 +392,15 @@ def playback_guard() -> None:
     """Replaced by the supervisor UI's authentication (``app.dependency_overrides``)."""
 
 
-@router.get("/segments/{device_id}/{seq}/content", dependencies=[Depends(playback_guard)])
+@router.api_route(
+    "/segments/{device_id}/{seq}/content",
+    methods=["GET", "HEAD"],
+    dependencies=[Depends(playback_guard)],
+    openapi_extra=_documented("Range"),
+)
 def segment_content(device_id: str, seq: str, request: Request) -> Response:
+    """The stored segment's bytes, whole or one ``Range: bytes=START-END``; HEAD answers the same headers
+    without the bytes. A malformed Range is a 400; one outside the segment a 416."""
     service = uploads_for(request)
     try:
         target = _target(device_id, seq)
@@ -316,13 +413,15 @@ def segment_content(device_id: str, seq: str, request: Request) -> Response:
     size = state.size
     headers = {"Accept-Ranges": "bytes", "Content-Type": "video/mp4", "ETag": f'"{state.sha256}"'}
     spec = request.headers.get("range")
+    head = request.method == "HEAD"
     if spec is None:
-        return StreamingResponse(
-            _chunks(service.store, key, 0, size - 1), headers=headers | {"Content-Length": str(size)}
-        )
+        headers |= {"Content-Length": str(size)}
+        if head:
+            return Response(headers=headers)
+        return StreamingResponse(_chunks(service.store, key, 0, size - 1), headers=headers)
     match = _RANGE.fullmatch(spec.strip())
     if not match or (not match.group(1) and not match.group(2)):
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        return _error(400, "Range header: expected bytes=START-END, bytes=START- or bytes=-LENGTH (ASCII digits)")
     if match.group(1):
         start = int(match.group(1))
         end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
@@ -331,6 +430,8 @@ def segment_content(device_id: str, seq: str, request: Request) -> Response:
     if start >= size or end < start:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
     headers |= {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)}
+    if head:
+        return Response(status_code=206, headers=headers)
     return StreamingResponse(_chunks(service.store, key, start, end), status_code=206, headers=headers)
 
 

@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,12 +20,14 @@ from edge.recorder.segment_writer import EncoderSettings, SegmentWriter
 from server.app import create_app
 from server.config import ServerConfig, StorageSection
 from server.db.devices import Device
-from server.db.protocols import Officer, Payment, Protocol
+from server.db.protocols import Officer, Payment
 from server.db.sync import Bookmark, OwnCardCheck, ReceiptEvent, RecordingGap, SegmentMeta
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
 from server.video.storage import FilesystemStore, segment_key
 from simulators.camera import SyntheticScene
+
+from ..browser_support import add_protocol_row
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -92,34 +94,7 @@ def add_people(sessions: sessionmaker[Session]) -> None:
 
 
 def add_protocol(sessions: sessionmaker[Session], number: str, at: datetime, plate: str = "123ABC01") -> None:
-    with sessions() as session, session.begin():
-        session.add(
-            Protocol(
-                number=number,
-                device_id=DEVICE,
-                jurisdiction="KZ",
-                article="592.1",
-                article_title="Превышение скорости на 10-20 км/ч",
-                offence_at=at,
-                offence_date=at.date(),
-                place="Астана, пр. Кабанбай батыра 53",
-                driver_name="Жанболатов Арман",
-                driver_iin="850101300124",
-                vehicle_plate=plate,
-                officer_badge="B-1001",
-                currency="KZT",
-                fine_units=5,
-                unit_value_minor=432500,
-                unit_year=2026,
-                full_minor=2162500,
-                reduced_minor=1081250,
-                discount_deadline=date(2026, 3, 11),
-                dataset_version="kz-2026.1",
-                status="paid",
-                created_at=at,
-                received_at=at,
-            )
-        )
+    add_protocol_row(sessions, number, DEVICE, at, plate, "B-1001")
 
 
 def seed_stop(sessions: sessionmaker[Session], store: FilesystemStore, mp4: bytes) -> None:

@@ -818,3 +818,16 @@ def test_staging_file_of_a_request_in_progress_is_never_swept(tmp_path: Path) ->
     _age(leftover.path, HOURS_AGO_2)
     assert store.sweep_staging(older_than=time.time() - 3600) == [f"DEV-UP1/{leftover.path.name}"]
     assert not leftover.path.exists()
+
+
+def test_a_content_length_that_is_not_ascii_digits_is_a_400(rig: Rig) -> None:
+    """'²' passed str.isdigit and then made int() fail (a 500); sent as the raw byte to the application."""
+
+    async def put() -> httpx.Response:
+        transport = httpx.ASGITransport(app=rig.test_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            headers = [(b"Upload-Offset", b"0"), (b"Content-Length", b"\xb2")]
+            return await http.put("/api/video/segments/DEV-UP1/1/data", content=b"x", headers=headers)
+
+    response = asyncio.run(put())
+    assert response.status_code == 400 and "Content-Length" in response.json()["error"]

@@ -84,7 +84,6 @@ class HttpServer(Protocol):
     """What ``serve_until_stopped`` needs of ``uvicorn.Server``."""
 
     should_exit: bool
-    started: bool
 
     def run(self) -> None: ...
 
@@ -115,15 +114,12 @@ def set_parent_death_signal(sig: int) -> bool:
     return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
 
 
-def end_with_parent(
-    log: logging.Logger, environ: dict[str, str] | None = None, on_orphan: Callable[[], None] | None = None
-) -> int | None:
+def end_with_parent(log: logging.Logger) -> int | None:
     """If a patrolkit parent started this process (``child_env``), end it with SIGTERM when that parent dies;
     returns the parent's pid. The mark is removed, so this process's own children are not bound to it.
 
-    A parent that died before the request took effect is seen at once: ``on_orphan`` is called (default: exit)."""
-    env = os.environ if environ is None else environ
-    value = env.pop(PARENT_PID_ENV, None)
+    A parent that died before the request took effect is seen at once, and this process exits."""
+    value = os.environ.pop(PARENT_PID_ENV, None)
     if not value or not value.isdigit():
         return None
     parent = int(value)
@@ -132,9 +128,5 @@ def end_with_parent(
         return parent
     if os.getppid() != parent:
         log_event(log, "process.parent_gone", parent=parent)
-        (on_orphan or _exit_orphaned)()
+        raise SystemExit(1)
     return parent
-
-
-def _exit_orphaned() -> None:
-    raise SystemExit(1)

@@ -71,7 +71,8 @@ def _run_device(cfg: EdgeConfig, stop: StopSignals) -> int:
     upgrade(cfg.database_url)
     identity = load_identity(cfg.device.id, cfg.key_file, create=True)
     sessions = make_sessionmaker(make_engine(cfg.database_url))
-    if stop.requested.is_set():
+    if stop.requested.is_set():  # asked to stop while migrating: nothing was started
+        log_event(log, "device.stopped", device=identity.device_id, signal=stop.signal_name)
         return 0
     services: list[Service] = []
     served = False

@@ -75,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_server_config(args.config)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(cfg.database.url)
-    if stop.requested.is_set():
+    if stop.requested.is_set():  # asked to stop while migrating: nothing was started
+        log_event(log, "server.stopped", signal=stop.signal_name)
         return 0
     stop_broker = None
     broker_thread = None

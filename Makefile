@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# exec: the demo replaces the shell, so a SIGTERM that make passes on reaches the demo itself
 demo: $(STAMP)
-	$(BIN)/patrol-demo run
+	exec $(BIN)/patrol-demo run $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -33,7 +33,11 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    import logging
+
+    from core.process_stop import end_with_parent
     from core.structured_log import configure_logging
 
     configure_logging(args.log_level)
+    end_with_parent(logging.getLogger(parser.prog))
     return int(handler(args) or 0)

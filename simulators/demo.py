@@ -2,7 +2,8 @@
 
 The server (embedded amqtt broker, SQLite, HTTP), every hardware simulator and one device process run as
 child processes with configuration files written under the demo folder. Ctrl-C (or SIGTERM) stops them in
-reverse order.
+reverse order; more Ctrl-C presses while they stop are ignored, so none is left behind. Each child ends with
+the demo even when the demo is killed outright (a parent-death signal, ``core.process_stop``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +21,8 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.process_stop import StopRequested, StopSignals, child_env
 
 BIN = Path(sys.executable).parent
 
@@ -249,16 +251,27 @@ def start(child: Child, logs: Path, env: dict[str, str]) -> None:
     out.close()
 
 
-def stop(child: Child, timeout: float = 10) -> None:
+def stop(child: Child, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s; safe to call again (a second call finds it ended)."""
     proc = child.proc
     if proc is None or proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGINT)
+    proc.terminate()
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
+        print(f"{child.name} did not stop within {timeout:.0f} s: killed", flush=True)
         proc.kill()
-        proc.wait(5)
+        proc.wait()
+
+
+STOP_TIMEOUT = {"device": 40}  # the device waits for its recorder to close the open segment
+
+
+def stop_all(children: list[Child]) -> None:
+    """Stop ``children`` in reverse start order."""
+    for child in reversed(children):
+        stop(child, STOP_TIMEOUT.get(child.name, 10))
 
 
 def plan(lay: Layout) -> list[Child]:
@@ -372,24 +385,33 @@ def device_status(lay: Layout) -> dict[str, object]:
         return dict(json.load(resp))
 
 
-class _Stop(Exception):
-    pass
-
-
-def _raise_stop(_sig: int, _frame: object) -> None:
-    raise _Stop
+def _say(text: str) -> None:
+    """A line on stdout that is safe in a signal handler (no buffered stream)."""
+    os.write(sys.stdout.fileno(), (text + "\n").encode())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Start everything, walk through one stop, report until Ctrl-C, SIGTERM or ``--duration``; then stop every
+    child, whatever happened before (a failed start, a child that died, a second Ctrl-C)."""
     root = Path(args.dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    logs = root / "logs"
-    logs.mkdir(exist_ok=True)
     lay = Layout(root, Ports.choose(preferred=not args.random_ports))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    tools_log = logs / "commands.log"
-    signal.signal(signal.SIGTERM, _raise_stop)
+    signals = StopSignals(raise_in_main=True, say=_say).install()
     started: list[Child] = []
+    try:
+        return _run(args, lay, signals, started)
+    except StopRequested:  # the first signal came just as the run ended
+        return 0
+    finally:
+        stop_all(started)  # never interrupted: the first signal has been taken, or hold() was called
+        print("patrolkit demo stopped.", flush=True)
+
+
+def _run(args: argparse.Namespace, lay: Layout, signals: StopSignals, started: list[Child]) -> int:
+    logs = lay.root / "logs"
+    logs.mkdir(exist_ok=True)
+    env = child_env(dict(os.environ, PYTHONUNBUFFERED="1"))  # every child ends with the demo
+    tools_log = logs / "commands.log"
     p = lay.ports
     try:
         write_server_config(lay)
@@ -398,8 +420,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         review_password = demo_supervisor(lay, env, tools_log)
         power(lay, "undock", env, tools_log)
         for child in plan(lay):
-            start(child, logs, env)
             started.append(child)
+            start(child, logs, env)
             wait_ready(child, args.start_timeout)
         print("patrolkit demo is running:", flush=True)
         print(f"  server HTTP     http://127.0.0.1:{p.http}  (health: /healthz, receipts: /r/<code>)")
@@ -413,7 +435,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  camera          tcp://127.0.0.1:{p.camera}  (recordings: {lay.device_dir / 'video'})")
         print(f"  GPS (NMEA)      {lay.gps_link}")
         print(f"  charger         {lay.power_dir}  (patrol-sim power --root {lay.power_dir} dock)")
-        print(f"  configs, data   {root}   logs: {logs}")
+        print(f"  configs, data   {lay.root}   logs: {logs}")
         if not args.no_stop:
             print("A traffic stop:", flush=True)
             number = traffic_stop(lay, env, tools_log)
@@ -447,15 +469,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                         flush=True,
                     )
             time.sleep(0.5)
-    except (KeyboardInterrupt, _Stop):
+    except StopRequested:
         pass
     except (RuntimeError, TimeoutError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        for child in reversed(started):
-            stop(child)
-        print("patrolkit demo stopped.", flush=True)
+        signals.hold()
     return 0
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
+from core.process_stop import StopSignals, serve_until_stopped
 from core.structured_log import log_event
-from edge.config import load_edge_config
+from edge.config import EdgeConfig, load_edge_config
+from edge.folder_lock import FolderLock, FolderLocked
+
+if TYPE_CHECKING:
+    from edge.services import Service
+
+LOCK_FILE = "patrol-edge.lock"
 
 log = logging.getLogger("edge")
 
@@ -34,6 +42,24 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The device process. SIGTERM or SIGINT stops the HTTP server, then every service in reverse order (the
+    recorder closes its segment), and logs ``device.stopped``. A second process on the same data folder refuses to
+    start, naming the pid of the first."""
+    stop = StopSignals().install()
+    cfg = load_edge_config(args.config)
+    try:
+        lock = FolderLock(cfg.device.data_dir, LOCK_FILE, "patrol-edge run").acquire()
+    except FolderLocked as exc:
+        print(f"patrol-edge run: {exc}; stop it first", file=sys.stderr, flush=True)
+        log_event(log, "device.refused", reason="data folder locked", holder=exc.holder)
+        return 1
+    try:
+        return _run_device(cfg, stop)
+    finally:
+        lock.release()
+
+
+def _run_device(cfg: EdgeConfig, stop: StopSignals) -> int:
     import uvicorn
 
     from edge.db.base import make_engine, make_sessionmaker
@@ -42,18 +68,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from edge.identity import load_identity
     from edge.services import start_services, sync_sender
 
-    cfg = load_edge_config(args.config)
-    cfg.device.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(cfg.database_url)
     identity = load_identity(cfg.device.id, cfg.key_file, create=True)
     sessions = make_sessionmaker(make_engine(cfg.database_url))
-    services = start_services(cfg, identity, sessions)
-    app = create_device_app(cfg, identity, sessions, sync_sender(services))
-    log_event(log, "device.started", device=identity.device_id, kid=identity.kid, http=cfg.http.port)
+    if stop.requested.is_set():  # asked to stop while migrating: nothing was started
+        log_event(log, "device.stopped", device=identity.device_id, signal=stop.signal_name)
+        return 0
+    services: list[Service] = []
+    served = False
     try:
-        uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level="warning")
+        services = start_services(cfg, identity, sessions)
+        app = create_device_app(cfg, identity, sessions, sync_sender(services))
+        log_event(log, "device.started", device=identity.device_id, kid=identity.kid, http=cfg.http.port)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning")
+        )
+        served = serve_until_stopped(server, stop)
     finally:
         for service in reversed(services):
             service.stop()
-        log_event(log, "device.stopped", device=identity.device_id)
-    return 0
+        log_event(log, "device.stopped", device=identity.device_id, signal=stop.signal_name)
+    return 0 if served else 1

@@ -28,12 +28,14 @@ MANIFEST_FILE = "manifest.jsonl"
 GAPS_FILE = "gaps.jsonl"
 ROTATE_EVERY = 1000  # entries per manifest file (about two days of 60 s segments around the clock)
 _ARCHIVE = re.compile(r"^manifest-(\d{10})-(\d{10})\.jsonl$")
+RECORDER_STOPPED = "recorder_stopped"  # a clean stop (shutdown, a restart of the device process)
+DEVICE_PROCESS_DIED = "device_process_died"  # a clean stop because the supervising device process died
 
 
 @dataclass(frozen=True)
 class RecordingGap:
     """A stretch of the shift without video. ``cause``: recorder_crash, power_loss, recorder_stopped,
-    camera_error, disk_full, encoder_error."""
+    device_process_died, camera_error, disk_full, encoder_error."""
 
     gap_id: str
     start_utc: str

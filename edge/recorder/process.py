@@ -2,26 +2,67 @@
 
 It has no control input at all: it records from start until the system terminates it (SIGTERM closes the
 segment cleanly; SIGKILL or power loss is repaired at the next start).
+Before it touches the folder it takes the folder's lock: a second recorder refuses to start (exit code 75) with
+an error naming the pid that records there. Started by a supervisor (``patrol-edge run``), it ends with it: the
+kernel sends it SIGTERM when the supervisor dies, and the gap until the next supervisor's recorder starts is
+recorded with the cause ``device_process_died``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from core.structured_log import configure_logging
-from edge.recorder.position import no_gps, receiver_source
-from edge.recorder.recorder import Recorder, RecorderSettings
-from edge.recorder.recovery import parse_segment_name
-from edge.recorder.segment_writer import EncoderSettings
-from edge.recorder.signer import SegmentSigner
-from edge.recorder.storage_policy import StoragePolicy
-from hardware.camera import CaptureFormat
-from hardware.gps import GpsReceiver
+from core.process_stop import end_with_parent
+from core.structured_log import configure_logging, log_event
+from edge.folder_lock import FolderLock, FolderLocked
+from edge.recorder.journal import DEVICE_PROCESS_DIED, RECORDER_STOPPED
+
+if TYPE_CHECKING:
+    from edge.recorder.recorder import Recorder
+
+log = logging.getLogger("edge.recorder")
+LOCK_FILE = "recorder.lock"
+EXIT_FOLDER_LOCKED = 75  # EX_TEMPFAIL: another recorder owns the folder; try again once it has ended
+
+
+class StopRequest:
+    """SIGTERM or SIGINT ends the recording. Installed before the heavy imports, so a stop during start is a clean
+    stop too. A signal that comes because the supervisor died (the parent-death signal: this process has a new
+    parent) is told apart, for the cause of the gap the next start records. No I/O in the handler."""
+
+    def __init__(self, parent: int | None) -> None:
+        self.parent = parent
+        self.event = threading.Event()
+        self.signal: str | None = None
+        self.cause = RECORDER_STOPPED
+        self.recorder: Recorder | None = None  # told the cause once it exists
+
+    def install(self) -> StopRequest:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def attach(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        recorder.stop_cause = self.cause
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.parent is not None and os.getppid() != self.parent:
+            self.cause = DEVICE_PROCESS_DIED
+        if self.recorder is not None:
+            self.recorder.stop_cause = self.cause
+        if self.signal is None:
+            self.signal = signal.Signals(signum).name
+        self.event.set()
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -51,7 +92,33 @@ def build_arg_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     configure_logging(args.log_level)
+    stop = StopRequest(end_with_parent(log)).install()
+    try:
+        lock = FolderLock(args.dir, LOCK_FILE, "recorder").acquire()
+    except FolderLocked as exc:
+        print(
+            f"patrol-recorder: {exc}; a second recorder must not write into it", file=sys.stderr, flush=True
+        )
+        log_event(log, "recorder.folder_locked", dir=str(args.dir), holder=exc.holder)
+        return EXIT_FOLDER_LOCKED
+    try:
+        _record(args, stop)
+    finally:
+        lock.release()
+        log_event(log, "recorder.stopped", pid=os.getpid(), signal=stop.signal, cause=stop.cause)
+    return 0
+
+
+def _record(args: argparse.Namespace, stop: StopRequest) -> None:
     from edge.identity import load_identity
+    from edge.recorder.position import no_gps, receiver_source
+    from edge.recorder.recorder import Recorder, RecorderSettings
+    from edge.recorder.recovery import parse_segment_name
+    from edge.recorder.segment_writer import EncoderSettings
+    from edge.recorder.signer import SegmentSigner
+    from edge.recorder.storage_policy import StoragePolicy
+    from hardware.camera import CaptureFormat
+    from hardware.gps import GpsReceiver
 
     identity = load_identity(args.device_id, args.key_file)
     signer = SegmentSigner(identity.device_id, identity.private_key, identity.kid)
@@ -70,26 +137,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         index = DatabaseIndex(make_sessionmaker(make_engine(args.database_url)), identity.device_id)
     storage = StoragePolicy(args.dir, warn_hours=args.warn_hours, reserve_bytes=args.reserve_mb * 1024 * 1024)
-    gps = GpsReceiver(args.gps).start() if args.gps else None
-
-    source = receiver_source(gps) if gps is not None else no_gps
-    recorder = Recorder(settings, signer, index=index, storage=storage, gps=source)
-    if index is not None:
-        files = {p[0]: path.name for path in args.dir.glob("*.mp4") if (p := parse_segment_name(path.name))}
-        index.reconcile(recorder.journal, files)
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    recorder_gps = GpsReceiver(args.gps).start() if args.gps else None
     try:
-        recorder.run(stop)
+        source = receiver_source(recorder_gps) if recorder_gps is not None else no_gps
+        recorder = Recorder(settings, signer, index=index, storage=storage, gps=source)
+        stop.attach(recorder)
+        if index is not None:
+            files = {
+                p[0]: path.name for path in args.dir.glob("*.mp4") if (p := parse_segment_name(path.name))
+            }
+            index.reconcile(recorder.journal, files)
+        if not stop.event.is_set():
+            recorder.run(stop.event)
     finally:
-        if gps is not None:
-            gps.stop()
-    return 0
+        if recorder_gps is not None:
+            recorder_gps.stop()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from core.manifest import ManifestEntry, format_utc
 from core.structured_log import log_event
 from edge.recorder.capture import CameraFactory, CameraFailed, CaptureEnded, CaptureThread
 from edge.recorder.fragments import count_frames, repair_segment
-from edge.recorder.journal import Journal, RecordingGap, fsync_directory
+from edge.recorder.journal import RECORDER_STOPPED, Journal, RecordingGap, fsync_directory
 from edge.recorder.overlay import Overlay, OverlayFix, overlay_text
 from edge.recorder.position import GpsSource, Position, SegmentTrack, no_gps, rounded, status_fix
 from edge.recorder.recovery import close_segment_file, current_boot_id, recover, segment_name, write_state
@@ -116,6 +116,7 @@ class Recorder:
         self._boot_id = current_boot_id()
         self._capture: CaptureThread | None = None
         self._dropped_logged = 0
+        self.stop_cause = RECORDER_STOPPED  # the gap cause the next start records after a clean stop
 
     # --- start -----------------------------------------------------------------------------------------
 
@@ -201,7 +202,7 @@ class Recorder:
             self._jobs.put(None)
             closer.join()
             if self._closer_error is None:
-                write_state(self.directory, self._boot_id, clean=True)
+                write_state(self.directory, self._boot_id, clean=True, stop_cause=self.stop_cause)
             self._state = "stopped"
             self._write_status()
         self._raise_closer_error()

@@ -4,8 +4,9 @@ Segment files are named ``<seq:010d>_<start UTC>.mp4``. A file whose number is p
 entry was never closed: it is cut back to its last complete fragment, its real frame count and end time are
 measured, and it is closed like any other segment (hash, signed chained entry), marked ``repaired``.
 A file with no complete fragment holds no playable video and is removed; its number is reused.
-The cause of the gap comes from the state file: a clean stop, a crash in this boot, or a power loss
-(the kernel's boot id changed).
+The cause of the gap comes from the state file: a clean stop (``recorder_stopped``, or ``device_process_died``
+when the recorder was stopped because its supervisor died), a crash in this boot, or a power loss (the kernel's
+boot id changed).
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from pathlib import Path
 from core.manifest import ManifestEntry, SegmentGps, format_utc, sign_entry
 from core.structured_log import log_event
 from edge.recorder.fragments import count_frames, repair_segment
-from edge.recorder.journal import Journal, fsync_directory
+from edge.recorder.journal import DEVICE_PROCESS_DIED, RECORDER_STOPPED, Journal, fsync_directory
 from edge.recorder.signer import SegmentSigner
 
 log = logging.getLogger(__name__)
 SEGMENT_NAME = re.compile(r"^(\d{10})_(\d{8}T\d{6}\.\d{3}Z)\.mp4$")
 STATE_FILE = "recorder.state.json"
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
+CLEAN_STOP_CAUSES = (RECORDER_STOPPED, DEVICE_PROCESS_DIED)
 
 
 def segment_name(seq: int, start: datetime) -> str:
@@ -157,15 +159,20 @@ def recover(
     elif not state.get("clean", False) or repaired:
         cause = "recorder_crash" if state.get("boot_id") == boot else "power_loss"
     else:
-        cause = "recorder_stopped"
+        recorded = state.get("stop_cause")
+        cause = recorded if recorded in CLEAN_STOP_CAUSES else RECORDER_STOPPED
     write_state(directory, boot, clean=False)
     return Recovery(repaired, cause, last.end_utc if last else None)
 
 
-def write_state(directory: Path, boot_id: str, clean: bool) -> None:
+def write_state(directory: Path, boot_id: str, clean: bool, stop_cause: str | None = None) -> None:
+    """``clean``: the recorder closed everything; ``stop_cause`` says why it stopped (one of CLEAN_STOP_CAUSES)."""
     tmp = directory / (STATE_FILE + ".tmp")
+    state: dict[str, object] = {"boot_id": boot_id, "clean": clean, "pid": os.getpid()}
+    if stop_cause is not None:
+        state["stop_cause"] = stop_cause
     with tmp.open("w") as fh:
-        json.dump({"boot_id": boot_id, "clean": clean, "pid": os.getpid()}, fh)
+        json.dump(state, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, directory / STATE_FILE)

@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Any
 
+from core.process_stop import StopSignals, serve_until_stopped
 from core.structured_log import log_event
 from server.config import ServerConfig, load_server_config
 
@@ -62,29 +63,40 @@ def _start_embedded_broker(cfg: ServerConfig) -> tuple[threading.Thread, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The server process. SIGTERM or SIGINT stops the HTTP server, the ingest workers and the embedded broker,
+    in that order, and logs ``server.stopped``."""
     import uvicorn
 
     from server.app import create_app
     from server.db.migrate import upgrade
-    from server.services import start_services
+    from server.services import Service, start_services
 
+    stop = StopSignals().install()
     cfg = load_server_config(args.config)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(cfg.database.url)
+    if stop.requested.is_set():  # asked to stop while migrating: nothing was started
+        log_event(log, "server.stopped", signal=stop.signal_name)
+        return 0
     stop_broker = None
     broker_thread = None
-    if cfg.mqtt.embedded:
-        broker_thread, stop_broker = _start_embedded_broker(cfg)
-    app = create_app(cfg)
-    services = start_services(cfg, app)
-    log_event(log, "server.started", http=f"http://{cfg.http.host}:{cfg.http.port}", mqtt=cfg.mqtt.url)
+    services: list[Service] = []
+    served = False
     try:
-        uvicorn.run(app, host=cfg.http.host, port=cfg.http.port, log_level="warning")
+        if cfg.mqtt.embedded:
+            broker_thread, stop_broker = _start_embedded_broker(cfg)
+        app = create_app(cfg)
+        services = start_services(cfg, app)
+        log_event(log, "server.started", http=f"http://{cfg.http.host}:{cfg.http.port}", mqtt=cfg.mqtt.url)
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=cfg.http.host, port=cfg.http.port, log_level="warning")
+        )
+        served = serve_until_stopped(server, stop)
     finally:
         for service in reversed(services):
             service.stop()
         if stop_broker is not None and broker_thread is not None:
             stop_broker()
             broker_thread.join(5)
-        log_event(log, "server.stopped")
-    return 0
+        log_event(log, "server.stopped", signal=stop.signal_name)
+    return 0 if served else 1

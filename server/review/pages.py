@@ -27,6 +27,7 @@ GAP_CAUSES = {
     "recorder_crash": "сбой регистратора / recorder crashed",
     "power_loss": "потеря питания / power loss",
     "recorder_stopped": "регистратор остановлен / recorder stopped",
+    "device_process_died": "сбой программы устройства / device process died",
     "camera_error": "ошибка камеры / camera lost",
     "disk_full": "нет места / disk full",
     "encoder_error": "ошибка кодирования / encoder error",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import threading
+import logging
 from typing import Any
 
+from core.process_stop import StopSignals
+from core.structured_log import log_event
 from simulators.camera import SyntheticCameraServer
+
+log = logging.getLogger("simulators.camera")
 
 
 def register(subparsers: Any) -> None:
@@ -20,12 +24,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = StopSignals().install()
     server = SyntheticCameraServer(args.width, args.height, args.fps, args.host, args.port).start()
     print(f"synthetic camera at {server.url} ({args.width}x{args.height} @ {args.fps} fps); Ctrl-C ends")
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stop.requested.wait()
     finally:
         server.stop()
+        log_event(log, "camera_sim.stopped", signal=stop.signal_name)
     return 0

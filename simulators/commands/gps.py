@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import threading
+import logging
 from pathlib import Path
 from typing import Any
 
+from core.process_stop import StopSignals
+from core.structured_log import log_event
 from simulators.gps import GpsSimulator, Track
+
+log = logging.getLogger("simulators.gps")
 
 
 def register(subparsers: Any) -> None:
@@ -24,12 +28,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    stop = StopSignals().install()
     sim = GpsSimulator(Track(args.lat, args.lon, args.speed, args.course), args.interval, args.pty).start()
     print(f"GPS simulator on {sim.device}, linked at {sim.path}; open it with gps.url = {str(sim.path)!r}")
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stop.requested.wait()
     finally:
         sim.stop()
+        log_event(log, "gps_sim.stopped", signal=stop.signal_name)
     return 0

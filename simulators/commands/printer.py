@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
+from core.process_stop import StopSignals
 from core.structured_log import log_event
 
 
@@ -38,6 +37,7 @@ def cmd_printer(args: argparse.Namespace) -> int:
     from simulators.printer.virtual_printer import PrinterScript, VirtualPrinter
 
     log = logging.getLogger("simulators.printer")
+    stop = StopSignals().install()
     profile = profile_by_name(args.profile)
     store = ReceiptStore(profile, Path(args.out))
     script = PrinterScript(
@@ -60,15 +60,10 @@ def cmd_printer(args: argparse.Namespace) -> int:
         print(
             f"printer simulator ({profile.name}) at {server.url}; receipts in {store.directory}", flush=True
         )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        stop.requested.wait()
     finally:
         for server in reversed(servers):
             server.stop()
-        log_event(log, "printer_sim.stopped", receipts=len(store.receipts))
+        log_event(log, "printer_sim.stopped", receipts=len(store.receipts), signal=stop.signal_name)
     return 0

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import signal
+import logging
 import sys
-import threading
 import urllib.request
 from pathlib import Path
+
+from core.process_stop import StopSignals
+from core.structured_log import log_event
+
+log = logging.getLogger("simulators.zvt")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     from simulators.zvt.scenarios import Scenario, TerminalSettings
     from simulators.zvt.terminal import SimulatedTerminal
 
+    stop = StopSignals().install()
     line: PtyLine | TcpLine
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
@@ -43,12 +47,12 @@ def _serve(args: argparse.Namespace) -> int:
         api = serve_control(sim, host or "127.0.0.1", int(port))
         info["api"] = f"http://{api.server_address[0]!s}:{api.server_address[1]!s}"
     print(json.dumps(info), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        done.wait()
-    sim.stop()
-    line.close()
+    try:
+        stop.requested.wait()
+    finally:
+        sim.stop()
+        line.close()
+        log_event(log, "zvt_sim.stopped", signal=stop.signal_name)
     return 0
 
 

@@ -3,7 +3,6 @@ still play; the chain detects any edit; a full disk never costs recorded footage
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ import av
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from video_check import Unplayable, decoded_frames, plays
 
 from core.manifest import (
     GENESIS_HASH,
@@ -131,27 +131,8 @@ def _write_segment(path: Path, frames: int, fps: int = 15) -> None:
     writer.close()
 
 
-def _plays(path: Path) -> bool:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    return out.returncode == 0 and out.stderr == "" and int(out.stdout.strip() or 0) > 0
-
-
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
-def test_torn_segment_is_cut_back_to_its_last_complete_fragment_and_plays(
+def test_torn_segment_is_cut_back_to_its_last_complete_fragment_andplays(
     tmp_path: Path, keep: float
 ) -> None:
     path = tmp_path / "seg.mp4"
@@ -162,10 +143,29 @@ def test_torn_segment_is_cut_back_to_its_last_complete_fragment_and_plays(
     assert result.truncated and path.stat().st_size == result.kept_size
     frames = count_frames(path)
     assert frames == result.fragments * 15 and frames >= int(150 * keep) - 15
-    assert _plays(path)
+    assert plays(path)
     with av.open(str(path)) as container:
         counters = [read_counter(f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
     assert counters == list(range(frames)), "what survives is exactly the first frames, in order"
+
+
+def test_the_playback_check_refuses_torn_and_corrupted_video(tmp_path: Path) -> None:
+    """The check the tests above rely on is not vacuous: what FFmpeg cannot decode cleanly does not "play"."""
+    path = tmp_path / "seg.mp4"
+    _write_segment(path, 150)
+    data = path.read_bytes()
+    assert decoded_frames(path) == 150
+    path.write_bytes(data[: int(len(data) * 0.9)])  # torn and not repaired
+    with pytest.raises(Unplayable, match=r"seg\.mp4 does not decode"):
+        decoded_frames(path)
+    corrupted = bytearray(data)
+    middle = len(data) // 2
+    corrupted[middle : middle + 200] = bytes(b ^ 0xFF for b in corrupted[middle : middle + 200])
+    path.write_bytes(bytes(corrupted))
+    with pytest.raises(Unplayable, match="FFmpeg complains"):
+        decoded_frames(path)
+    path.write_bytes(b"not a video")
+    assert not plays(path)
 
 
 def test_file_without_any_fragment_holds_nothing_to_keep(tmp_path: Path) -> None:
@@ -248,7 +248,7 @@ def test_full_disk_closes_the_segment_keeps_all_footage_and_records_the_gap(tmp_
     assert sum(e.frames for e in journal.entries()) == camera.n, "every frame captured is on disk"
     assert [g.cause for g in journal.gaps()] == ["disk_full"]
     assert check_chain(journal.entries(), KEY.public_key()) == len(journal.entries())
-    assert all(_plays(p) for p in tmp_path.glob("*.mp4"))
+    assert all(plays(p) for p in tmp_path.glob("*.mp4"))
 
 
 def test_low_space_is_flagged_when_less_than_two_hours_are_left(tmp_path: Path) -> None:

@@ -1,23 +1,19 @@
 """The demo runs the whole system: a traffic stop is paid by card, both receipts print, the payment syncs to
-the server, the receipt's QR verifies there as genuine and synced, and Ctrl-C stops everything cleanly."""
+the server, the receipt's QR verifies there as genuine and synced, and Ctrl-C, pressed twice, stops everything
+cleanly: no process it started is left and no port is still open."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-BIN = Path(sys.executable).parent
+from demo_run import start_demo
 
 
 def _get_json(url: str) -> dict[str, object]:
@@ -30,26 +26,10 @@ def _get_json(url: str) -> dict[str, object]:
 @pytest.mark.timeout(240)
 def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     demo_dir = tmp_path / "demo"
-    proc = subprocess.Popen(
-        [str(BIN / "patrol-demo"), "run", "--dir", str(demo_dir), "--random-ports", "--dock-after", "-1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: a failed test still stops every child it started
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
+    demo = start_demo(demo_dir)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        text = "".join(lines)
-        assert "Press Ctrl-C" in text, text
+        demo.read_until_ready()
+        text = demo.text
         server = re.search(r"server HTTP\s+(http://\S+)", text)
         device = re.search(r"device HTTP\s+(http://\S+)/status", text)
         assert server and device, text
@@ -81,15 +61,14 @@ def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -
             assert db.execute("SELECT count(*) FROM payment").fetchone() == (1,)
             assert db.execute("SELECT count(*) FROM sync_device_status").fetchone()[0] >= 1
 
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, rest
+        # Ctrl-C, and again while the demo stops its children
+        demo.proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        demo.proc.send_signal(signal.SIGINT)
+        rest = demo.rest_of_output(timeout=90)
+        assert demo.proc.returncode == 0, rest
         assert "demo stopped" in rest
+        assert demo.left_behind() == []
+        assert demo.missing_stop_logs() == []
     finally:
-        if proc.poll() is None:  # a failed assertion: ask the demo to stop its children, then make sure
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        demo.cleanup()

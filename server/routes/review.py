@@ -68,7 +68,7 @@ MAX_QUERY_CHARS = 1024
 MAX_FORM_BYTES = 8 * 1024
 SEARCH_FIELDS = ("number", "plate", "badge", "date")
 SEARCH_LIMIT = 100
-BAD_PROTOCOL_NUMBER = f"номер протокола / protocol number: 1-{MAX_PROTOCOL_NUMBER_CHARS} characters"
+BAD_PROTOCOL_NUMBER = f"номер протокола / protocol number: 1-{MAX_PROTOCOL_NUMBER_CHARS} characters, no NUL"
 
 
 class AnyText(Convertor[str]):
@@ -92,7 +92,8 @@ class BadInput(ValueError):
 
 
 def valid_protocol_number(number: str) -> bool:
-    return 0 < len(number) <= MAX_PROTOCOL_NUMBER_CHARS
+    """1-32 characters, none of them NUL (no database stores it in text, so no synced number has one)."""
+    return 0 < len(number) <= MAX_PROTOCOL_NUMBER_CHARS and "\x00" not in number
 
 
 def _html(body: Markup, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
@@ -270,7 +271,7 @@ def parse_search(request: Request) -> SearchQuery:
             raise BadInput(f"search field {key!r} is given twice")
         seen[key] = value.strip()
     number, plate, badge, day = (seen.get(k, "") for k in SEARCH_FIELDS)
-    if len(number) > MAX_PROTOCOL_NUMBER_CHARS:
+    if len(number) > MAX_PROTOCOL_NUMBER_CHARS or "\x00" in number:
         raise BadInput(BAD_PROTOCOL_NUMBER)
     plate = re.sub(r"[\s-]", "", plate).upper()
     if plate and (len(plate) > 16 or not plate.isalnum()):

@@ -225,6 +225,21 @@ def test_protocol_number_longer_than_any_synced_one_is_a_400(live_server: LiveSe
     assert page.status_code == 400 and "1-32 characters" in page.text
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/review/protocols?number=AB%00C",
+        "/review/protocol?number=%00",
+        "/review/protocols/AB%00C",
+    ],
+)
+def test_a_nul_in_a_protocol_number_is_a_400_never_a_database_error(
+    live_server: LiveServer, supervisor: httpx.Client, path: str
+) -> None:
+    page = supervisor.get(f"{live_server.url}{path}")
+    assert page.status_code == 400 and "no NUL" in page.text, (page.status_code, page.text[:300])
+
+
 # --- logins ----------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Find the DejaVu Sans Mono font files on this machine, or fail with a message naming the package to install."""
+"""Find the DejaVu Sans Mono font files: an override folder, else the copy shipped with patrolkit
+(``font_files/``), else the machine's own; fail with a message naming the package to install."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 REGULAR = "DejaVuSansMono.ttf"
 BOLD = "DejaVuSansMono-Bold.ttf"
 FONT_DIR_ENV = "PATROLKIT_FONT_DIR"
+SHIPPED_DIR = Path(__file__).resolve().parent / "font_files"
 
 
 class FontNotFoundError(RuntimeError):
@@ -33,11 +35,13 @@ def _package_font_dirs() -> list[Path]:
 
 
 def candidate_dirs() -> list[Path]:
-    """Where to look, in order: $PATROLKIT_FONT_DIR, the usual system and user font folders, Python packages."""
+    """Where to look, in order: $PATROLKIT_FONT_DIR, the shipped copy (the same glyphs on every machine), the
+    usual system and user font folders, Python packages."""
     dirs: list[Path] = []
     if os.environ.get(FONT_DIR_ENV):
         dirs.append(Path(os.environ[FONT_DIR_ENV]))
     dirs += [
+        SHIPPED_DIR,
         Path("/usr/share/fonts/truetype/dejavu"),  # Debian, Ubuntu: fonts-dejavu-core
         Path("/usr/share/fonts/dejavu"),  # Fedora, Arch (older)
         Path("/usr/share/fonts/TTF"),  # Arch

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hardware.printer.fonts import FontNotFoundError, find_fonts
+from hardware.printer.fonts import SHIPPED_DIR, FontNotFoundError, find_fonts
 from hardware.printer.raster import ALPHABET, RasterTextReader, raster_font
 from hardware.printer.transport import PrinterUrlError, parse_printer_url
 
@@ -53,6 +53,13 @@ def test_line_too_long_is_refused_with_the_width() -> None:
 def test_missing_font_names_the_debian_package(tmp_path: Path) -> None:
     with pytest.raises(FontNotFoundError, match="fonts-dejavu-core"):
         find_fonts([tmp_path])
+
+
+def test_the_shipped_font_is_used_without_any_system_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PATROLKIT_FONT_DIR", raising=False)
+    found = find_fonts()
+    assert found.regular.parent == SHIPPED_DIR and found.bold.parent == SHIPPED_DIR
+    assert (SHIPPED_DIR / "LICENSE").is_file()
 
 
 def test_font_is_found_in_a_given_folder(tmp_path: Path) -> None:

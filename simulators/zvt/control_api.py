@@ -1,5 +1,5 @@
-"""Small HTTP control API of the terminal simulator: present a card, enter a PIN, walk away, pick a scenario,
-inject a line fault, unplug/replug, and read the state and the journal of charges (JSON)."""
+"""Small HTTP control API of the terminal simulator: present a card, enter a PIN, walk away, pick a scenario
+or a profile, inject a line fault, unplug/replug, and read the state and the journal of charges (JSON)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def _apply(sim: SimulatedTerminal, action: str, body: dict[str, Any]) -> dict[st
             sim.settings.auto_present = bool(body["auto_present"])
         if "auto_pin" in body:
             sim.settings.auto_pin = bool(body["auto_pin"])
+    elif action == "profile":
+        sim.settings.apply_profile(str(body["profile"]))
     elif action == "fault":
         prefix = bytes.fromhex(str(body.get("apdu_prefix", "")))
         sim.faults.add(

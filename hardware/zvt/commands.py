@@ -353,7 +353,6 @@ class StatusInformation:
                 return name or None
         return None
 
-
     @property
     def is_transaction_result(self) -> bool:
         """It reports a booking (amount, trace, receipt or original trace), not card data of a Read Card."""

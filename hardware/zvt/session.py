@@ -47,12 +47,12 @@ from hardware.zvt.commands import (
     StatusInformation,
     abort,
     negative_apdu,
-    reverse_request_apdu,
     parse_abort_notice,
     parse_command_ack,
     parse_completion,
     parse_intermediate,
     parse_status_information,
+    reverse_request_apdu,
 )
 from hardware.zvt.errors import ApduError, CommandRejected, ResponseTimeout
 from hardware.zvt.link import Link

@@ -211,7 +211,9 @@ class SimulatedTerminal:
             return
         if self.settings.stray_results and self._held is None:
             self._held = _Held(
-                pending, bytes.fromhex(pending.status_info), self.clock.monotonic() + self.settings.stray_hold_s
+                pending,
+                bytes.fromhex(pending.status_info),
+                self.clock.monotonic() + self.settings.stray_hold_s,
             )
             log_event(log, "zvt.sim.result_held", trace=pending.trace)
             return
@@ -602,7 +604,9 @@ class SimulatedTerminal:
             (0x06, (Tlv(0x1F14, c.card_hash),)),
         ]
         info = status_information_apdu(fields)
-        charge = Charge(trace, receipt, amount, cc, c.card_hash.hex(), "pending", info.hex(), card_type=c.card_type)
+        charge = Charge(
+            trace, receipt, amount, cc, c.card_hash.hex(), "pending", info.hex(), card_type=c.card_type
+        )
         self.journal.add(charge)
         self._pending = charge
         reply: bytes | None = None

@@ -217,7 +217,11 @@ class Recovery:
         except TerminalRefused as exc:
             self._to_doubt(attempt_id, f"the terminal refused Repeat Receipt: {exc}", evidence=True)
         except TerminalUnreachable as exc:
-            self._to_doubt(attempt_id, f"the terminal could not be asked: {exc}", evidence=False)
+            self._to_doubt(
+                attempt_id,
+                f"Repeat Receipt could not be asked, the terminal is unreachable: {exc}",
+                evidence=True,
+            )
         self.journal.publish(*events)
         log_event(
             log, "payment.reconcile", attempt=attempt_id, settled=bool(out.settled), evidence=out.evidence

@@ -62,7 +62,9 @@ def _synced(sessions: sessionmaker[Session], record_type: str) -> list[dict]:
         return [json.loads(b) for b in rows]
 
 
-@pytest.mark.parametrize("profile", [Profile.FULL, Profile.NO_REPEAT_RECEIPT], ids=["repeat-receipt", "no-repeat-receipt"])
+@pytest.mark.parametrize(
+    "profile", [Profile.FULL, Profile.NO_REPEAT_RECEIPT], ids=["repeat-receipt", "no-repeat-receipt"]
+)
 @pytest.mark.parametrize(
     ("kill_at", "saved", "charged"),
     [

@@ -114,7 +114,11 @@ def test_pay_command_takes_a_payment_through_the_simulator(
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout.splitlines()
     # each state once, in words, and the terminal's own texts; no log lines mixed in
-    for line in ("terminal: insert card", "authorising: 10\u00a0830.00 ₸", "approved by the terminal; result saved: trace 10"):
+    for line in (
+        "terminal: insert card",
+        "authorising: 10\u00a0830.00 ₸",
+        "approved by the terminal; result saved: trace 10",
+    ):
         assert out.count(line) == 1, done.stdout
     assert [line.split(":")[0] for line in out if line.startswith(("payment", "card read", "paid"))] == [
         "payment attempt opened", "card read", "payment recorded", "paid",
@@ -186,7 +190,9 @@ def test_an_attempt_in_doubt_is_shown_settled_by_end_of_day_and_pay_offers_its_r
     what to do; `payment end-of-day` finds it charged; `pay` then offers `receipt resume` (not 'already paid')."""
     protocol_factory(device_sessions, "P-DOUBT")
     env = _env(device_db_url, tmp_path)
-    assert httpx.post(sim_process["api"] + "/profile", json={"profile": "no_repeat_receipt"}).status_code == 200
+    assert (
+        httpx.post(sim_process["api"] + "/profile", json={"profile": "no_repeat_receipt"}).status_code == 200
+    )
     killed = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("crash_driver.py")), device_db_url, sim_process["terminal"],
          "after_ack", "P-DOUBT"],

@@ -97,7 +97,9 @@ def _counts(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
 def _outbox(sessions: sessionmaker[Session]) -> list[tuple[str, dict]]:
     with sessions() as s:
         rows = s.execute(
-            select(OutboxRecord.record_type, OutboxContent.body).join(OutboxContent, OutboxContent.seq == OutboxRecord.seq).order_by(OutboxRecord.seq)
+            select(OutboxRecord.record_type, OutboxContent.body)
+            .join(OutboxContent, OutboxContent.seq == OutboxRecord.seq)
+            .order_by(OutboxRecord.seq)
         ).all()
         return [(record_type, json.loads(body)) for record_type, body in rows]
 
@@ -305,8 +307,6 @@ def test_card_swapped_after_read_card_is_reversed(
     assert _counts(sessions)[0] == 0
 
 
-
-
 class Unanswerable(Desk):
     """The officer's question meets end of input (the CLI's stdin closed)."""
 
@@ -322,7 +322,9 @@ def test_a_question_that_cannot_be_answered_aborts_on_the_terminal_and_says_so(
 ) -> None:
     sim.settings.card = "mc_chip"  # no name on the card: the officer must attest
     seen: list[PaymentEvent] = []
-    with pytest.raises(wf.PaymentAborted, match=r"could not be answered \(end of input.*06 B0.*nothing was charged"):
+    with pytest.raises(
+        wf.PaymentAborted, match=r"could not be answered \(end of input.*06 B0.*nothing was charged"
+    ):
         _flow(sessions, terminal, fake_clock, desk=Unanswerable(), seen=seen).pay("P-1")
     assert sim.commands_seen[-1] == "abort" and "authorisation" not in sim.commands_seen
     with sessions() as s:
@@ -356,7 +358,9 @@ def test_events_reach_a_queue_on_another_thread_in_order_and_a_failing_subscribe
         reader = threading.Thread(target=read, args=(sub,))
         reader.start()
         terminal.on_display = events.terminal_shows
-        PaymentWorkflow(sessions, terminal, StatePrinter(), Desk(), fake_clock, "B-1", events=events).pay("P-1")
+        PaymentWorkflow(sessions, terminal, StatePrinter(), Desk(), fake_clock, "B-1", events=events).pay(
+            "P-1"
+        )
         reader.join(10)
     kinds = [g["kind"] for g in got]
     assert kinds[0] == "step" and kinds[-1] == "finished" and got[-1]["outcome"] == "paid"

@@ -77,7 +77,9 @@ def rig(
     tmp_path: Path, fake_clock: FakeClock, cut: list[bool], sessions: sessionmaker[Session]
 ) -> Iterator[tuple[SimulatedTerminal, ZvtPaymentTerminal]]:
     line = PtyLine(tmp_path / "zvt-r")
-    sim = SimulatedTerminal(line, fake_clock, channel_wrapper=lambda ch: CutBeforeResult(ch, line, cut)).start()
+    sim = SimulatedTerminal(
+        line, fake_clock, channel_wrapper=lambda ch: CutBeforeResult(ch, line, cut)
+    ).start()
     channel = SerialChannel(line.path)
     yield sim, ZvtPaymentTerminal(channel, fake_clock)
     channel.close()
@@ -86,7 +88,9 @@ def rig(
 
 
 @pytest.fixture
-def sessions(device_sessions: sessionmaker[Session], protocol_factory: Callable[..., None]) -> sessionmaker[Session]:
+def sessions(
+    device_sessions: sessionmaker[Session], protocol_factory: Callable[..., None]
+) -> sessionmaker[Session]:
     for number in ("P-1", "P-2", "P-3"):
         protocol_factory(device_sessions, number)
     return device_sessions
@@ -252,12 +256,16 @@ def test_a_stray_result_that_belongs_to_no_attempt_is_kept_as_evidence_and_refus
     lost = _lose_result(rig, sessions, fake_clock, cut)
     decide(sessions, _flow(sessions, terminal, fake_clock).journal, fake_clock, lost, charged=False,
            reason="driver shows no debit in the bank app", decided_by="B-1")  # fmt: skip
-    _flow(sessions, terminal, fake_clock).pay("P-2")  # the kept result no longer belongs to an attempt in doubt
+    _flow(sessions, terminal, fake_clock).pay(
+        "P-2"
+    )  # the kept result no longer belongs to an attempt in doubt
     assert sim.stray_answers == ["846600"]
     assert [c.status for c in sim.journal.all()] == ["reversed_by_ecr", "booked"]
     with sessions() as s:
         evidence = s.scalars(select(PaymentEvidence).where(PaymentEvidence.kind == "stray_result")).one()
-    assert evidence.answer == "refused" and evidence.raw_hex.startswith("040f") and evidence.attempt_id is None
+    assert (
+        evidence.answer == "refused" and evidence.raw_hex.startswith("040f") and evidence.attempt_id is None
+    )
 
 
 # ------------------------------------------------------------------ the last resort: a decision
@@ -298,7 +306,9 @@ def test_settling_twice_a_paid_protocol_or_an_attempt_not_in_doubt_is_refused_an
     flow = _flow(sessions, rig[1], fake_clock)
     paid_other = flow.pay("P-2")
     with sessions() as s:
-        other_attempt = s.scalars(select(PaymentAttempt.id).where(PaymentAttempt.payment_id == paid_other.payment_id)).one()
+        other_attempt = s.scalars(
+            select(PaymentAttempt.id).where(PaymentAttempt.payment_id == paid_other.payment_id)
+        ).one()
     for ref, message in (
         (other_attempt, "not in doubt"),
         ("nonexistent", "no payment attempt"),
@@ -311,7 +321,7 @@ def test_settling_twice_a_paid_protocol_or_an_attempt_not_in_doubt_is_refused_an
         decide(sessions, flow.journal, fake_clock, in_doubt, charged=True, reason="  ", decided_by="B-1")
     decide(sessions, flow.journal, fake_clock, in_doubt, charged=False, reason="no debit", decided_by="B-1")
     before = _counts(sessions)
-    with pytest.raises(SettlementRefused, match="already settled .* as not charged"):
+    with pytest.raises(SettlementRefused, match=r"already settled .* as not charged"):
         decide(sessions, flow.journal, fake_clock, in_doubt, charged=True, reason="again", decided_by="B-2")
     assert _counts(sessions) == before
 
@@ -322,10 +332,12 @@ def test_an_attempt_of_a_protocol_paid_meanwhile_cannot_be_settled(
     from edge.db.base import transaction
 
     flow = _flow(sessions, rig[1], fake_clock)
-    with transaction(sessions) as s:  # an old device database: P-1 paid by another attempt while this one hung
+    with transaction(
+        sessions
+    ) as s:  # an old device database: P-1 paid by another attempt while this one hung
         s.add(Payment(id="pay-old", protocol_number="P-1", amount_minor=AMOUNT, currency="KZT", full_amount_minor=2 * AMOUNT,
                       name_check="MATCH", officer_badge="B-1", approved_at=fake_clock.now()))  # fmt: skip
     before = _counts(sessions)
-    with pytest.raises(SettlementRefused, match="protocol P-1 is already paid .* charged twice"):
+    with pytest.raises(SettlementRefused, match=r"protocol P-1 is already paid .* charged twice"):
         decide(sessions, flow.journal, fake_clock, in_doubt, charged=False, reason="x", decided_by="B-1")
     assert _counts(sessions) == before

@@ -23,7 +23,9 @@ def test_terminal_time_reads_as_the_nearest_local_date(raw: str, near: datetime,
     assert terminal_time_text(raw, near, "Asia/Almaty") == shown
 
 
-@pytest.mark.parametrize("raw", ["", "2026-03-02 09:21:05", "1332000000", "0230120000", "12070053", "abcdefghij"])
+@pytest.mark.parametrize(
+    "raw", ["", "2026-03-02 09:21:05", "1332000000", "0230120000", "12070053", "abcdefghij"]
+)
 def test_a_value_that_is_not_a_terminal_time_is_shown_as_it_came(raw: str) -> None:
     near = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     assert terminal_local_time(raw, near, "Asia/Almaty") is None

@@ -219,7 +219,7 @@ def test_protocol_page_shows_declined_aborted_and_settled_attempts_in_words(revi
                     evidence="the terminal refused Repeat Receipt (84 83)", decided_by="SUP-anna",
                     reason="driver's bank shows no debit", amount_minor=1081250, currency="KZT",
                     settled_at=at + timedelta(hours=1), received_at=at,
-                ),  # fmt: skip
+                ),
             ]
         )
     assert review.login() == 303

@@ -69,16 +69,20 @@ class OfficerConsole:
         print(event.words(), flush=True)
 
 
-def open_terminal(config: Any, url: str, clock: Clock, on_display: Any) -> tuple[Any, Any]:
-    """The configured ZVT terminal: (its line, its adapter); ``ChannelError`` when the line cannot be opened."""
+def console_terminal(config: Any, url: str, clock: Clock) -> tuple[Any, Any, Any]:
+    """Events printed for the officer, and the configured ZVT terminal whose texts go to them: (events, its
+    line, its adapter); ``ChannelError`` when the line cannot be opened."""
+    from edge.payment.events import PaymentEvents
     from edge.payment.zvt_terminal import ZvtPaymentTerminal
     from hardware.zvt.transport import LineSettings, SerialChannel
 
+    events = PaymentEvents(clock)
+    events.subscribe(OfficerConsole())
     channel = SerialChannel(url, LineSettings(baudrate=config.terminal.baudrate))
     terminal = ZvtPaymentTerminal(
-        channel, clock, config.terminal.password, config.terminal.currency, on_display=on_display
+        channel, clock, config.terminal.password, config.terminal.currency, on_display=events.terminal_shows
     )
-    return channel, terminal
+    return events, channel, terminal
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -86,7 +90,6 @@ def _handler(args: argparse.Namespace) -> int:
     from edge.db.base import make_engine, make_sessionmaker
     from edge.db.migrate import upgrade
     from edge.identity import load_identity
-    from edge.payment.events import PaymentEvents
     from edge.payment.settlement import METHOD_WORDS
     from edge.payment.workflow import PaymentError, PaymentInDoubt, PaymentWorkflow
     from edge.receipts.assembly import (
@@ -103,12 +106,8 @@ def _handler(args: argparse.Namespace) -> int:
     sessions = make_sessionmaker(make_engine(config.database_url))
     identity = load_identity(config.device.id, config.key_file, create=True)
     clock = SystemClock()
-    events = PaymentEvents(clock)
-    events.subscribe(OfficerConsole())
     try:
-        channel, terminal = open_terminal(
-            config, args.terminal or config.terminal.url, clock, events.terminal_shows
-        )
+        events, channel, terminal = console_terminal(config, args.terminal or config.terminal.url, clock)
     except ChannelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NO_LINE

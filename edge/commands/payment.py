@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Any
 
 from core.clock import SystemClock
-from edge.commands.pay import OfficerConsole, open_terminal
+from edge.commands.pay import OfficerConsole, console_terminal
 
 
 def _context(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -47,19 +47,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _with_terminal(args: argparse.Namespace, action: str) -> int:
     from edge.payment.attempts import AttemptJournal
-    from edge.payment.events import PaymentEvents
     from edge.payment.ports import TerminalRefused, TerminalUnreachable
     from edge.payment.recovery import Recovery
     from hardware.zvt.errors import ApduError, ChannelError
 
     config, sessions = _context(args)
     clock = SystemClock()
-    events = PaymentEvents(clock)
-    events.subscribe(OfficerConsole())
     try:
-        channel, terminal = open_terminal(
-            config, args.terminal or config.terminal.url, clock, events.terminal_shows
-        )
+        events, channel, terminal = console_terminal(config, args.terminal or config.terminal.url, clock)
     except ChannelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

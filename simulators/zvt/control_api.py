@@ -33,7 +33,13 @@ def _apply(sim: SimulatedTerminal, action: str, body: dict[str, Any]) -> dict[st
     elif action == "fault":
         prefix = bytes.fromhex(str(body.get("apdu_prefix", "")))
         sim.faults.add(
-            LineFault(str(body["kind"]), int(body.get("count", 1)), float(body.get("delay", 0.0)), prefix)
+            LineFault(
+                str(body["kind"]),
+                int(body.get("count", 1)),
+                float(body.get("delay", 0.0)),
+                prefix,
+                int(body.get("skip", 0)),
+            )
         )
     elif action == "unplug":
         sim.line.vanish()

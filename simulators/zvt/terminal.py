@@ -101,7 +101,7 @@ class SimulatedTerminal:
         self.clock = clock
         self.settings = settings or TerminalSettings()
         self.journal = journal or ChargeJournal()
-        self.faults = LineFaults()
+        self.faults = LineFaults(unplug=line.vanish)
         self._wrap = channel_wrapper
         self._controls: queue.Queue[tuple[str, str]] = queue.Queue()
         self._link: Link | None = None

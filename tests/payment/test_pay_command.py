@@ -100,6 +100,16 @@ def _pay(env: dict[str, str], sim: dict[str, str], printer: str, number: str, *e
                  *extra, stdin=stdin)  # fmt: skip
 
 
+def _pay_and_die(device_db_url: str, sim: dict[str, str], kill_at: str, number: str) -> None:
+    """An ECR process pays ``number`` and is SIGKILLed at ``kill_at`` (see crash_driver.py)."""
+    driver = str(Path(__file__).with_name("crash_driver.py"))
+    killed = subprocess.run(
+        [sys.executable, driver, device_db_url, sim["terminal"], kill_at, number], cwd=ROOT, capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-2000:]
+
+
 def test_pay_command_takes_a_payment_through_the_simulator(
     sim_process: dict[str, str],
     printer_sim: tuple[str, Path],
@@ -193,12 +203,7 @@ def test_an_attempt_in_doubt_is_shown_settled_by_end_of_day_and_pay_offers_its_r
     assert (
         httpx.post(sim_process["api"] + "/profile", json={"profile": "no_repeat_receipt"}).status_code == 200
     )
-    killed = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("crash_driver.py")), device_db_url, sim_process["terminal"],
-         "after_ack", "P-DOUBT"],
-        cwd=ROOT, capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert killed.returncode == -9
+    _pay_and_die(device_db_url, sim_process, "after_ack", "P-DOUBT")
     doubt = _pay(env, sim_process, printer_sim[0], "P-DOUBT")
     assert doubt.returncode == 5, doubt.stdout + doubt.stderr
     assert "in doubt: payment of protocol P-DOUBT is in doubt" in doubt.stderr
@@ -236,12 +241,7 @@ def test_settle_command_records_a_decision_and_frees_the_protocol(
     protocol_factory(device_sessions, "P-DEC")
     env = _env(device_db_url, tmp_path)
     httpx.post(sim_process["api"] + "/profile", json={"profile": "no_repeat_receipt"})
-    killed = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("crash_driver.py")), device_db_url, sim_process["terminal"],
-         "before_persist", "P-DEC"],
-        cwd=ROOT, capture_output=True, timeout=60,
-    )  # fmt: skip
-    assert killed.returncode == -9
+    _pay_and_die(device_db_url, sim_process, "before_persist", "P-DEC")
     assert _pay(env, sim_process, printer_sim[0], "P-DEC").returncode == 5
     with device_sessions() as s:
         attempt = s.scalars(select(PaymentAttempt.id)).one()
@@ -264,6 +264,14 @@ def test_control_api_changes_scenario_and_rejects_bad_requests(sim_process: dict
     bad = httpx.post(api + "/scenario", json={"scenario": "nonsense"})
     assert bad.status_code == 400 and "nonsense" in bad.json()["error"]
     assert httpx.post(api + "/fault", json={"kind": "melt"}).status_code == 400
+    assert (
+        httpx.post(api + "/profile", json={"profile": "no_repeat_receipt"}).json()["profile"]
+        == "no_repeat_receipt"
+    )
+    assert httpx.post(api + "/profile", json={"profile": "nonsense"}).status_code == 400
+    assert httpx.post(api + "/fault", json={"kind": "unplug", "apdu_prefix": "040f", "skip": 1}).json()[
+        "faults_pending"
+    ] == ["bad_crc", "unplug"]
     assert httpx.post(api + "/explode", json={}).status_code == 404
 
 

@@ -25,9 +25,8 @@ from edge.payment.settlement import SettlementRefused, decide
 from edge.payment.workflow import PaymentWorkflow
 from edge.payment.zvt_terminal import ZvtPaymentTerminal
 from edge.sync.outbox import OutboxContent, OutboxRecord
-from hardware.zvt.errors import ChannelError
-from hardware.zvt.link import ByteChannel
 from hardware.zvt.transport import SerialChannel
+from simulators.zvt.faults import LineFault
 from simulators.zvt.lines import PtyLine
 from simulators.zvt.scenarios import Profile
 from simulators.zvt.terminal import SimulatedTerminal
@@ -49,37 +48,16 @@ class Yes:
         return True
 
 
-class CutBeforeResult:
-    """The terminal's side of the line: when ``armed``, its next payment result (04 0F with an amount) never
-    reaches the device, the cable is pulled as it is sent."""
-
-    def __init__(self, inner: ByteChannel, line: PtyLine, armed: list[bool]) -> None:
-        self.inner, self.line, self.armed = inner, line, armed
-
-    def write(self, data: bytes) -> None:
-        if self.armed[0] and data.startswith(b"\x10\x02\x04\x0f") and b"\x04\x00\x00\x01\x08\x30" in data:
-            self.armed[0] = False
-            self.line.vanish()
-            raise ChannelError("cable pulled")
-        self.inner.write(data)
-
-    def read(self, timeout: float) -> bytes:
-        return self.inner.read(timeout)
+def _pull_cable_at_the_result(sim: SimulatedTerminal) -> None:
+    """The terminal's next payment result (its second 04 0F: the first is the Read Card's) never reaches the
+    device: the cable is pulled as it is sent."""
+    sim.faults.add(LineFault("unplug", apdu_prefix=b"\x04\x0f", skip=1))
 
 
 @pytest.fixture
-def cut() -> list[bool]:
-    return [False]
-
-
-@pytest.fixture
-def rig(
-    tmp_path: Path, fake_clock: FakeClock, cut: list[bool], sessions: sessionmaker[Session]
-) -> Iterator[tuple[SimulatedTerminal, ZvtPaymentTerminal]]:
+def rig(tmp_path: Path, fake_clock: FakeClock) -> Iterator[tuple[SimulatedTerminal, ZvtPaymentTerminal]]:
     line = PtyLine(tmp_path / "zvt-r")
-    sim = SimulatedTerminal(
-        line, fake_clock, channel_wrapper=lambda ch: CutBeforeResult(ch, line, cut)
-    ).start()
+    sim = SimulatedTerminal(line, fake_clock).start()
     channel = SerialChannel(line.path)
     yield sim, ZvtPaymentTerminal(channel, fake_clock)
     channel.close()
@@ -100,11 +78,10 @@ def _flow(sessions: sessionmaker[Session], terminal: ZvtPaymentTerminal, clock: 
     return PaymentWorkflow(sessions, terminal, Ready(), Yes(), clock, "B-1", events=PaymentEvents(clock))
 
 
-def _lose_result(rig: tuple[SimulatedTerminal, ZvtPaymentTerminal], sessions: Any, clock: FakeClock,
-                 cut: list[bool]) -> str:  # fmt: skip
+def _lose_result(rig: tuple[SimulatedTerminal, ZvtPaymentTerminal], sessions: Any, clock: FakeClock) -> str:
     """Pay P-1 while the cable is pulled as the terminal sends its result; returns the attempt, in doubt."""
     sim, terminal = rig
-    cut[0] = True
+    _pull_cable_at_the_result(sim)
     with pytest.raises(wf.PaymentInDoubt) as err:
         _flow(sessions, terminal, clock).pay("P-1")
     sim.line.restore()
@@ -147,10 +124,10 @@ def _counts(sessions: sessionmaker[Session]) -> tuple[int, ...]:
 
 
 def test_result_lost_before_it_arrived_is_settled_by_repeat_receipt_at_the_next_payment(
-    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
 ) -> None:
     sim, terminal = rig
-    lost = _lose_result(rig, sessions, fake_clock, cut)
+    lost = _lose_result(rig, sessions, fake_clock)
     assert [c.status for c in sim.journal.all()] == ["auto_reversed"]
     paid = _flow(sessions, terminal, fake_clock).pay("P-2")  # asks the last receipt first
     assert _state(sessions, lost) == "reversed"
@@ -163,11 +140,11 @@ def test_result_lost_before_it_arrived_is_settled_by_repeat_receipt_at_the_next_
 
 
 def test_without_repeat_receipt_an_attempt_in_doubt_blocks_only_its_protocol_until_end_of_day(
-    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
 ) -> None:
     sim, terminal = rig
     sim.settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
-    lost = _lose_result(rig, sessions, fake_clock, cut)
+    lost = _lose_result(rig, sessions, fake_clock)
     flow = _flow(sessions, terminal, fake_clock)
     paid = flow.pay("P-2")  # another protocol: paid
     assert paid.protocol_number == "P-2"
@@ -189,13 +166,13 @@ def test_without_repeat_receipt_an_attempt_in_doubt_blocks_only_its_protocol_unt
 
 
 def test_end_of_day_finds_an_attempt_in_doubt_charged_and_records_it_once(
-    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
 ) -> None:
     """The terminal booked it (its answer came after the line was back), RR unsupported: End-of-Day's total
     holds one more transaction than the device recorded, exactly the attempt in doubt."""
     sim, terminal = rig
     sim.settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
-    lost = _lose_result(rig, sessions, fake_clock, cut)
+    lost = _lose_result(rig, sessions, fake_clock)
     charge = sim.journal.all()[0]
     sim.journal.set_status(charge, "booked")  # as a terminal that books without the ECR's answer does
     flow = _flow(sessions, terminal, fake_clock)
@@ -212,13 +189,13 @@ def test_end_of_day_finds_an_attempt_in_doubt_charged_and_records_it_once(
 
 
 def test_end_of_day_that_cannot_tell_two_attempts_apart_settles_nothing(
-    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
 ) -> None:
     sim, terminal = rig
     sim.settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
-    first = _lose_result(rig, sessions, fake_clock, cut)
+    first = _lose_result(rig, sessions, fake_clock)
     sim.journal.set_status(sim.journal.all()[0], "booked")
-    cut[0] = True
+    _pull_cable_at_the_result(sim)
     with pytest.raises(wf.PaymentInDoubt):
         _flow(sessions, terminal, fake_clock).pay("P-2")
     sim.line.restore()
@@ -228,11 +205,11 @@ def test_end_of_day_that_cannot_tell_two_attempts_apart_settles_nothing(
 
 
 def test_a_terminal_that_keeps_the_result_sends_it_again_and_it_is_saved_before_it_is_acknowledged(
-    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
 ) -> None:
     sim, terminal = rig
     sim.settings.apply_profile(Profile.STRAY_RESULTS)
-    lost = _lose_result(rig, sessions, fake_clock, cut)
+    lost = _lose_result(rig, sessions, fake_clock)
     assert sim.state()["held_result"] is not None
     flow = _flow(sessions, terminal, fake_clock)
     flow.pay("P-2")  # its status enquiry meets the kept result first: saved, settles P-1, then acknowledged
@@ -249,11 +226,11 @@ def test_a_terminal_that_keeps_the_result_sends_it_again_and_it_is_saved_before_
 
 
 def test_a_stray_result_that_belongs_to_no_attempt_is_kept_as_evidence_and_refused(
-    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
 ) -> None:
     sim, terminal = rig
     sim.settings.apply_profile(Profile.STRAY_RESULTS)
-    lost = _lose_result(rig, sessions, fake_clock, cut)
+    lost = _lose_result(rig, sessions, fake_clock)
     decide(sessions, _flow(sessions, terminal, fake_clock).journal, fake_clock, lost, charged=False,
            reason="driver shows no debit in the bank app", decided_by="B-1")  # fmt: skip
     _flow(sessions, terminal, fake_clock).pay(
@@ -270,9 +247,9 @@ def test_a_stray_result_that_belongs_to_no_attempt_is_kept_as_evidence_and_refus
 
 # ------------------------------------------------------------------ the last resort: a decision
 @pytest.fixture
-def in_doubt(rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock, cut: list[bool]) -> str:
+def in_doubt(rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock) -> str:
     rig[0].settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
-    lost = _lose_result(rig, sessions, fake_clock, cut)
+    lost = _lose_result(rig, sessions, fake_clock)
     with pytest.raises(wf.PaymentInDoubt):  # asks the terminal once more: Repeat Receipt refused
         _flow(sessions, rig[1], fake_clock).pay("P-1")
     return lost

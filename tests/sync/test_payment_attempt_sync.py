@@ -29,13 +29,12 @@ from edge.payment.ports import CardRead, PrinterReadiness, PromptUnanswered, Rea
 from edge.payment.settlement import decide
 from edge.payment.zvt_terminal import ZvtPaymentTerminal
 from edge.sync.outbox import OutboxContent, OutboxRecord, seal_pending
-from hardware.zvt.errors import ChannelError
-from hardware.zvt.link import ByteChannel
 from hardware.zvt.transport import SerialChannel
 from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
 from server.ingest.payment_attempts import store_payment_records
 from server.ingest.pipeline import Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
+from simulators.zvt.faults import LineFault
 from simulators.zvt.lines import PtyLine
 from simulators.zvt.scenarios import Profile, Scenario
 from simulators.zvt.terminal import SimulatedTerminal
@@ -61,23 +60,6 @@ class Desk:
         return self.answer
 
 
-class CutOnce:
-    """Pulls the cable as the terminal sends its first payment result (the result is lost on the line)."""
-
-    def __init__(self, inner: ByteChannel, line: PtyLine, armed: list[bool]) -> None:
-        self.inner, self.line, self.armed = inner, line, armed
-
-    def write(self, data: bytes) -> None:
-        if self.armed[0] and data.startswith(b"\x10\x02\x04\x0f") and b"\x04\x00\x00\x01\x08\x30" in data:
-            self.armed[0] = False
-            self.line.vanish()
-            raise ChannelError("cable pulled")
-        self.inner.write(data)
-
-    def read(self, timeout: float) -> bytes:
-        return self.inner.read(timeout)
-
-
 def _protocol(sessions: sessionmaker[Session], number: str) -> None:
     with transaction(sessions) as s:
         if s.get(Officer, "B-1") is None:
@@ -96,10 +78,7 @@ def _protocol(sessions: sessionmaker[Session], number: str) -> None:
 def device(rig: SyncRig, tmp_path: Path) -> Iterator[tuple[SimulatedTerminal, ZvtPaymentTerminal, FakeClock]]:
     clock = FakeClock()
     line = PtyLine(tmp_path / "zvt-s")
-    armed = [False]
-    sim = SimulatedTerminal(line, clock, channel_wrapper=lambda ch: CutOnce(ch, line, armed))
-    sim.armed = armed  # type: ignore[attr-defined]
-    sim.start()
+    sim = SimulatedTerminal(line, clock).start()
     channel = SerialChannel(line.path)
     for number in ("S-DECL", "S-ABORT", "S-DOUBT"):
         _protocol(rig.device, number)
@@ -155,7 +134,7 @@ def test_declined_aborted_and_settled_attempts_reach_the_server_with_their_resul
     _pay(rig, terminal, clock, "S-ABORT", Desk(None))
     sim.settings.card = "visa_named"
     sim.settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
-    sim.armed[0] = True  # type: ignore[attr-defined]
+    sim.faults.add(LineFault("unplug", apdu_prefix=b"\x04\x0f", skip=1))  # the result is lost on the line
     _pay(rig, terminal, clock, "S-DOUBT", Desk(True))
     sim.line.restore()
     flow = wf.PaymentWorkflow(rig.device, terminal, Ready(), Desk(True), clock, "B-1")
@@ -202,7 +181,7 @@ def test_an_older_state_of_an_attempt_never_overwrites_a_newer_one(
 ) -> None:
     sim, terminal, clock = device
     sim.settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
-    sim.armed[0] = True  # type: ignore[attr-defined]
+    sim.faults.add(LineFault("unplug", apdu_prefix=b"\x04\x0f", skip=1))  # the result is lost on the line
     _pay(rig, terminal, clock, "S-DOUBT", Desk(True))
     sim.line.restore()
     flow = wf.PaymentWorkflow(rig.device, terminal, Ready(), Desk(True), clock, "B-1")

@@ -241,7 +241,7 @@ class Recovery:
         with transaction(self.sessions) as s:
             row = s.get(PaymentAttempt, attempt_id)
             assert row is not None
-            if evidence:
+            if evidence and why not in row.reason:  # the same answer again teaches nothing new
                 s.add(self._evidence("repeat_receipt", why, attempt_id))
             _learnt(row, why)
             if AttemptState(row.state) in (AttemptState.AUTHORISING, AttemptState.RESULT_PERSISTED):

@@ -170,10 +170,11 @@ def test_simulated_stray_approval_is_booked_only_when_saved(
     session.on_stray_result = saver if saved else None
     out = session.run(c.status_enquiry())  # the next command: the terminal sends its kept result first
     assert out.completion is not None and out.completion.terminal_status == 0
-    assert len(session.stray_results) == 1 and session.stray_results[0].during.startswith("status_enquiry")
+    # what the terminal heard, and what it did with its kept approval
     assert sim.stray_answers == (["800000"] if saved else ["846600"])
     statuses = [ch.status for ch in sim.journal.all()]
     assert statuses == (["booked"] if saved else ["reversed_by_ecr"])
+    assert len(session.stray_results) == 1 and session.stray_results[0].during.startswith("status_enquiry")
     if saved:
         assert [k.trace for k in kept] == [sim.journal.all()[0].trace]
 

@@ -250,3 +250,38 @@ def test_end_of_day_decoder_never_fails_but_with_a_clear_error(body: bytes) -> N
         assert "BMP 60" in str(exc) or "BCD" in str(exc)
     else:
         assert totals.count is not None and totals.total_minor == 10
+
+
+class _Scripted:
+    """The scripted peer of ``conftest.ScriptedChannel``, made per example (hypothesis runs many)."""
+
+    def __init__(self, clock: FakeClock, on_write: Callable[[bytes], bytes]) -> None:
+        self.clock, self.on_write = clock, on_write
+        self.written: list[bytes] = []
+        self.inbound = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+        self.inbound += self.on_write(bytes(data))
+
+    def read(self, timeout: float) -> bytes:
+        if not self.inbound:
+            self.clock.advance(timeout if timeout > 0 else 0.001)
+            return b""
+        data = bytes(self.inbound)
+        self.inbound.clear()
+        return data
+
+
+@given(st.binary(max_size=60))
+def test_no_stray_04_0f_however_malformed_is_acknowledged_without_a_saver(data: bytes) -> None:
+    """Random and mutated 04 0F bodies arriving while a command waits for its 80 00: never answered 80 00 00
+    (84 66 when readable, 84 9A when not), and the command still completes."""
+    clock = FakeClock()
+    stray = bytes((0x04, 0x0F, len(data))) + data
+    steps = [[stray], [c.ACK_APDU, c.status_completion_apdu("SIM", 0)], []]
+    ch = _Scripted(clock, _scripted_terminal(steps))
+    out = ZvtSession(Link(ch, clock), clock).run(c.status_enquiry())
+    assert out.completion is not None
+    answer = _ecr_frames(ch.written)[1]
+    assert answer != c.ACK_APDU and answer[0] == 0x84 and answer[1] in (0x66, 0x9A)

@@ -35,6 +35,7 @@ from edge.payment.attempts import AttemptJournal
 from edge.payment.events import StateChanged
 from edge.payment.ports import TerminalResult
 from edge.payment.recording import record_payment
+from edge.payment.zvt_terminal import result_from_hex
 from edge.sync.outbox import enqueue
 from hardware.zvt.errors import ApduError
 
@@ -68,8 +69,6 @@ def _result_of(row: PaymentAttempt, result: TerminalResult | None) -> TerminalRe
     if result is not None:
         return result
     if row.result_hex:
-        from edge.payment.zvt_terminal import result_from_hex
-
         try:
             return result_from_hex(row.result_hex)
         except (ApduError, ValueError):

@@ -11,14 +11,20 @@ Which messages the session answers ``80 00 00`` by itself, and why (zvt.md §10,
   Repeat Receipt, End-of-Day: ``Result.TRANSACTION``) is answered only by the caller's handler, after the
   caller saved it. Running such a command without a handler is refused before anything is sent.
 - A 04 0F that arrives when no running command expects one (while a command waits for its ``80 00``, during
-  a Status Enquiry, a second different result in one command, a transaction result during Read Card) is
-  stray: by the master-rights rule (P016 §5.1) the terminal is still finishing a transaction the ECR sent
-  earlier and lost (line cut, T4 expired, process killed). Acknowledging it books money the device never
-  recorded. It is saved first, as the result of the attempt it belongs to, by ``on_stray_result`` (the edge
-  matches it to the one attempt whose result is unknown by trace, amount, card and time, commits it, and
-  only then answers ``80 00 00``: the interrupted sequence finishes as the spec draws it, commit then ack).
-  A stray result the handler does not take, or any stray result when no handler is set, is answered
-  ``84 66 00``: not accepted, the terminal reverses it. Never acknowledge a result that is not saved.
+  a Status Enquiry, a second different result in one command, a booking during Read Card) is stray. Of the two
+  possible answers, saving it first as the result of the attempt it belongs to, or leaving it unacknowledged,
+  the spec makes the first right when the result can be attributed and the second right otherwise:
+  * by the master-rights rule (P016 §5.1) the terminal only speaks while it holds master rights, so a stray
+    04 0F is the result of a transaction the ECR started and lost (line cut, T4 expired, process killed), the
+    terminal still finishing it; answering it finishes the spec's own sequence late, and the commit rule
+    (P015 §2.2.8, zvt.md §12) applies unchanged: save, then ``80 00 00``. ``on_stray_result`` does that: the
+    caller matches it to the one attempt whose result is unknown (trace, amount, card 1F14, time), commits
+    it, and only then says yes;
+  * a 04 0F is parsed by context and a stray one has none: when it matches no such attempt, or more than
+    one, acknowledging it would book money no protocol owns. It is answered ``84 66 00`` (not accepted: the
+    terminal reverses it, P015 §3.1), and the caller keeps it as evidence, since some terminals book even
+    without the ECR's answer (Portalum #59, zvt.md §12). Without ``on_stray_result`` every stray result is
+    answered so. Never acknowledge a result that is not saved.
 - 04 FF (display), 06 0F (Completion), 06 1E (Abort) and print lines (06 D1/D3) move no money: the booking
   was decided by the answer to the 04 0F. They are acknowledged at once, stray ones included, so that a
   terminal finishing an earlier sequence is not left repeating them.

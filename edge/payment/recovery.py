@@ -14,7 +14,8 @@ Evidence, in order (``edge.payment.settlement`` records how each attempt was set
    - anything else (no last receipt, a stranger's transaction, 84 83 "not supported") → still in doubt.
 2. **A result the terminal sends unsolicited** (``take_stray``): after the line comes back a terminal may
    send the unanswered 04 0F again. It is saved first; if it matches exactly one attempt in doubt by the
-   same rules it settles it (and only then is it acknowledged), else it is refused and kept as evidence.
+   same rules it settles it (and only then is it acknowledged); the result of a payment recorded already
+   (our acknowledgement was lost) is acknowledged again; anything else is refused and kept as evidence.
 3. **End-of-Day** (06 50, ``end_of_day``): the totals of the batch the terminal closed (total, count,
    receipt range) against the device's recorded payments in that batch; if exactly one choice of the
    attempts in doubt makes both the total and the count agree, those were charged and the others not.
@@ -269,8 +270,16 @@ class Recovery:
         (acknowledge) only then. Installed as the terminal's ``on_stray_result``."""
         events: list[StateChanged] = []
         with transaction(self.sessions) as s:
+            known = _recorded(s, r)
+            if known is not None and r.approved and r.amount_minor == known.amount_minor:
+                # the result of a payment recorded already, sent again (our 80 00 was lost): it is saved, so
+                # it is acknowledged again; refusing it would make the terminal reverse a recorded payment
+                why = f"the result of payment {known.id} (trace {known.trace_no}) again, recorded already"
+                s.add(self._evidence("stray_result", why, None, r.raw_hex, "accepted"))
+                log_event(log, "payment.stray_result", verdict="repeat", payment=known.id)
+                return True
             rows = [row for row in _unknown_rows(s) if row.authorised_at is not None and row.id != self.live]
-            mine = [row for row in rows if self._belongs(row, r)] if _recorded(s, r) is None else []
+            mine = [row for row in rows if self._belongs(row, r)] if known is None else []
             if len(mine) != 1:
                 why = (
                     "a result nobody asked for, matching no attempt in doubt: refused, the terminal reverses it"

@@ -318,3 +318,22 @@ def test_an_attempt_of_a_protocol_paid_meanwhile_cannot_be_settled(
     with pytest.raises(SettlementRefused, match=r"protocol P-1 is already paid .* charged twice"):
         decide(sessions, flow.journal, fake_clock, in_doubt, charged=False, reason="x", decided_by="B-1")
     assert _counts(sessions) == before
+
+
+def test_the_result_of_a_recorded_payment_sent_again_is_acknowledged_not_reversed(
+    rig: Any, sessions: sessionmaker[Session], fake_clock: FakeClock
+) -> None:
+    """Our 80 00 00 was lost and the terminal offers the result again when no command expects it: it was
+    saved already, so it is acknowledged again (refusing it would reverse a recorded payment)."""
+    from edge.payment.zvt_terminal import result_from_hex
+
+    flow = _flow(sessions, rig[1], fake_clock)
+    paid = flow.pay("P-1")
+    with sessions() as s:
+        attempt = s.scalars(select(PaymentAttempt).where(PaymentAttempt.payment_id == paid.payment_id)).one()
+    before = _counts(sessions)
+    assert flow.recovery.take_stray(result_from_hex(attempt.result_hex or "")) is True
+    assert _counts(sessions) == before and _state(sessions, attempt.id) == "paid"
+    with sessions() as s:
+        kept = s.scalars(select(PaymentEvidence)).one()
+    assert kept.answer == "accepted" and "recorded already" in kept.summary

@@ -16,7 +16,11 @@ def build_parser(prog: str, description: str, package: ModuleType) -> argparse.A
     """Parser whose subcommands come from every module of ``package`` that has a ``register`` function."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", help="TOML configuration file (environment variables override it)")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default INFO; WARNING for commands an officer reads, such as pay)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
@@ -38,6 +42,6 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     from core.process_stop import end_with_parent
     from core.structured_log import configure_logging
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level or getattr(args, "log_level_default", "INFO"))
     end_with_parent(logging.getLogger(parser.prog))
     return int(handler(args) or 0)

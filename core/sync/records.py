@@ -138,6 +138,92 @@ class OwnCardCheckRecordV1(RecordBody):
     checked_at: AwareDatetime
 
 
+AttemptStateName = Literal[
+    "started",
+    "card_read",
+    "card_failed",
+    "refused",
+    "aborted",
+    "abandoned",
+    "authorising",
+    "result_persisted",
+    "in_doubt",
+    "paid",
+    "declined",
+    "reversed",
+    "not_charged",
+    "failed",
+]
+
+
+class PaymentAttemptRecordV1(RecordBody):
+    """One try to pay a protocol, as it stands after a state change that matters to a supervisor: every end
+    (paid, declined, reversed, aborted, refused, …) and "in doubt". Later records of the same attempt carry a
+    higher ``revision``; the receiver keeps the highest. ``result_text`` is the terminal's result code in
+    words, ``reason`` what happened in the device's words."""
+
+    record_type: ClassVar[str] = "payment_attempt"
+    version: ClassVar[int] = 1
+
+    attempt_id: Id = Field(min_length=1, max_length=36)
+    protocol_number: str = Field(min_length=1, max_length=32)
+    state: AttemptStateName
+    revision: int = Field(ge=1, le=1_000_000)
+    amount_minor: int = Field(ge=0)
+    currency: CurrencyCode
+    officer_badge: str = Field(min_length=1, max_length=32)
+    started_at: AwareDatetime
+    updated_at: AwareDatetime
+    masked_pan: str = Field(default="", max_length=32)
+    card_scheme: str = Field(default="", max_length=64)
+    name_check: Literal["MATCH", "PROBABLE", "MISMATCH", "UNAVAILABLE"] | None = None
+    result_code: int | None = Field(default=None, ge=0, le=255)
+    result_text: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+    trace_no: int | None = Field(default=None, ge=0, le=999_999)
+    receipt_no: int | None = Field(default=None, ge=0, le=9_999)
+    payment_id: Id | None = Field(default=None, max_length=36)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PaymentAttemptRecordV1:
+        if self.updated_at < self.started_at:
+            raise ValueError("updated_at is before started_at")
+        if (self.state == "paid") != (self.payment_id is not None):
+            raise ValueError("a paid attempt names its payment_id, and only a paid one does")
+        return self
+
+
+class PaymentSettlementRecordV1(RecordBody):
+    """How an attempt whose result was unknown ("in doubt") was settled, and on what evidence: the terminal's
+    last receipt (Repeat Receipt), its end-of-day totals, a result it sent unsolicited and the device saved,
+    or, last, a person's decision with a reason. Written once per attempt; never changed."""
+
+    record_type: ClassVar[str] = "payment_settlement"
+    version: ClassVar[int] = 1
+
+    settlement_id: Id = Field(min_length=1, max_length=36)
+    attempt_id: Id = Field(min_length=1, max_length=36)
+    protocol_number: str = Field(min_length=1, max_length=32)
+    outcome: Literal["charged", "not_charged"]
+    method: Literal["repeat_receipt", "end_of_day", "terminal_result", "decision"]
+    evidence: str = Field(min_length=1, max_length=4000)
+    evidence_hex: str = Field(default="", max_length=4096, pattern=r"^[0-9a-f]*$")
+    decided_by: str | None = Field(default=None, max_length=64)
+    reason: str = Field(default="", max_length=1000)
+    amount_minor: int = Field(ge=0)
+    currency: CurrencyCode
+    payment_id: Id | None = Field(default=None, max_length=36)
+    settled_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PaymentSettlementRecordV1:
+        if self.method == "decision" and not (self.decided_by and self.reason.strip()):
+            raise ValueError("a decision names who decided (decided_by) and why (reason)")
+        if (self.outcome == "charged") != (self.payment_id is not None):
+            raise ValueError("a charged settlement names its payment_id, and only a charged one does")
+        return self
+
+
 # --- receipts engineer -------------------------------------------------------------------------------------
 
 
@@ -295,6 +381,8 @@ RECORD_MODELS: dict[tuple[str, int], type[RecordBody]] = {
         ProtocolRecordV1,
         PaymentRecordV1,
         OwnCardCheckRecordV1,
+        PaymentAttemptRecordV1,
+        PaymentSettlementRecordV1,
         ReceiptJobRecordV1,
         SegmentRecordV1,
         SegmentRecordV2,
@@ -311,6 +399,8 @@ CURRENT_VERSION: dict[str, int] = {t: max(v for tt, v in RECORD_MODELS if tt == 
 Protocol = ProtocolRecordV1
 Payment = PaymentRecordV1
 OwnCardCheck = OwnCardCheckRecordV1
+PaymentAttemptRecord = PaymentAttemptRecordV1
+PaymentSettlementRecord = PaymentSettlementRecordV1
 ReceiptJob = ReceiptJobRecordV1
 Segment = SegmentRecordV2
 RecordingGap = RecordingGapRecordV1
@@ -322,6 +412,8 @@ PRIORITY: dict[str, int] = {
     "payment": 0,
     "protocol": 0,
     "own_card_check": 1,
+    "payment_settlement": 0,
+    "payment_attempt": 1,
     "receipt_job": 2,
     "bookmark": 3,
     "segment": 4,

@@ -78,8 +78,24 @@ class TerminalResult:
 
 
 ResultSink = Callable[[TerminalResult], bool]
-"""Called with the payment result BEFORE it is acknowledged: commit it, return True to accept or False to
-make the terminal reverse it."""
+"""Called with a transaction result BEFORE it is acknowledged: commit it, return True to accept or False to
+make the terminal reverse it. An exception leaves the result unanswered (the terminal reverses it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalTotals:
+    """An End-of-Day's totals of the batch it closed: what the terminal booked since the previous one."""
+
+    total_minor: int
+    count: int | None  # transactions (None: the terminal sent no per-group counts)
+    receipt_from: int | None
+    receipt_to: int | None
+    terminal_time: str
+    raw_hex: str
+
+
+TotalsSink = Callable[[TerminalTotals], bool]
+"""Called with the End-of-Day totals BEFORE they are acknowledged: commit them (and what they settle)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +120,9 @@ class TerminalUnreachable(Exception):
 
 
 class PaymentTerminal(Protocol):
+    on_stray_result: ResultSink | None
+    """Takes a result the terminal sends when no command expects one (see ``hardware.zvt.session``)."""
+
     def register(self) -> None: ...
 
     def status(self) -> TerminalStatus: ...
@@ -112,17 +131,25 @@ class PaymentTerminal(Protocol):
 
     def authorise(self, amount: Money, on_result: ResultSink) -> AuthorisationOutcome: ...
 
-    def reverse(self, receipt_no: int) -> TerminalResult | None: ...
+    def reverse(self, receipt_no: int, on_result: ResultSink) -> TerminalResult | None: ...
 
     def abort(self) -> None: ...
 
-    def end_of_day(self) -> TerminalResult | None: ...
+    def end_of_day(self, on_totals: TotalsSink) -> TerminalTotals | None: ...
 
-    def repeat_receipt(self) -> TerminalResult | None: ...
+    def repeat_receipt(self, on_result: ResultSink) -> TerminalResult | None:
+        """The terminal's last receipt, given to ``on_result`` before it is acknowledged; None when the
+        terminal has none; ``TerminalRefused`` when it does not support Repeat Receipt (84 83)."""
+        ...
+
+
+class PromptUnanswered(Exception):
+    """An officer's question could not be answered (end of input, interrupted): the payment must stop."""
 
 
 class OfficerDesk(Protocol):
-    """The officer's decisions during the own-card check (CLI prompt, officer web UI)."""
+    """The officer's decisions during the own-card check (CLI prompt, officer web UI); a question that
+    cannot be answered raises ``PromptUnanswered``."""
 
     def confirm_probable(self, driver_name: str, card: CardRead, reason: str) -> bool: ...
 

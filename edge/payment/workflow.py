@@ -1,18 +1,27 @@
-"""Card-only payment of one protocol's reduced fine, step by step as in issue 3:
+"""Card-only payment of one protocol's reduced fine, as named steps that follow the ZVT sequence (zvt.md §14):
 
-printer check → terminal status → Read Card → own-card check (name, officer) → Authorisation of the exact
-reduced amount → same-card check (1F14) → commit the result BEFORE acknowledging it → Payment + outbox.
+1. **check the devices**: printer ready (no money is taken when receipts cannot be printed), terminal ready
+   (05 01); attempts whose result is unknown are asked about first (``recovery``), and one of this protocol
+   blocks it (only it: other protocols can be paid);
+2. **open the attempt**;
+3. **read the card** (06 C0 asking for the card's 1F14 identity);
+4. **own-card check**: the name on the card against the driver's, with the officer's confirmation where the
+   matcher cannot decide; a refused card, or a question that cannot be answered, is released on the terminal
+   (06 B0);
+5. **authorise** exactly the reduced amount (06 01, pay type "the card just read"); the result is committed
+   BEFORE it is acknowledged, and a different card (1F14) or amount is answered ``84`` so the terminal
+   reverses it;
+6. **record** the payment, the protocol paid and their records for sync.
 
-Never charge twice, never record a payment the terminal did not approve: a protocol is paid once, and any
-attempt left in flight by a crash is reconciled (``recovery.reconcile``) before anything else happens.
+Every step is published as an event (``events``) and the attempt moves only along ``attempt_states``.
+A protocol is paid once; a payment the terminal did not approve is never recorded.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,25 +34,37 @@ from core.fines.jurisdiction import Sanction
 from core.money import Money, currency
 from core.names import NameMatch, check_name
 from core.structured_log import log_event
-from core.sync.records import OwnCardCheckRecordV1, PaymentRecordV1
-from edge.db import payment_attempts as pa
+from core.sync.records import OwnCardCheckRecordV1
 from edge.db.base import transaction
-from edge.db.payment_attempts import PaymentAttempt
+from edge.db.payment_attempts import PaymentAttempt, PaymentSettlement
 from edge.db.payments import Payment
-from edge.db.protocols import Officer, Protocol
+from edge.db.protocols import Protocol
+from edge.payment.attempt_states import AttemptState
+from edge.payment.attempts import AttemptJournal, AttemptView
+from edge.payment.events import (
+    Notice,
+    Outcome,
+    PaymentEvents,
+    PaymentFinished,
+    Step,
+    StepStarted,
+)
 from edge.payment.ports import (
     CardRead,
     OfficerDesk,
     PaymentTerminal,
     PrinterCheck,
+    PromptUnanswered,
     Readiness,
     TerminalRefused,
     TerminalResult,
     TerminalUnreachable,
 )
+from edge.payment.recording import record_payment
+from edge.payment.recovery import Recovery
 from edge.recorder.bookmarks import add_bookmark
-from edge.stops import protocol_record
 from edge.sync.outbox import enqueue
+from hardware.zvt.result_codes import result_text
 
 # A bookmark around the own-card check: the minute before it (card read, ID shown) and a little after.
 OWN_CARD_CHECK_LEAD = timedelta(seconds=60)
@@ -88,6 +109,10 @@ class OwnCardRefused(PaymentError):
     pass
 
 
+class PaymentAborted(PaymentError):
+    """The transaction was aborted on the terminal (06 B0) because the payment could not go on."""
+
+
 class PaymentDeclined(PaymentError):
     pass
 
@@ -97,7 +122,11 @@ class CurrencyRejected(PaymentError):
 
 
 class PaymentInDoubt(PaymentError):
-    """The outcome is unknown (line lost); it is reconciled with the terminal before the next payment."""
+    """Whether the card was charged is not known: the attempt blocks its protocol until it is settled."""
+
+    def __init__(self, message: str, attempt_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.attempt_ids = list(attempt_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +139,39 @@ class PaidFine:
     trace_no: str
     auth_code: str
     name_check: str
+    found_by: str | None = None  # set when recovery, not this run, found the protocol paid (its method)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What is being paid: the protocol, the exact amount, and the name the card must carry."""
+
+    protocol_number: str
+    amount: Money
+    driver_name: str
 
 
 Checkpoint = Callable[[str], None]
+
+
+def in_doubt_text(protocol_number: str, attempts: Sequence[AttemptView]) -> str:
+    """What the officer is told about attempts in doubt of one protocol, and what to do next."""
+    which = "; ".join(
+        f"attempt {a.id} ({Money(a.amount_minor, currency(a.currency)).format()}"
+        f"{', card ' + a.masked_pan if a.masked_pan else ''}"
+        f"{', authorised ' + f'{a.authorised_at:%Y-%m-%d %H:%M}Z' if a.authorised_at else ''})"
+        f"{': ' + a.reason if a.reason else ''}"
+        for a in attempts
+    )
+    first = attempts[0].short_id if attempts else "ATTEMPT"
+    return (
+        f"payment of protocol {protocol_number} is in doubt, it is not known whether the card was charged: "
+        f"{which}. Do not take this fine again until it is settled; other protocols can be paid. Next: "
+        f"(1) with the terminal connected, `patrol-edge pay {protocol_number}` or `patrol-edge payment reconcile` "
+        "asks the terminal for its last receipt; (2) at the end of the shift `patrol-edge payment end-of-day` "
+        "compares the terminal's totals with this device's payments; (3) if neither settles it, decide on what "
+        f"you know: `patrol-edge payment settle {first} --charged|--not-charged --reason '…' --by BADGE`."
+    )
 
 
 def _validate(session: Session, protocol_number: str, today_utc: datetime) -> Protocol:
@@ -120,10 +179,6 @@ def _validate(session: Session, protocol_number: str, today_utc: datetime) -> Pr
     protocol = session.get(Protocol, protocol_number)
     if protocol is None:
         raise ProtocolNotFound(f"protocol {protocol_number!r} does not exist on this device")
-    if protocol.status == "paid" or session.scalar(
-        select(Payment).where(Payment.protocol_number == protocol_number)
-    ):
-        raise AlreadyPaid(f"protocol {protocol_number} is already paid; a protocol can be paid only once")
     try:
         jur = load_jurisdiction(protocol.jurisdiction.lower())
         article = jur.article(protocol.article)
@@ -144,6 +199,20 @@ def _validate(session: Session, protocol_number: str, today_utc: datetime) -> Pr
     return protocol
 
 
+def _paid_fine(p: Payment, found_by: str | None = None) -> PaidFine:
+    return PaidFine(
+        p.id,
+        p.protocol_number,
+        Money(p.amount_minor, currency(p.currency)),
+        p.masked_pan,
+        p.receipt_no,
+        p.trace_no,
+        p.auth_code,
+        p.name_check,
+        found_by,
+    )
+
+
 class PaymentWorkflow:
     def __init__(
         self,
@@ -153,9 +222,10 @@ class PaymentWorkflow:
         officer: OfficerDesk,
         clock: Clock,
         officer_badge: str,
-        on_progress: Callable[[str], None] | None = None,
+        events: PaymentEvents | None = None,
         checkpoint: Checkpoint | None = None,
         card_timeout_s: int = 60,
+        timezone: str = "Asia/Almaty",
     ) -> None:
         self.sessions = sessions
         self.terminal = terminal
@@ -163,98 +233,145 @@ class PaymentWorkflow:
         self.officer = officer
         self.clock = clock
         self.officer_badge = officer_badge
-        self.progress = on_progress or (lambda text: None)
+        self.events = events or PaymentEvents(clock)
         self.checkpoint = checkpoint or (lambda name: None)
         self.card_timeout_s = card_timeout_s
-
-    # ------------------------------------------------------------------ helpers
-    def _set(self, attempt_id: str, state: str, **fields: object) -> None:
-        with transaction(self.sessions) as s:
-            row = s.get(PaymentAttempt, attempt_id)
-            assert row is not None
-            row.state = state
-            row.updated_at = self.clock.now()
-            for k, v in fields.items():
-                setattr(row, k, v)
-        log_event(log, "payment.attempt.state", attempt=attempt_id, state=state)
+        self.journal = AttemptJournal(sessions, clock, self.events)
+        self.recovery = Recovery(sessions, terminal, clock, self.journal, timezone)
+        # a result the terminal sends unsolicited is saved (and settles its attempt) before any answer
+        terminal.on_stray_result = self.recovery.take_stray
 
     # --------------------------------------------------------------------- pay
     def pay(self, protocol_number: str) -> PaidFine:
-        from edge.payment.recovery import reconcile
-
-        unresolved = reconcile(self.sessions, self.terminal, self.clock)
-        if unresolved:
-            raise PaymentInDoubt(
-                f"{len(unresolved)} earlier payment(s) could not be reconciled with the terminal yet; "
-                "reconnect the terminal and try again"
+        attempt_id: str | None = None
+        try:
+            order = self.check_devices(protocol_number)
+            if isinstance(order, PaidFine):
+                paid = order
+            else:
+                attempt_id = self.open_attempt(order)
+                card = self.read_card(attempt_id)
+                self.own_card_check(attempt_id, order, card)
+                result = self.authorise(attempt_id, order, card)
+                paid = result if isinstance(result, PaidFine) else self.record(attempt_id, result)
+        except PaymentError as exc:
+            outcome: Outcome = (
+                "in_doubt"
+                if isinstance(exc, PaymentInDoubt)
+                else "aborted"
+                if isinstance(exc, PaymentAborted)
+                else "not_paid"
             )
-        with self.sessions() as s:
-            protocol = _validate(s, protocol_number, self.clock.now())
-            amount = Money(protocol.reduced_minor, currency(protocol.currency))
-            full_minor = protocol.full_minor
-            driver_name = protocol.driver_name
+            self.events.publish(
+                PaymentFinished(protocol_number, attempt_id, outcome, str(exc), self.clock.now())
+            )
+            raise
+        self.events.publish(
+            PaymentFinished(
+                protocol_number, attempt_id, "paid", f"paid: protocol {protocol_number}", self.clock.now()
+            )
+        )
+        return paid
 
+    def _step(self, protocol_number: str, step: Step) -> None:
+        self.events.publish(StepStarted(protocol_number, step, self.clock.now()))
+
+    def _notice(self, protocol_number: str, text: str) -> None:
+        self.events.publish(Notice(protocol_number, text, self.clock.now()))
+
+    # ---------------------------------------------------------- 1. check the devices
+    def check_devices(self, protocol_number: str) -> Order | PaidFine:
+        self._step(protocol_number, Step.CHECK_DEVICES)
+        order = self._order(protocol_number)
+        if isinstance(order, PaidFine):
+            return order
         readiness = self.printer.check()
         if readiness.state is Readiness.BLOCKED:
             raise PrinterNotReady(f"printer not ready: {readiness.reason}; no payment taken")
         if readiness.state is Readiness.WARNING:
-            self.progress(f"printer warning: {readiness.reason}")
-
-        self.progress("checking terminal")
+            self._notice(protocol_number, f"printer warning: {readiness.reason}")
         try:
             status = self.terminal.status()
         except (TerminalUnreachable, TerminalRefused) as exc:
             raise TerminalNotReady(f"card terminal not reachable: {exc}") from exc
         if not status.ready:
             raise TerminalNotReady(f"card terminal not ready: {status.text} (0x{status.code:02X})")
+        # attempts a crash or a lost line left unsettled: the terminal is asked before anything else
+        self.recovery.reconcile()
+        order = self._order(protocol_number)
+        if isinstance(order, PaidFine):
+            return order
+        doubt = self.journal.result_unknown(protocol_number)
+        if doubt:
+            raise PaymentInDoubt(in_doubt_text(protocol_number, doubt), [a.id for a in doubt])
+        return order
 
-        attempt_id = str(uuid.uuid4())
-        now = self.clock.now()
-        with transaction(self.sessions) as s:
-            s.add(
-                PaymentAttempt(
-                    id=attempt_id,
-                    protocol_number=protocol_number,
-                    state=pa.STARTED,
-                    amount_minor=amount.minor,
-                    currency=amount.currency.code,
-                    officer_badge=self.officer_badge,
-                    started_at=now,
-                    updated_at=now,
-                    masked_pan="",
-                    card_scheme="",
-                    card_expiry="",
-                    card_hash="",
-                    name_check_reason="",
-                    reason="",
+    def _order(self, protocol_number: str) -> Order | PaidFine:
+        with self.sessions() as s:
+            protocol = _validate(s, protocol_number, self.clock.now())
+            payment = s.scalar(select(Payment).where(Payment.protocol_number == protocol_number))
+            if payment is not None:
+                found = s.scalar(select(PaymentSettlement).where(PaymentSettlement.payment_id == payment.id))
+                if found is not None:
+                    return _paid_fine(payment, found.method)
+                raise AlreadyPaid(
+                    f"protocol {protocol_number} is already paid; a protocol can be paid only once"
                 )
+            if protocol.status == "paid":
+                raise AlreadyPaid(
+                    f"protocol {protocol_number} is already paid; a protocol can be paid only once"
+                )
+            return Order(
+                protocol_number,
+                Money(protocol.reduced_minor, currency(protocol.currency)),
+                protocol.driver_name,
             )
-        log_event(log, "payment.started", attempt=attempt_id, protocol=protocol_number, amount=amount.minor)
 
-        self.progress("insert card")
+    # ---------------------------------------------------------- 2. open the attempt
+    def open_attempt(self, order: Order) -> str:
+        self._step(order.protocol_number, Step.OPEN_ATTEMPT)
+        return self.journal.open(order.protocol_number, order.amount, self.officer_badge)
+
+    # ---------------------------------------------------------- 3. read the card
+    def read_card(self, attempt_id: str) -> CardRead:
+        view = self.journal.get(attempt_id)
+        assert view is not None
+        self._step(view.protocol_number, Step.READ_CARD)
         try:
             card = self.terminal.read_card(self.card_timeout_s)
         except TerminalRefused as exc:
-            self._set(attempt_id, pa.CARD_FAILED, reason=str(exc))
+            self.journal.move(
+                attempt_id, AttemptState.CARD_FAILED, exc.text, result_code=exc.code, reason=str(exc)
+            )
             raise CardProblem(f"card not read: {exc.text}") from exc
         except TerminalUnreachable as exc:
-            self._set(attempt_id, pa.FAILED, reason=str(exc))
+            self.journal.move(attempt_id, AttemptState.FAILED, "terminal lost", reason=str(exc))
             raise TerminalNotReady(f"card terminal lost during Read Card: {exc}") from exc
-        self._set(
+        self.journal.move(
             attempt_id,
-            pa.CARD_READ,
+            AttemptState.CARD_READ,
+            f"****{card.last4} {card.scheme}".strip(),
             masked_pan=card.masked_pan,
             card_scheme=card.scheme,
             card_expiry=card.expiry,
             card_hash=card.card_hash,
             cardholder_name=card.holder_name,
         )
-        self.progress(f"card ****{card.last4} read")
+        return card
 
-        outcome, reason, attested_by = self._own_card_check(driver_name, card)
-        check_id = str(uuid.uuid4())
+    # ---------------------------------------------------------- 4. own-card check
+    def own_card_check(self, attempt_id: str, order: Order, card: CardRead) -> None:
+        number = order.protocol_number
+        self._step(number, Step.OWN_CARD_CHECK)
+        try:
+            outcome, reason, attested_by = self._name_check(order.driver_name, card)
+        except PromptUnanswered as exc:
+            raise self._abort(attempt_id, f"the own-card question could not be answered ({exc})") from exc
+        except BaseException as exc:
+            self._abort(attempt_id, f"the own-card check failed ({type(exc).__name__}: {exc})")
+            raise
         checked_at = self.clock.now()
-        accepted = outcome in (NameMatch.MATCH,) or attested_by is not None
+        accepted = outcome is NameMatch.MATCH or attested_by is not None
         with transaction(self.sessions) as s:
             row = s.get(PaymentAttempt, attempt_id)
             assert row is not None
@@ -262,18 +379,14 @@ class PaymentWorkflow:
             row.name_check_reason = reason
             row.name_check_by = attested_by or (self.officer_badge if outcome is NameMatch.MATCH else None)
             row.name_check_at = checked_at
-            row.updated_at = checked_at
-            if not accepted:
-                row.state = pa.REFUSED
-                row.reason = f"own-card check {outcome.name}: {reason}"
             enqueue(
                 s,
                 "own_card_check",
                 OwnCardCheckRecordV1(
-                    check_id=check_id,
-                    protocol_number=protocol_number,
+                    check_id=str(uuid.uuid4()),
+                    protocol_number=number,
                     cardholder_name=card.holder_name,
-                    driver_name=driver_name,
+                    driver_name=order.driver_name,
                     result=outcome.name,
                     reason=f"{reason}; officer {self.officer_badge}",
                     attested_by=attested_by,
@@ -285,33 +398,27 @@ class PaymentWorkflow:
             add_bookmark(
                 s,
                 "own_card_check",
-                protocol_number,
+                number,
                 checked_at - OWN_CARD_CHECK_LEAD,
                 checked_at + OWN_CARD_CHECK_TAIL,
             )
-        log_event(
-            log,
-            "payment.own_card_check",
-            attempt=attempt_id,
-            outcome=outcome.name,
-            officer=self.officer_badge,
-            at=checked_at.isoformat(),
-        )
-        if not accepted:
-            try:
-                self.terminal.abort()
-            except (TerminalRefused, TerminalUnreachable) as exc:
-                log_event(log, "payment.abort_failed", attempt=attempt_id, error=str(exc))
-            self.progress("card released")
+            refused = None
+            if not accepted:
+                refused = self.journal.move_in(
+                    s, row, AttemptState.REFUSED, f"{outcome.name} ({reason})",
+                    reason=f"own-card check {outcome.name}: {reason}",
+                )  # fmt: skip
+        log_event(log, "payment.own_card_check", attempt=attempt_id, outcome=outcome.name,
+                  officer=self.officer_badge, at=checked_at.isoformat())  # fmt: skip
+        self._notice(number, f"own-card check: {outcome.name} ({reason})")
+        if refused is not None:
+            self._release_card(attempt_id)
+            self.journal.publish(refused)
             raise OwnCardRefused(
                 f"card refused: own-card check {outcome.name.lower()} ({reason}); card released"
             )
 
-        return self._authorise(
-            attempt_id, protocol_number, amount, full_minor, card, outcome, reason, attested_by
-        )
-
-    def _own_card_check(self, driver_name: str, card: CardRead) -> tuple[NameMatch, str, str | None]:
+    def _name_check(self, driver_name: str, card: CardRead) -> tuple[NameMatch, str, str | None]:
         check = check_name(driver_name, card.holder_name)
         if check.outcome is NameMatch.MATCH:
             return check.outcome, check.reason, None
@@ -332,57 +439,59 @@ class PaymentWorkflow:
             )
         return check.outcome, check.reason, None
 
-    def _authorise(
-        self,
-        attempt_id: str,
-        protocol_number: str,
-        amount: Money,
-        full_minor: int,
-        card: CardRead,
-        outcome: NameMatch,
-        reason: str,
-        attested_by: str | None,
-    ) -> PaidFine:
-        self._set(attempt_id, pa.AUTHORISING)
-        self.checkpoint("authorising")
-        self.progress(
-            f"authorising {amount.minor / amount.currency.minor_per_major:.2f} {amount.currency.code}"
+    def _release_card(self, attempt_id: str) -> str:
+        """06 B0: the terminal ends the transaction and releases the card; returns what happened, in words."""
+        try:
+            self.terminal.abort()
+        except (TerminalRefused, TerminalUnreachable) as exc:
+            log_event(log, "payment.abort_failed", attempt=attempt_id, error=str(exc))
+            return f"the terminal did not take the abort ({exc}); it ends the transaction at its own timeout"
+        return "the transaction was aborted on the terminal (06 B0), the card released"
+
+    def _abort(self, attempt_id: str, why: str) -> PaymentAborted:
+        said = self._release_card(attempt_id)
+        self.journal.move(attempt_id, AttemptState.ABORTED, why, reason=f"{why}; {said}")
+        return PaymentAborted(f"payment aborted: {why}; {said}; nothing was charged")
+
+    # ---------------------------------------------------------- 5. authorise
+    def authorise(self, attempt_id: str, order: Order, card: CardRead) -> TerminalResult | PaidFine:
+        amount = order.amount
+        self._step(order.protocol_number, Step.AUTHORISE)
+        self.journal.move(
+            attempt_id, AttemptState.AUTHORISING, amount.format(), authorised_at=self.clock.now()
         )
+        self.checkpoint("authorising")
 
         def on_result(result: TerminalResult) -> bool:
+            """Commit the terminal's result BEFORE it is acknowledged; False makes the terminal reverse it."""
             same_card = not card.card_hash or result.card_hash == card.card_hash
             approved_ok = result.approved and result.amount_minor == amount.minor and same_card
-            state = pa.RESULT_PERSISTED if approved_ok else (pa.REVERSED if result.approved else pa.DECLINED)
-            why = (
-                ""
-                if approved_ok or not result.approved
-                else (
+            fields = dict(result_hex=result.raw_hex, result_code=result.result_code,
+                          trace_no=result.trace_no, receipt_no=result.receipt_no)  # fmt: skip
+            self.checkpoint("before_persist")
+            if approved_ok:
+                self.journal.move(
+                    attempt_id, AttemptState.RESULT_PERSISTED, f"trace {result.trace_no}", **fields
+                )
+            elif result.approved:
+                why = (
                     "card hash 1F14 differs from Read Card: reversal requested"
                     if not same_card
-                    else "amount differs: reversal requested"
+                    else f"amount {result.amount_minor} differs from {amount.minor}: reversal requested"
                 )
-            )
-            self.checkpoint("before_persist")
-            self._set(
-                attempt_id,
-                state,
-                result_hex=result.raw_hex,
-                result_code=result.result_code,
-                trace_no=result.trace_no,
-                receipt_no=result.receipt_no,
-                reason=why,
-            )
+                self.journal.move(attempt_id, AttemptState.REVERSED, why, reason=why, **fields)
+            else:
+                why = f"{result_text(result.result_code)} (result code 0x{result.result_code:02X})"
+                self.journal.move(attempt_id, AttemptState.DECLINED, why, reason=f"declined: {why}", **fields)
             self.checkpoint("after_persist")
             return approved_ok or not result.approved
 
+        self.recovery.live = attempt_id
         try:
             auth = self.terminal.authorise(amount, on_result)
         except TerminalRefused as exc:
-            self._set(
-                attempt_id,
-                pa.DECLINED if exc.code != 0x6F else pa.FAILED,
-                result_code=exc.code,
-                reason=str(exc),
+            self.journal.move(
+                attempt_id, AttemptState.FAILED, exc.text, result_code=exc.code, reason=str(exc)
             )
             if exc.code == 0x6F:
                 raise CurrencyRejected(
@@ -390,145 +499,64 @@ class PaymentWorkflow:
                 ) from exc
             raise PaymentDeclined(f"payment not made: {exc.text}") from exc
         except TerminalUnreachable as exc:
-            self._set(attempt_id, pa.IN_DOUBT, reason=str(exc))
-            from edge.payment.recovery import reconcile
-
-            with contextlib.suppress(TerminalUnreachable):
-                reconcile(self.sessions, self.terminal, self.clock)
-            with self.sessions() as s:
-                row = s.get(PaymentAttempt, attempt_id)
-                assert row is not None
-                if row.state == pa.PAID and row.payment_id:
-                    return self._paid(s, row.payment_id)
-                state = row.state
-            if state == pa.IN_DOUBT:
-                raise PaymentInDoubt(
-                    "the terminal line was lost during the payment; the result will be reconciled before the next payment"
-                ) from exc
-            raise PaymentDeclined(f"payment not made ({state}) after the line was lost") from exc
+            return self._lost(attempt_id, order, exc)
+        finally:
+            self.recovery.live = None
         self.checkpoint("after_ack")
-        if not auth.approved or auth.result is None:
+        if auth.approved and auth.result is not None:
+            return auth.result
+        view = self.journal.get(attempt_id)
+        assert view is not None
+        if view.state is AttemptState.REVERSED:
+            raise PaymentDeclined(f"payment not made, reversed: {view.reason}")
+        if view.state is AttemptState.AUTHORISING:  # ended by 06 1E without a result
+            why = f"{result_text(auth.result_code)} (result code 0x{auth.result_code:02X})"
+            self.journal.move(attempt_id, AttemptState.DECLINED, why, result_code=auth.result_code,
+                              reason=f"declined: {why}")  # fmt: skip
+        code = auth.result_code
+        raise PaymentDeclined(f"payment declined: {result_text(code)} (result code 0x{code:02X})")
+
+    def _lost(self, attempt_id: str, order: Order, exc: TerminalUnreachable) -> PaidFine:
+        """The line died while the terminal held the result: in doubt, then the terminal is asked at once."""
+        why = f"the terminal line was lost during the authorisation ({exc})"
+        view = self.journal.get(attempt_id)
+        if view is not None and view.state in (AttemptState.AUTHORISING, AttemptState.RESULT_PERSISTED):
+            self.journal.move(attempt_id, AttemptState.IN_DOUBT, why, reason=why)
+        self.recovery.reconcile()
+        view = self.journal.get(attempt_id)
+        assert view is not None
+        if view.state is AttemptState.PAID and view.payment_id is not None:
             with self.sessions() as s:
-                row = s.get(PaymentAttempt, attempt_id)
-                state = row.state if row else pa.DECLINED
-            if state == pa.REVERSED:
-                raise PaymentDeclined(
-                    "the paid card is not the card that was checked (1F14 differs): reversed"
-                )
-            self._set(
-                attempt_id, pa.DECLINED, result_code=auth.result_code, reason="declined by the terminal/host"
-            )
+                payment = s.get(Payment, view.payment_id)
+                assert payment is not None
+                return _paid_fine(payment)
+        if view.state in (AttemptState.NOT_CHARGED, AttemptState.REVERSED):
             raise PaymentDeclined(
-                f"payment declined by the card issuer (result code 0x{auth.result_code:02X})"
+                f"payment not made: {why}; the terminal shows it was not charged ({view.reason})"
+            ) from exc
+        raise PaymentInDoubt(in_doubt_text(order.protocol_number, [view]), [attempt_id]) from exc
+
+    # ---------------------------------------------------------- 6. record
+    def record(self, attempt_id: str, result: TerminalResult) -> PaidFine:
+        view = self.journal.get(attempt_id)
+        assert view is not None
+        self._step(view.protocol_number, Step.RECORD)
+        with transaction(self.sessions) as s:
+            row = s.get(PaymentAttempt, attempt_id)
+            assert row is not None
+            payment_id, event = record_payment(
+                s,
+                self.journal,
+                row,
+                result,
+                self.clock.now(),
+                f"receipt {result.receipt_no}, auth {result.auth_code}",
             )
-        payment_id = record_payment(self.sessions, attempt_id, auth.result, self.clock.now(), full_minor)
+        self.journal.publish(event)
         with self.sessions() as s:
-            return self._paid(s, payment_id)
-
-    def _paid(self, s: Session, payment_id: str) -> PaidFine:
-        p = s.get(Payment, payment_id)
-        assert p is not None
-        self.progress("approved")
-        return PaidFine(
-            p.id,
-            p.protocol_number,
-            Money(p.amount_minor, currency(p.currency)),
-            p.masked_pan,
-            p.receipt_no,
-            p.trace_no,
-            p.auth_code,
-            p.name_check,
-        )
+            payment = s.get(Payment, payment_id)
+            assert payment is not None
+            return _paid_fine(payment)
 
 
-def record_payment(
-    sessions: sessionmaker[Session],
-    attempt_id: str,
-    result: TerminalResult,
-    now: datetime,
-    full_minor: int | None = None,
-) -> str:
-    """Store the approved payment, mark the protocol paid and queue both for sync, in ONE transaction."""
-    payment_id = str(uuid.uuid4())
-    with transaction(sessions) as s:
-        row = s.get(PaymentAttempt, attempt_id)
-        assert row is not None
-        protocol = s.get(Protocol, row.protocol_number)
-        assert protocol is not None
-        payment = Payment(
-            id=payment_id,
-            protocol_number=row.protocol_number,
-            amount_minor=result.amount_minor if result.amount_minor is not None else row.amount_minor,
-            currency=row.currency,
-            full_amount_minor=full_minor if full_minor is not None else protocol.full_minor,
-            status="approved",
-            card_scheme=result.scheme or row.card_scheme,
-            masked_pan=result.masked_pan or row.masked_pan,
-            card_expiry=result.expiry or row.card_expiry,
-            card_hash=result.card_hash or row.card_hash,
-            cardholder_name=row.cardholder_name,
-            name_check=row.name_check or "UNAVAILABLE",
-            name_check_reason=row.name_check_reason,
-            name_check_attested_by=row.name_check_by,
-            auth_code=result.auth_code,
-            trace_no=str(result.trace_no or ""),
-            receipt_no=str(result.receipt_no or ""),
-            terminal_id=result.terminal_id,
-            terminal_time=result.terminal_time,
-            officer_badge=row.officer_badge,
-            approved_at=now,
-        )
-        s.add(payment)
-        protocol.status = "paid"
-        row.state = pa.PAID
-        row.payment_id = payment_id
-        row.updated_at = now
-        if row.result_hex is None:
-            row.result_hex = result.raw_hex
-            row.trace_no = result.trace_no
-            row.receipt_no = result.receipt_no
-        s.flush()
-        enqueue(
-            s,
-            "payment",
-            PaymentRecordV1(
-                id=payment.id,
-                protocol_number=payment.protocol_number,
-                amount_minor=payment.amount_minor,
-                currency=payment.currency,
-                full_amount_minor=payment.full_amount_minor,
-                status="approved",
-                card_scheme=payment.card_scheme,
-                masked_pan=payment.masked_pan,
-                card_expiry=payment.card_expiry,
-                card_hash=payment.card_hash,
-                cardholder_name=payment.cardholder_name,
-                name_check=payment.name_check,
-                name_check_reason=payment.name_check_reason,
-                name_check_attested_by=payment.name_check_attested_by,
-                auth_code=payment.auth_code,
-                trace_no=payment.trace_no,
-                receipt_no=payment.receipt_no,
-                terminal_id=payment.terminal_id,
-                terminal_time=payment.terminal_time,
-                officer_badge=payment.officer_badge,
-                approved_at=now,
-            ).to_body(),
-            now=now,
-        )
-        add_bookmark(s, "payment", payment.protocol_number, min(row.started_at, now), now)
-        officer = s.get(Officer, protocol.officer_badge)
-        # the protocol's new status (paid) syncs too, after the payment that caused it
-        enqueue(
-            s,
-            "protocol",
-            protocol_record(protocol, officer.full_name if officer else None).to_body(),
-            now=now,
-        )
-    log_event(
-        log, "payment.approved", payment=payment_id, attempt=attempt_id, protocol=payment.protocol_number
-    )
-    return payment_id
-
-
-__all__ = ["NotPayableOnSpot", "PaidFine", "PaymentError", "PaymentWorkflow", "record_payment"]
+__all__ = ["NotPayableOnSpot", "PaidFine", "PaymentError", "PaymentWorkflow", "in_doubt_text"]

@@ -1,6 +1,9 @@
 """``PaymentTerminal`` adapter for a ZVT terminal on a serial line (or pty / socket:// for the simulator).
 
-Live terminal texts (insert card, enter PIN, waiting for host, approved) go to ``on_display``.
+What the terminal displays (04 FF: insert card, enter PIN, waiting for host …) goes to ``on_display``; the
+adapter makes up no texts of its own. Every transaction result (payment, reversal, last receipt, end-of-day
+totals) is handed to the caller's sink before it is acknowledged, and so is a result the terminal sends when
+no command expects it (``on_stray_result``; without one it is refused, see ``hardware.zvt.session``).
 Any line failure or timer expiry while a command runs becomes ``TerminalUnreachable``: outcome unknown.
 """
 
@@ -17,43 +20,20 @@ from edge.payment.ports import (
     TerminalRefused,
     TerminalResult,
     TerminalStatus,
+    TerminalTotals,
     TerminalUnreachable,
+    TotalsSink,
 )
 from hardware.zvt import commands as zc
+from hardware.zvt.apdu import decode_apdu
 from hardware.zvt.commands import IntermediateStatus, StatusInformation, intermediate_text
-from hardware.zvt.errors import ChannelError, CommandRejected, LinkError, ResponseTimeout
+from hardware.zvt.errors import ApduError, ChannelError, CommandRejected, LinkError, ResponseTimeout
 from hardware.zvt.link import ByteChannel, Link
+from hardware.zvt.result_codes import result_text, terminal_status_text
 from hardware.zvt.session import Outcome, SessionTimers, ZvtSession
 
-RESULT_TEXT: dict[int, str] = {
-    0x64: "card not readable",
-    0x65: "no card data",
-    0x6B: "terminal not registered",
-    0x6C: "no card presented or aborted (timeout or abort key)",
-    0x6F: "terminal does not accept this currency",
-    0x78: "card expired",
-    0x79: "card not yet valid",
-    0x7A: "card unknown",
-    0x83: "function not possible",
-    0x9C: "terminal busy, try again",
-    0xB4: "already reversed",
-    0xB5: "reversal not possible",
-}
-STATUS_TEXT: dict[int, str] = {
-    0x00: "ready",
-    0x9C: "busy (please wait)",
-    0xCC: "printer not ready",
-    0xDC: "card inserted",
-    0xDF: "out of order",
-    0xF0: "end-of-day required",
-    0x51: "initialisation required",
-}
-
-
-def result_text(code: int) -> str:
-    if 0x01 <= code <= 0x63:
-        return "declined by the card issuer"
-    return RESULT_TEXT.get(code, "terminal error")
+# Codes with which a terminal ends an Authorisation before any money moved: reported as a refusal
+REFUSAL_CODES = frozenset({0x6F, 0x6C, 0x64, 0x78, 0x9C, 0x83})
 
 
 def to_result(info: StatusInformation) -> TerminalResult:
@@ -75,6 +55,14 @@ def to_result(info: StatusInformation) -> TerminalResult:
         card_hash=(info.card_hash or b"").hex(),
         raw_hex=info.raw.hex(),
     )
+
+
+def result_from_hex(raw_hex: str) -> TerminalResult:
+    """A saved 04 0F read back; ``ApduError`` if it is not one."""
+    apdu = decode_apdu(bytes.fromhex(raw_hex))
+    if apdu.command != (0x04, 0x0F):
+        raise ApduError(f"saved result is {apdu.label}, not a 04 0F")
+    return to_result(zc.parse_status_information(apdu))
 
 
 def display_pan(pan: str | None) -> str:
@@ -99,10 +87,27 @@ class ZvtPaymentTerminal:
         self.password = password
         self.currency = currency
         self.on_display = on_display or (lambda text: None)
-        self.session = ZvtSession(Link(channel, clock), clock, timers, on_intermediate=self._intermediate)
+        self.on_stray_result: ResultSink | None = None
+        self.session = ZvtSession(
+            Link(channel, clock),
+            clock,
+            timers,
+            on_intermediate=self._intermediate,
+            on_stray_result=self._stray,
+        )
 
     def _intermediate(self, status: IntermediateStatus) -> None:
         self.on_display(intermediate_text(status.code))
+
+    def _stray(self, info: StatusInformation) -> bytes:
+        sink = self.on_stray_result
+        if sink is None or not sink(to_result(info)):
+            return zc.reverse_request_apdu()
+        return zc.ACK_APDU
+
+    @staticmethod
+    def _answer(sink: ResultSink) -> Callable[[StatusInformation], bytes]:
+        return lambda info: zc.ACK_APDU if sink(to_result(info)) else zc.reverse_request_apdu()
 
     def _run(
         self, command: zc.Command, handler: Callable[[StatusInformation], bytes] | None = None
@@ -131,12 +136,9 @@ class ZvtPaymentTerminal:
         out = self._run(zc.status_enquiry(self.password))
         comp = out.completion
         code = comp.terminal_status if comp is not None and comp.terminal_status is not None else 0xFF
-        return TerminalStatus(
-            code == 0, code, STATUS_TEXT.get(code, f"status 0x{code:02X}"), comp.sw_version if comp else None
-        )
+        return TerminalStatus(code == 0, code, terminal_status_text(code), comp.sw_version if comp else None)
 
     def read_card(self, timeout_s: int = 60) -> CardRead:
-        self.on_display("insert card")
         out = self._run(zc.read_card(timeout_s))
         if out.abort_notice is not None:
             rc = out.abort_notice.result_code
@@ -172,20 +174,18 @@ class ZvtPaymentTerminal:
             raise
         if results and results[-1][0].approved:
             result, accepted = results[-1]
-            self.on_display("approved" if accepted else "reversed")
             return AuthorisationOutcome(accepted, result, accepted, 0)
         rc = (
             out.abort_notice.result_code
             if out.abort_notice is not None
             else (results[-1][0].result_code if results else 0xFF)
         )
-        self.on_display("declined")
-        if rc in (0x6F, 0x6C, 0x64, 0x78, 0x9C, 0x83):
+        if rc in REFUSAL_CODES and not results:
             raise TerminalRefused("authorisation", rc, result_text(rc))
         return AuthorisationOutcome(False, results[-1][0] if results else None, False, rc)
 
-    def reverse(self, receipt_no: int) -> TerminalResult | None:
-        out = self._run(zc.reversal(receipt_no, self.password))
+    def reverse(self, receipt_no: int, on_result: ResultSink) -> TerminalResult | None:
+        out = self._run(zc.reversal(receipt_no, self.password), self._answer(on_result))
         if out.abort_notice is not None:
             rc = out.abort_notice.result_code
             raise TerminalRefused("reversal", rc, result_text(rc))
@@ -193,14 +193,35 @@ class ZvtPaymentTerminal:
 
     def abort(self) -> None:
         self._run(zc.abort())
-        self.on_display("card released")
 
-    def end_of_day(self) -> TerminalResult | None:
-        out = self._run(zc.end_of_day(self.password))
-        return to_result(out.last_status) if out.last_status else None
+    def end_of_day(self, on_totals: TotalsSink) -> TerminalTotals | None:
+        seen: list[TerminalTotals] = []
 
-    def repeat_receipt(self) -> TerminalResult | None:
-        out = self._run(zc.repeat_receipt(self.password))
-        if out.abort_notice is not None:
+        def handler(info: StatusInformation) -> bytes:
+            seen.append(to_totals(info))
+            return zc.ACK_APDU if on_totals(seen[-1]) else zc.reverse_request_apdu()
+
+        out = self._run(zc.end_of_day(self.password), handler)
+        if out.abort_notice is not None and not seen:
+            rc = out.abort_notice.result_code
+            raise TerminalRefused("end of day", rc, result_text(rc))
+        return seen[-1] if seen else None
+
+    def repeat_receipt(self, on_result: ResultSink) -> TerminalResult | None:
+        out = self._run(zc.repeat_receipt(self.password), self._answer(on_result))
+        if out.abort_notice is not None and not out.status_infos:
             return None
         return to_result(out.last_status) if out.last_status else None
+
+
+def to_totals(info: StatusInformation) -> TerminalTotals:
+    """The End-of-Day 04 0F as totals; a malformed BMP 60 raises ``ApduError`` (then nothing is settled)."""
+    totals = zc.parse_end_of_day(info)
+    return TerminalTotals(
+        total_minor=totals.total_minor,
+        count=totals.count,
+        receipt_from=totals.receipt_from,
+        receipt_to=totals.receipt_to,
+        terminal_time=f"{totals.date or ''}{totals.time or ''}",
+        raw_hex=info.raw.hex(),
+    )

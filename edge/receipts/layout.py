@@ -11,6 +11,7 @@ from core.money import Money, currency
 from core.receipt_code import ReceiptClaim
 from edge.db.payments import Payment
 from edge.db.protocols import Protocol
+from edge.payment.terminal_time import terminal_time_text
 from hardware.printer.document import Align, Document, Feed, QrCode, Text
 
 RULE = "-" * 32
@@ -152,7 +153,10 @@ def fields(data: ReceiptData, spec: CopySpec) -> list[tuple[str, str]]:
         ("Код авторизации / Авторизация коды", data.auth_code),
         ("Чек / Trace", f"{data.receipt_no} / {data.trace_no}"),
         ("Терминал / Терминал", data.terminal_id),
-        ("Время терминала / Терминал уақыты", data.terminal_time),
+        (
+            "Время терминала / Терминал уақыты",
+            terminal_time_text(data.terminal_time, data.approved_at, spec.timezone),
+        ),
     ]
 
 

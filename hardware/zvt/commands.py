@@ -17,6 +17,7 @@ from hardware.zvt.bmp import (
     FieldList,
     amount_bcd,
     bcd_decode,
+    bcd_encode,
     currency_bcd,
     decode_bmps,
     encode_bmps,
@@ -46,11 +47,20 @@ class Flow(enum.Enum):
     COMPLETION = "completion"  # ends with 06 0F (or 06 1E)
 
 
+class Result(enum.Enum):
+    """What a command's 04 0F is, which decides who may answer it ``80 00 00`` (zvt.md §12)."""
+
+    NONE = "none"  # the command has no 04 0F: one arriving during it is stray
+    CARD_DATA = "card_data"  # Read Card: card data, nothing is booked; the session acknowledges it
+    TRANSACTION = "transaction"  # a transaction result: only a handler that saved it may acknowledge it
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
     apdu: Apdu
     flow: Flow = Flow.COMPLETION
+    result: Result = Result.NONE
 
     def encode(self) -> bytes:
         return self.apdu.encode()
@@ -98,7 +108,7 @@ def read_card(
         data += bytes((0x19, card_type))
     if card_hash:
         data += _tlv_bmp((Tlv(TAG_REQUEST_CARD_HASH, b"\x80"),))
-    return Command("read_card", Apdu(0x06, 0xC0, data), Flow.STATUS_INFO)
+    return Command("read_card", Apdu(0x06, 0xC0, data), Flow.STATUS_INFO, Result.CARD_DATA)
 
 
 def authorisation(
@@ -116,12 +126,16 @@ def authorisation(
     if card_hash:
         fl.add("tlv", (Tlv(TAG_REQUEST_CARD_HASH, b"\x80"),))
     amount_bcd(amount_minor)  # validates the range
-    return Command("authorisation", Apdu(0x06, 0x01, fl.encode()))
+    return Command("authorisation", Apdu(0x06, 0x01, fl.encode()), result=Result.TRANSACTION)
 
 
 def reversal(receipt_no: int, password: str = "000000") -> Command:
     """06 30 Reversal of the payment with ``receipt_no`` (BMP 87)."""
-    return Command("reversal", Apdu(0x06, 0x30, password_bcd(password) + encode_bmps([(0x87, receipt_no)])))
+    return Command(
+        "reversal",
+        Apdu(0x06, 0x30, password_bcd(password) + encode_bmps([(0x87, receipt_no)])),
+        result=Result.TRANSACTION,
+    )
 
 
 def abort() -> Command:
@@ -130,12 +144,13 @@ def abort() -> Command:
 
 
 def end_of_day(password: str = "000000") -> Command:
-    return Command("end_of_day", Apdu(0x06, 0x50, password_bcd(password)))
+    """06 50 End-of-Day: the terminal closes its batch; its 04 0F carries the totals (``EndOfDayTotals``)."""
+    return Command("end_of_day", Apdu(0x06, 0x50, password_bcd(password)), result=Result.TRANSACTION)
 
 
 def repeat_receipt(password: str = "000000") -> Command:
     """06 20 Repeat Receipt: the terminal re-sends the 04 0F of its last transaction (resync after a lost result)."""
-    return Command("repeat_receipt", Apdu(0x06, 0x20, password_bcd(password)))
+    return Command("repeat_receipt", Apdu(0x06, 0x20, password_bcd(password)), result=Result.TRANSACTION)
 
 
 def log_off() -> Command:
@@ -338,9 +353,89 @@ class StatusInformation:
                 return name or None
         return None
 
+    @property
+    def is_transaction_result(self) -> bool:
+        """It reports a booking (amount, trace, receipt or original trace), not card data of a Read Card."""
+        return any(
+            self._get(name) is not None for name in ("amount", "trace", "receipt_no", "original_trace")
+        )
+
 
 def parse_status_information(apdu: Apdu) -> StatusInformation:
     return StatusInformation(apdu.encode(), decode_bmps(apdu.data))
+
+
+# BMP 60 "individual totals" of an End-of-Day 04 0F (P015 §2.16.4): receipt-no start and end (2 BCD each),
+# then count (1 binary byte) and turnover (6 BCD) for each card group in this order.
+TOTALS_GROUPS = ("girocard", "jcb", "eurocard", "amex", "visa", "diners", "others")
+_GROUP_SIZE = 7
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTotal:
+    group: str
+    count: int
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfDayTotals:
+    """What an End-of-Day 04 0F says about the batch it closed: total, receipt range, per-group counts."""
+
+    total_minor: int
+    receipt_from: int | None
+    receipt_to: int | None
+    groups: tuple[GroupTotal, ...]
+    trace: int | None
+    date: str | None
+    time: str | None
+
+    @property
+    def count(self) -> int | None:
+        """Transactions in the batch (None when the terminal sent no BMP 60)."""
+        return sum(g.count for g in self.groups) if self.groups else None
+
+
+def individual_totals(receipt_from: int, receipt_to: int, groups: dict[str, tuple[int, int]]) -> bytes:
+    """BMP 60 content: receipt range then (count, amount) of every group in ``TOTALS_GROUPS`` order."""
+    out = bcd_encode_int(receipt_from, 2) + bcd_encode_int(receipt_to, 2)
+    for name in TOTALS_GROUPS:
+        count, amount = groups.get(name, (0, 0))
+        if not 0 <= count <= 0xFF:
+            raise ApduError(f"individual totals: count {count} of {name} does not fit one byte")
+        out += bytes((count,)) + amount_bcd(amount)
+    return out
+
+
+def bcd_encode_int(value: int, nbytes: int) -> bytes:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApduError(f"BCD needs a non-negative int, got {value!r}")
+    return bcd_encode(str(value), nbytes)
+
+
+def parse_end_of_day(info: StatusInformation) -> EndOfDayTotals:
+    """The totals of an End-of-Day 04 0F; a malformed BMP 60 raises ``ApduError`` naming what is wrong."""
+    raw = info.fields.get("individual_totals")
+    receipt_from = receipt_to = None
+    groups: list[GroupTotal] = []
+    if raw is not None:
+        need = 4 + _GROUP_SIZE * len(TOTALS_GROUPS)
+        if len(raw) < need:
+            raise ApduError(f"BMP 60 (individual totals) has {len(raw)} bytes, needs {need}")
+        receipt_from = int(bcd_decode(raw[0:2]))
+        receipt_to = int(bcd_decode(raw[2:4]))
+        for n, name in enumerate(TOTALS_GROUPS):
+            at = 4 + n * _GROUP_SIZE
+            groups.append(GroupTotal(name, raw[at], int(bcd_decode(raw[at + 1 : at + _GROUP_SIZE]))))
+    return EndOfDayTotals(
+        total_minor=info.amount_minor or 0,
+        receipt_from=receipt_from,
+        receipt_to=receipt_to,
+        groups=tuple(groups),
+        trace=info.trace,
+        date=info.date,
+        time=info.time,
+    )
 
 
 @dataclass(frozen=True, slots=True)

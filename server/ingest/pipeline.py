@@ -56,6 +56,8 @@ from server.db.sync import (
     SyncInbox,
     SyncStream,
 )
+from server.ingest.payment_attempts import STREAMS as PAYMENT_ATTEMPT_STREAMS
+from server.ingest.payment_attempts import store_payment_records
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
@@ -666,6 +668,7 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
     protocols: dict[str, dict[str, Any]] = {}
     payments: list[tuple[_Accepted, dict[str, Any]]] = []
     latest_status: dict[str, _Accepted] = {}
+    payment_records: list[_Accepted] = []  # payment attempts and settlements: their own module
     for a in fresh:
         b = dict(a.body.__dict__)  # the validated fields (bodies are flat); model_dump costs ~2.5 us more
         t = a.head.stream
@@ -688,6 +691,8 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
             for gps in ("start_lat", "start_lon", "end_lat", "end_lon", "gps_fix_seconds", "gps_seconds"):
                 b.setdefault(gps, None)  # v1 has no GPS; every row of one INSERT needs the same keys
             rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
+        elif t in PAYMENT_ATTEMPT_STREAMS:
+            payment_records.append(a)
         elif t == "device_status":
             prev = latest_status.get(a.device_id)
             if prev is None or (a.head.epoch, a.head.seq) > (prev.head.epoch, prev.head.seq):
@@ -706,6 +711,7 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
     for name in tables:
         if name != "officer":
             _insert_ignore(session, tables[name], rows.get(name, []))
+    store_payment_records(session, now, payment_records)
     for device_id, a in latest_status.items():
         _upsert_status(session, device_id, a)
     return refused

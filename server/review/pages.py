@@ -10,6 +10,7 @@ from datetime import date
 from urllib.parse import quote
 
 from core.money import Money, currency
+from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
 from server.db.protocols import Officer, Payment, Protocol
 from server.db.supervisors import AccessAudit
 from server.db.sync import Bookmark, OwnCardCheck, ReceiptEvent
@@ -31,6 +32,30 @@ GAP_CAUSES = {
     "camera_error": "ошибка камеры / camera lost",
     "disk_full": "нет места / disk full",
     "encoder_error": "ошибка кодирования / encoder error",
+}
+
+
+ATTEMPT_STATES = {
+    "started": "начата / started",
+    "card_read": "карта считана / card read",
+    "card_failed": "карта не считана / card not read",
+    "refused": "карта отклонена проверкой / refused by the own-card check",
+    "aborted": "прервана на терминале / aborted on the terminal",
+    "abandoned": "брошена до авторизации / abandoned before authorisation",
+    "authorising": "авторизация / authorising",
+    "result_persisted": "одобрена, сохранена / approved, saved",
+    "in_doubt": "под вопросом / in doubt: not known whether charged",
+    "paid": "оплачено / paid",
+    "declined": "отклонено / declined",
+    "reversed": "отменено / reversed, not charged",
+    "not_charged": "не списано / not charged",
+    "failed": "не состоялась / failed before any charge",
+}
+SETTLEMENT_METHODS = {
+    "repeat_receipt": "последний чек терминала / the terminal's last receipt (Repeat Receipt)",
+    "terminal_result": "результат, присланный терминалом / the result the terminal sent again",
+    "end_of_day": "итоги смены терминала / the terminal's end-of-day totals",
+    "decision": "решение / a decision",
 }
 
 
@@ -256,6 +281,8 @@ def protocol_page(
     audit: Sequence[AccessAudit],
     who: str,
     csrf: str,
+    attempts: Sequence[PaymentAttemptCopy] = (),
+    settlements: Sequence[PaymentSettlementCopy] = (),
 ) -> Markup:
     offence = facts(
         [
@@ -286,7 +313,8 @@ def protocol_page(
         ]
     )
     if payment is None:
-        paid: Markup = fmt('<p class="empty">{t}</p>', t="оплаты нет / not paid")
+        tried = f" — попыток / attempts: {len(attempts)}" if attempts else ""
+        paid: Markup = fmt('<p class="empty">{t}</p>', t=f"оплаты нет / not paid{tried}")
     else:
         paid = facts(
             [
@@ -311,6 +339,30 @@ def protocol_page(
         )
         for c in checks
     ]
+    attempt_rows = [
+        (
+            when(a.started_at),
+            ATTEMPT_STATES.get(a.state, a.state),
+            money(a.amount_minor, a.currency),
+            f"{a.card_scheme} {masked_pan(a.masked_pan)}".strip() if a.masked_pan else "—",
+            f"{a.result_text} (0x{a.result_code:02X})" if a.result_code is not None else "—",
+            a.reason or "—",
+            f"{a.device_id} · {a.attempt_id[:8]}",
+        )
+        for a in attempts
+    ]
+    settlement_rows = [
+        (
+            when(x.settled_at),
+            x.attempt_id[:8],
+            "списано / charged" if x.outcome == "charged" else "не списано / not charged",
+            SETTLEMENT_METHODS.get(x.method, x.method),
+            x.evidence,
+            x.decided_by or "—",
+            x.reason or "—",
+        )
+        for x in settlements
+    ]
     receipt_rows = [(when(r.occurred_at), r.copy_no, r.event, r.detail or "") for r in receipts]
     bookmark_rows = [
         (when(b.at), when(b.ended_at), b.label, b.device_id, b.officer_badge or "—") for b in bookmarks
@@ -334,6 +386,20 @@ def protocol_page(
             fine,
             fmt("<h2>{t}</h2>", t="Оплата / Payment"),
             paid,
+            fmt("<h2>{t}</h2>", t="Попытки оплаты / Payment attempts"),
+            table(
+                ["Начало / Started", "Состояние / State", "Сумма", "Карта", "Ответ терминала / Terminal result",
+                 "Причина / Reason", "Устройство · попытка"],
+                attempt_rows,
+                "попыток нет / no payment attempt synced",
+            ),
+            fmt("<h2>{t}</h2>", t="Урегулирование / Attempts in doubt settled"),
+            table(
+                ["Когда / When", "Попытка", "Итог / Outcome", "Основание / Method", "Доказательства / Evidence",
+                 "Решил / Decided by", "Причина / Reason"],
+                settlement_rows,
+                "нет / none",
+            ),
             fmt("<h2>{t}</h2>", t="Проверка своей карты / Own-card check"),
             table(["Время", "Результат", "Держатель", "Водитель", "Причина", "Подтвердил"], check_rows),
             fmt("<h2>{t}</h2>", t="Чеки / Receipts"),

@@ -30,6 +30,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from core.ascii_digits import parse_digits
 from core.manifest import DEVICE_ID_PATTERN
 from server.db.base import transaction
+from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
 from server.db.protocols import Officer, Payment, Protocol
 from server.db.sync import Bookmark, OwnCardCheck, ReceiptEvent
 from server.db.video import VideoSegment
@@ -382,6 +383,22 @@ def _protocol_page(request: Request, number: str) -> Response:
                 select(Bookmark).where(Bookmark.protocol_number == number).order_by(Bookmark.at).limit(100)
             )
         )
+        attempts = list(
+            session.scalars(
+                select(PaymentAttemptCopy)
+                .where(PaymentAttemptCopy.protocol_number == number)
+                .order_by(PaymentAttemptCopy.started_at)
+                .limit(100)
+            )
+        )
+        settlements = list(
+            session.scalars(
+                select(PaymentSettlementCopy)
+                .where(PaymentSettlementCopy.protocol_number == number)
+                .order_by(PaymentSettlementCopy.settled_at)
+                .limit(100)
+            )
+        )
         windows = footage_for(session, protocol, bookmarks)
         session.flush()
         shown = [(s.device_id, s.seq) for w in windows for s in w.segments]
@@ -397,6 +414,8 @@ def _protocol_page(request: Request, number: str) -> Response:
             trail,
             reviewer.full_name,
             reviewer.csrf_token,
+            attempts,
+            settlements,
         )
     return _html(page)
 

@@ -36,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         auto_present=not args.manual,
         auto_pin=not args.manual,
     )
+    settings.apply_profile(args.profile)
     wrap = (lambda ch: PacedChannel(ch, args.baud)) if args.baud else None
     sim = SimulatedTerminal(
         line, SystemClock(), settings, ChargeJournal(Path(args.journal) if args.journal else None), wrap
@@ -79,13 +80,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--http", default="127.0.0.1:8021", help="HOST:PORT of the control API ('' = none)")
     s.add_argument("--scenario", default="approved")
     s.add_argument("--card", default="visa_named")
+    s.add_argument(
+        "--profile",
+        default="full",
+        choices=["full", "no_repeat_receipt", "stray_results"],
+        help="full; no_repeat_receipt (06 20 answered 84 83 00); stray_results (an unanswered approval is sent "
+        "again, unsolicited, when the ECR next speaks)",
+    )
     s.add_argument("--manual", action="store_true", help="wait for card and PIN from the control API")
     s.add_argument("--baud", type=int, default=0, help="pace the line like a real cable at this baud rate")
     s.add_argument("--journal", help="JSON file mirroring the terminal's journal of charges")
     s.set_defaults(handler=_serve)
     c = sub.add_parser(
         "control",
-        help="drive a running simulator: card, pin, walk-away, scenario, fault, unplug, replug, state",
+        help="drive a running simulator: card, pin, walk-away, scenario, profile, fault, unplug, replug, state",
     )
     c.add_argument("action")
     c.add_argument("body", nargs="?", help='JSON body, e.g. \'{"card": "mc_chip"}\'')

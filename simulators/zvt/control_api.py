@@ -1,5 +1,5 @@
-"""Small HTTP control API of the terminal simulator: present a card, enter a PIN, walk away, pick a scenario,
-inject a line fault, unplug/replug, and read the state and the journal of charges (JSON)."""
+"""Small HTTP control API of the terminal simulator: present a card, enter a PIN, walk away, pick a scenario
+or a profile, inject a line fault, unplug/replug, and read the state and the journal of charges (JSON)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,18 @@ def _apply(sim: SimulatedTerminal, action: str, body: dict[str, Any]) -> dict[st
             sim.settings.auto_present = bool(body["auto_present"])
         if "auto_pin" in body:
             sim.settings.auto_pin = bool(body["auto_pin"])
+    elif action == "profile":
+        sim.settings.apply_profile(str(body["profile"]))
     elif action == "fault":
         prefix = bytes.fromhex(str(body.get("apdu_prefix", "")))
         sim.faults.add(
-            LineFault(str(body["kind"]), int(body.get("count", 1)), float(body.get("delay", 0.0)), prefix)
+            LineFault(
+                str(body["kind"]),
+                int(body.get("count", 1)),
+                float(body.get("delay", 0.0)),
+                prefix,
+                int(body.get("skip", 0)),
+            )
         )
     elif action == "unplug":
         sim.line.vanish()

@@ -2,18 +2,20 @@
 
 Faults wait in a queue and each applies to the next frame that matches its direction (``out`` = a frame the
 terminal sends, ``in`` = a frame the terminal receives from the ECR); ``apdu_prefix`` narrows it to one message.
+``unplug`` pulls the cable as the frame is sent: the frame is lost and the line is gone until ``replug``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from hardware.zvt.errors import ChannelError
 from hardware.zvt.framing import ACK, NAK
 from hardware.zvt.link import Answer, LinkFaults, WireChunk
 
-OUT_KINDS = {"bad_crc", "t1_gap", "one_byte", "split", "garbage", "duplicate", "crc_dle"}
+OUT_KINDS = {"bad_crc", "t1_gap", "one_byte", "split", "garbage", "duplicate", "crc_dle", "unplug"}
 IN_KINDS = {"nak", "no_ack", "late_ack"}
 REAL_SETTLE = 0.3  # real seconds that let the peer drain its port before the fake clock jumps
 
@@ -24,6 +26,7 @@ class LineFault:
     count: int = 1  # NAK how many times (nak); frames affected (others)
     delay: float = 0.0  # late_ack: clock seconds; t1_gap: gap length
     apdu_prefix: bytes = b""
+    skip: int = 0  # matching frames to let through untouched first (e.g. the Read Card's 04 0F)
 
     def __post_init__(self) -> None:
         if self.kind not in OUT_KINDS | IN_KINDS:
@@ -39,11 +42,12 @@ class LineFault:
 class LineFaults(LinkFaults):
     """Queue of faults; thread-safe so the control API can add them while the terminal runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, unplug: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._queue: list[LineFault] = []
         self.applied: list[str] = []
         self._nak_left: dict[bytes, int] = {}
+        self.unplug = unplug  # pulls the terminal's cable (the line's ``vanish``)
 
     def add(self, fault: LineFault) -> None:
         with self._lock:
@@ -62,6 +66,9 @@ class LineFaults(LinkFaults):
         with self._lock:
             for i, f in enumerate(self._queue):
                 if f.direction == direction and apdu.startswith(f.apdu_prefix):
+                    if f.skip > 0:
+                        f.skip -= 1
+                        return None
                     if f.kind == "nak":
                         self._queue.pop(i)
                     else:
@@ -80,6 +87,9 @@ class LineFaults(LinkFaults):
             if f is not None:
                 self._duplicate = apdu
             return (WireChunk(wire),)
+        if f.kind == "unplug" and self.unplug is not None:
+            self.unplug()
+            raise ChannelError(f"cable pulled as {apdu[:2].hex(' ').upper()} was sent")
         if f.kind == "bad_crc":
             return (WireChunk(wire[:-1] + bytes((wire[-1] ^ 0x5A,))),)
         if f.kind == "t1_gap":

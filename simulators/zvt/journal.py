@@ -18,6 +18,8 @@ class Charge:
     status: str  # pending | booked | auto_reversed | reversed_by_ecr | reversed | declined
     status_info: str  # hex of the 04 0F sent for it
     reversal_info: str = ""
+    card_type: int = 0  # ZVT card type (BMP 8A): its group in the End-of-Day totals
+    batch: int = 0  # 0 = the open batch; End-of-Day numbers the batch it closes
 
 
 class ChargeJournal:
@@ -60,6 +62,16 @@ class ChargeJournal:
             if c.receipt_no == receipt_no:
                 return c
         return None
+
+    def close_batch(self) -> list[Charge]:
+        """End-of-Day: the charges of the open batch, now numbered as the next closed batch."""
+        with self._lock:
+            number = max((c.batch for c in self._items), default=0) + 1
+            batch = [c for c in self._items if c.batch == 0]
+            for c in batch:
+                c.batch = number
+            self._save()
+            return batch
 
     def last(self) -> Charge | None:
         items = [c for c in self.all() if c.status != "declined"]

@@ -17,6 +17,7 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 from hardware.zvt.errors import ChannelError
@@ -24,12 +25,19 @@ from hardware.zvt.link import ByteChannel
 
 
 class FdChannel:
-    """ByteChannel on a pty master file descriptor."""
+    """ByteChannel on a pty master file descriptor; ``alive`` says whether that pty is still plugged in
+    (a closed fd number is soon reused by the next pty, which must not be taken for the old one)."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, alive: Callable[[], bool] = lambda: True) -> None:
         self.fd = fd
+        self.alive = alive
+
+    def _check(self) -> None:
+        if not self.alive():
+            raise ChannelError("pty was unplugged")
 
     def write(self, data: bytes) -> None:
+        self._check()
         try:
             view = memoryview(data)
             while view:
@@ -39,8 +47,10 @@ class FdChannel:
             raise ChannelError(f"pty write failed: {exc}") from exc
 
     def read(self, timeout: float) -> bytes:
+        self._check()
         try:
             ready, _, _ = select.select([self.fd], [], [], max(timeout, 0.0))
+            self._check()
             if not ready:
                 return b""
             data = os.read(self.fd, 4096)
@@ -59,6 +69,7 @@ class PtyLine:
     def __init__(self, link_path: Path | None = None) -> None:
         self.link_path = link_path
         self._fd: int | None = None
+        self._plugged = 0  # counts replugs: a channel belongs to one of them
         self.device = ""
         self._lock = threading.Lock()
         self.restore()
@@ -79,6 +90,7 @@ class PtyLine:
             self.device = os.ttyname(slave)
             os.close(slave)
             self._fd = master
+            self._plugged += 1
             if self.link_path is not None:
                 tmp = self.link_path.with_name(self.link_path.name + ".new")
                 with contextlib.suppress(FileNotFoundError):
@@ -98,7 +110,10 @@ class PtyLine:
 
     def channel(self) -> ByteChannel | None:
         with self._lock:
-            return FdChannel(self._fd) if self._fd is not None else None
+            if self._fd is None:
+                return None
+            plugged = self._plugged
+            return FdChannel(self._fd, lambda: self._fd is not None and self._plugged == plugged)
 
     def discard_output(self) -> None:
         """Drop what the terminal wrote for a peer that went away (never what a new peer already sent)."""

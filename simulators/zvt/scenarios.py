@@ -1,4 +1,5 @@
-"""Application scenarios of the simulated terminal: what it answers to Read Card and Authorisation."""
+"""Application scenarios of the simulated terminal (what it answers to Read Card and Authorisation) and its
+profiles (which optional behaviours of real terminals it has)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ class Scenario(enum.StrEnum):
     ABORT_REFUSED = "abort_refused"  # 06 B0 during 06 01 answered 84 83 00; payment goes on
 
 
+class Profile(enum.StrEnum):
+    """Behaviours that differ between real terminals, switched as a whole."""
+
+    FULL = "full"  # Repeat Receipt (06 20) supported; an unanswered result is auto-reversed
+    NO_REPEAT_RECEIPT = "no_repeat_receipt"  # answers 06 20 with 84 83 00 (function not supported)
+    # keeps an approval the ECR never answered and sends it again, unsolicited, the next time the ECR speaks
+    # (while the ECR waits for its next command's 80 00, also after a reconnect), as the independent terminal did
+    STRAY_RESULTS = "stray_results"
+
+
 @dataclass
 class TerminalSettings:
     """Everything about the simulated terminal that a test or the demo may change at run time."""
@@ -38,3 +49,18 @@ class TerminalSettings:
     status_every_s: float = 30.0
     reply_timeout_s: float = 5.0  # wait for the ECR's answer to a 04 0F before auto-reversal
     sw_version: str = "SIM-1.0"
+    timezone: str = "Asia/Almaty"  # the terminal's clock (BMP 0C/0D) runs in local time
+    repeat_receipt: bool = True
+    stray_results: bool = False
+    stray_hold_s: float = 120.0  # how long a kept result waits for the ECR before it is auto-reversed
+
+    @property
+    def profile(self) -> str:
+        if self.stray_results:
+            return Profile.STRAY_RESULTS.value
+        return Profile.FULL.value if self.repeat_receipt else Profile.NO_REPEAT_RECEIPT.value
+
+    def apply_profile(self, profile: Profile | str) -> None:
+        chosen = Profile(profile)
+        self.repeat_receipt = chosen is not Profile.NO_REPEAT_RECEIPT
+        self.stray_results = chosen is Profile.STRAY_RESULTS

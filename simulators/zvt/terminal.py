@@ -1,8 +1,13 @@
 """The simulated payment terminal (PT role): answers ZVT commands over the real framing and link layers.
 
 It books a payment only after the ECR acknowledges the 04 0F (else auto-reversal), keeps its own journal of
-charges, and plays the scenario chosen in ``TerminalSettings``. A card can be presented, a PIN entered or the
-customer can walk away through the control methods (used by the CLI and the HTTP API).
+charges (closed into batches by End-of-Day), and plays the scenario and profile chosen in ``TerminalSettings``.
+A card can be presented, a PIN entered or the customer can walk away through the control methods (used by
+the CLI and the HTTP API).
+
+With the ``stray_results`` profile an approval the ECR never answered is not reversed at once: it is kept
+and sent again, unsolicited, the next time the ECR speaks (while the ECR waits for the 80 00 of its next
+command, also on a new connection), until ``stray_hold_s`` passes.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.clock import Clock
 from core.structured_log import log_event
@@ -20,8 +27,10 @@ from hardware.zvt.apdu import Apdu, decode_apdu
 from hardware.zvt.bmp import bcd_decode, decode_bmps
 from hardware.zvt.commands import (
     ACK_APDU,
+    TOTALS_GROUPS,
     abort_notice_apdu,
     completion_apdu,
+    individual_totals,
     intermediate_apdu,
     negative_apdu,
     parse_command_ack,
@@ -49,6 +58,34 @@ class _WalkedAway(Exception):
     pass
 
 
+class _EcrMovedOn(Exception):
+    """The ECR sent a new command instead of answering our 04 0F (it lost or dropped our result)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__("ECR sent a command instead of answering the result")
+        self.raw = raw
+
+
+@dataclass
+class _Held:
+    """An approval the ECR has not answered yet (``stray_results`` profile)."""
+
+    charge: Charge
+    info: bytes
+    until: float  # clock time after which it is auto-reversed
+
+
+def _is_command(raw: bytes) -> bool:
+    try:
+        return parse_command_ack(decode_apdu(raw)) is None
+    except ApduError:
+        return False
+
+
+# ZVT card type (BMP 8A) → the card group of the End-of-Day individual totals
+_CARD_GROUP = {0x05: "girocard", 0x06: "eurocard", 0x0A: "visa"}
+
+
 class SimulatedTerminal:
     """One terminal on one line; ``serve`` runs until ``stop`` is set."""
 
@@ -64,7 +101,7 @@ class SimulatedTerminal:
         self.clock = clock
         self.settings = settings or TerminalSettings()
         self.journal = journal or ChargeJournal()
-        self.faults = LineFaults()
+        self.faults = LineFaults(unplug=line.vanish)
         self._wrap = channel_wrapper
         self._controls: queue.Queue[tuple[str, str]] = queue.Queue()
         self._link: Link | None = None
@@ -72,13 +109,19 @@ class SimulatedTerminal:
         self.last_card: CardProfile | None = None
         self.display = "ready"
         self.commands_seen: list[str] = []
+        self.stray_answers: list[str] = []  # the ECR's answers to results sent unsolicited (hex)
+        self._held: _Held | None = None
+        self._deferred: list[bytes] = []
         self.stop_event = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ control
     def present_card(self, key: str) -> None:
+        """The customer presents card ``key``: to a Read Card waiting for it, and for every next payment."""
         card(key)
-        self._controls.put(("card", key))
+        self.settings.card = key
+        if not self.settings.auto_present:
+            self._controls.put(("card", key))
 
     def enter_pin(self, pin: str) -> None:
         self._controls.put(("pin", pin))
@@ -90,7 +133,10 @@ class SimulatedTerminal:
         return {
             "display": self.display,
             "scenario": self.settings.scenario.value,
+            "profile": self.settings.profile,
             "card": self.settings.card,
+            "held_result": self._held.charge.trace if self._held is not None else None,
+            "stray_answers": list(self.stray_answers),
             "line": self.line.path,
             "commands": list(self.commands_seen),
             "faults_pending": self.faults.pending(),
@@ -115,8 +161,9 @@ class SimulatedTerminal:
                 time.sleep(0.02)
                 continue
             try:
-                raw = link.poll(0.02)
+                raw = self._deferred.pop(0) if self._deferred else link.poll(0.02)
                 if raw is None:
+                    self._expire_held()
                     continue
             except ChannelError:
                 self._line_down()
@@ -125,6 +172,8 @@ class SimulatedTerminal:
                 log_event(log, "zvt.sim.link_error", error=str(exc))
                 continue
             try:
+                if self._held is not None and _is_command(raw):
+                    self._offer_held()  # the ECR speaks again: our unanswered result goes first
                 self._handle(raw)
             except ChannelError:
                 self._line_down()
@@ -155,11 +204,62 @@ class SimulatedTerminal:
     _abort_stash = False
 
     def _abandon(self) -> None:
-        """The ECR never acknowledged the 04 0F: the terminal reverses the transaction on its own."""
-        if self._pending is not None and self._pending.status == "pending":
-            self.journal.set_status(self._pending, "auto_reversed")
-            log_event(log, "zvt.sim.auto_reversal", trace=self._pending.trace)
-        self._pending = None
+        """The ECR never acknowledged the 04 0F: the terminal reverses the transaction on its own, unless the
+        ``stray_results`` profile keeps it to offer again."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending.status != "pending":
+            return
+        if self.settings.stray_results and self._held is None:
+            self._held = _Held(
+                pending,
+                bytes.fromhex(pending.status_info),
+                self.clock.monotonic() + self.settings.stray_hold_s,
+            )
+            log_event(log, "zvt.sim.result_held", trace=pending.trace)
+            return
+        self.journal.set_status(pending, "auto_reversed")
+        log_event(log, "zvt.sim.auto_reversal", trace=pending.trace)
+
+    def _expire_held(self) -> None:
+        held = self._held
+        if held is not None and self.clock.monotonic() >= held.until:
+            self._held = None
+            self.journal.set_status(held.charge, "auto_reversed")
+            log_event(log, "zvt.sim.auto_reversal", trace=held.charge.trace, held=True)
+
+    def _offer_held(self) -> None:
+        """Send the kept result unsolicited and book or reverse it by the ECR's answer."""
+        self._expire_held()
+        held, self._held = self._held, None
+        if held is None:
+            return
+        log_event(log, "zvt.sim.stray_result_sent", trace=held.charge.trace)
+        self._send(held.info)
+        try:
+            reply = self._wait_reply()
+        except _EcrMovedOn as moved:
+            self._deferred.append(moved.raw)
+            reply = None
+        self.stray_answers.append(reply.hex() if reply is not None else "")
+        self._settle(held.charge, reply)
+
+    def _settle(self, charge: Charge, reply: bytes | None) -> None:
+        """The ECR's answer to a result decides: 80 00 / 84 00 books, 84 xx reverses, nothing auto-reverses."""
+        if reply is None:
+            self.journal.set_status(charge, "auto_reversed")
+            log_event(log, "zvt.sim.auto_reversal", trace=charge.trace)
+        elif reply[0] == 0x80 or reply[1] == 0x00:
+            self.journal.set_status(charge, "booked")
+            self.display = "approved"
+            log_event(log, "zvt.sim.booked", trace=charge.trace, amount=charge.amount_minor)
+            self._send(completion_apdu([(0x27, 0x00), (0x29, self.settings.terminal_id)]))
+            self._wait_reply()
+        else:
+            self.journal.set_status(charge, "reversed_by_ecr")
+            self.display = "reversed"
+            log_event(log, "zvt.sim.reversed_on_request", trace=charge.trace, code=reply[1])
+            self._send(abort_notice_apdu(reply[1]))
+            self._wait_reply()
 
     # --------------------------------------------------------------- primitives
     @property
@@ -202,6 +302,8 @@ class SimulatedTerminal:
         while apdu is not None and parse_command_ack(apdu) is None:
             if apdu.command == (0x06, 0xB0):
                 self._abort_stash = True  # the ECR's Abort crossed our message; answered by _watch_abort
+            elif self.settings.stray_results and self._pending is not None:
+                raise _EcrMovedOn(apdu.encode())
             else:
                 log_event(log, "zvt.sim.unexpected_while_waiting_reply", apdu=apdu.label)
             apdu = self._wait_frame(self.settings.reply_timeout_s)
@@ -475,8 +577,11 @@ class SimulatedTerminal:
         self._wait_reply()
         self.journal.add(Charge(0, 0, amount, cc, c.card_hash.hex(), "declined", ""))
 
+    def _local_now(self) -> Any:
+        return self.clock.now().astimezone(ZoneInfo(self.settings.timezone))
+
     def _approve(self, amount: int, cc: int, c: CardProfile) -> None:
-        now = self.clock.now()
+        now = self._local_now()
         trace = self._trace()
         receipt = trace
         fields: list[tuple[int, Any]] = [
@@ -499,40 +604,39 @@ class SimulatedTerminal:
             (0x06, (Tlv(0x1F14, c.card_hash),)),
         ]
         info = status_information_apdu(fields)
-        charge = Charge(trace, receipt, amount, cc, c.card_hash.hex(), "pending", info.hex())
+        charge = Charge(
+            trace, receipt, amount, cc, c.card_hash.hex(), "pending", info.hex(), card_type=c.card_type
+        )
         self.journal.add(charge)
         self._pending = charge
-        for _ in range(3):
-            self._send(info)
-            replies = 2 if self.faults.duplicated_last else 1
-            reply = None
-            for _ in range(replies):
-                reply = self._wait_reply()
+        reply: bytes | None = None
+        try:
+            for _ in range(3):
+                self._send(info)
+                replies = 2 if self.faults.duplicated_last else 1
+                for _ in range(replies):
+                    reply = self._wait_reply()
+                    if reply is None:
+                        break
                 if reply is None:
-                    break
-            if reply is None:
+                    self._abandon()
+                    return
+                if reply[:2] == b"\x84\x9c":
+                    reply = None
+                    self._jump(2.0)
+                    continue
+                break
+            else:
                 self._abandon()
                 return
-            if reply[:2] == b"\x84\x9c":
-                self._jump(2.0)
-                continue
-            break
-        else:
+        except _EcrMovedOn as moved:
+            # the ECR sent its next command instead of answering: our result goes to it unsolicited first
+            self._deferred.append(moved.raw)
             self._abandon()
+            self._offer_held()
             return
         self._pending = None
-        if reply[0] == 0x80 or reply[1] == 0x00:
-            self.journal.set_status(charge, "booked")
-            self.display = "approved"
-            log_event(log, "zvt.sim.booked", trace=trace, amount=amount)
-            self._send(completion_apdu([(0x27, 0x00), (0x29, self.settings.terminal_id)]))
-            self._wait_reply()
-        else:
-            self.journal.set_status(charge, "reversed_by_ecr")
-            self.display = "reversed"
-            log_event(log, "zvt.sim.reversed_on_request", trace=trace, code=reply[1])
-            self._send(abort_notice_apdu(reply[1]))
-            self._wait_reply()
+        self._settle(charge, reply)
 
     def _on_reversal(self, apdu: Apdu) -> None:
         try:
@@ -570,6 +674,9 @@ class SimulatedTerminal:
         self._wait_reply()
 
     def _on_repeat_receipt(self, apdu: Apdu) -> None:
+        if not self.settings.repeat_receipt:
+            self._send(negative_apdu(0x83))  # this terminal has no Repeat Receipt
+            return
         self._send(ACK_APDU)
         last = self.journal.last()
         if last is None:
@@ -594,18 +701,27 @@ class SimulatedTerminal:
         self._wait_reply()
 
     def _on_end_of_day(self, apdu: Apdu) -> None:
+        """Close the batch: its total, receipt range and per-group counts in the 04 0F (BMP 04, 60)."""
         self._send(ACK_APDU)
-        booked = self.journal.booked()
-        now = self.clock.now()
-        total = sum(c.amount_minor for c in booked)
+        self._expire_held()
+        batch = self.journal.close_batch()
+        booked = [c for c in batch if c.status == "booked"]
+        receipts = [c.receipt_no for c in batch if c.receipt_no]
+        groups: dict[str, tuple[int, int]] = {}
+        for c in booked:
+            name = _CARD_GROUP.get(c.card_type, TOTALS_GROUPS[-1])
+            count, total = groups.get(name, (0, 0))
+            groups[name] = (count + 1, total + c.amount_minor)
+        now = self._local_now()
         self._send(
             status_information_apdu(
                 [
                     (0x27, 0x00),
-                    (0x04, total),
+                    (0x04, sum(c.amount_minor for c in booked)),
                     (0x0B, self._trace()),
                     (0x0C, now.strftime("%H%M%S")),
                     (0x0D, now.strftime("%m%d")),
+                    (0x60, individual_totals(min(receipts, default=0), max(receipts, default=0), groups)),
                 ]
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,7 +16,17 @@ from edge.db.payment_attempts import PaymentAttempt
 from edge.db.payments import Payment
 from edge.db.protocols import Protocol
 from edge.payment import workflow as wf
-from edge.payment.ports import CardRead, PrinterReadiness, Readiness
+from edge.payment.attempt_states import IllegalTransition
+from edge.payment.events import (
+    PaymentEvent,
+    PaymentEvents,
+    PaymentFinished,
+    StateChanged,
+    Subscription,
+    TerminalShows,
+    as_dict,
+)
+from edge.payment.ports import CardRead, PrinterReadiness, PromptUnanswered, Readiness
 from edge.payment.workflow import PaymentWorkflow
 from edge.payment.zvt_terminal import ZvtPaymentTerminal
 from edge.sync.outbox import OutboxContent, OutboxRecord
@@ -63,16 +74,14 @@ def _flow(
     fake_clock: FakeClock,
     printer: StatePrinter | None = None,
     desk: Desk | None = None,
-    displays: list[str] | None = None,
+    seen: list[PaymentEvent] | None = None,
 ) -> PaymentWorkflow:
+    events = PaymentEvents(fake_clock)
+    if seen is not None:
+        events.subscribe(seen.append)
+    terminal.on_display = events.terminal_shows
     return PaymentWorkflow(
-        sessions,
-        terminal,
-        printer or StatePrinter(),
-        desk or Desk(),
-        fake_clock,
-        "B-1",
-        on_progress=(displays.append if displays is not None else None),
+        sessions, terminal, printer or StatePrinter(), desk or Desk(), fake_clock, "B-1", events=events
     )
 
 
@@ -88,7 +97,9 @@ def _counts(sessions: sessionmaker[Session]) -> tuple[int, int, int]:
 def _outbox(sessions: sessionmaker[Session]) -> list[tuple[str, dict]]:
     with sessions() as s:
         rows = s.execute(
-            select(OutboxRecord.record_type, OutboxContent.body).join(OutboxContent, OutboxContent.seq == OutboxRecord.seq).order_by(OutboxRecord.seq)
+            select(OutboxRecord.record_type, OutboxContent.body)
+            .join(OutboxContent, OutboxContent.seq == OutboxRecord.seq)
+            .order_by(OutboxRecord.seq)
         ).all()
         return [(record_type, json.loads(body)) for record_type, body in rows]
 
@@ -98,9 +109,9 @@ def test_approved_payment_is_stored_queued_and_charged_once(
     terminal: ZvtPaymentTerminal,
     sim: SimulatedTerminal,
     fake_clock: FakeClock,
-    displays: list[str],
 ) -> None:
-    paid = _flow(sessions, terminal, fake_clock, displays=displays).pay("P-1")
+    seen: list[PaymentEvent] = []
+    paid = _flow(sessions, terminal, fake_clock, seen=seen).pay("P-1")
     assert (
         paid.amount.minor == 1_083_000
         and paid.masked_pan == "4***********1014"
@@ -114,15 +125,31 @@ def test_approved_payment_is_stored_queued_and_charged_once(
         assert attempt.state == "paid" and attempt.result_hex and attempt.result_hex.startswith("040f")
         assert attempt.name_check_by == "B-1" and attempt.name_check_at is not None
     queued = _outbox(sessions)
-    assert [t for t, _ in queued] == ["own_card_check", "bookmark", "payment", "bookmark", "protocol"]
-    assert queued[-1][1]["status"] == "paid" and queued[-1][1]["number"] == "P-1"
+    assert [t for t, _ in queued] == [
+        "own_card_check",
+        "bookmark",
+        "payment",
+        "bookmark",
+        "protocol",
+        "payment_attempt",
+    ]
+    assert queued[-2][1]["status"] == "paid" and queued[-2][1]["number"] == "P-1"
+    assert queued[-1][1]["state"] == "paid" and queued[-1][1]["payment_id"] == paid.payment_id
     # the footage of the own-card check and of the payment is bookmarked under the protocol number
     assert [(b["label"], b["protocol_number"]) for t, b in queued if t == "bookmark"] == [
         ("own_card_check", "P-1"),
         ("payment", "P-1"),
     ]
     assert len(sim.journal.booked()) == 1 and sim.journal.booked()[0].amount_minor == 1_083_000
-    assert "insert card" in displays and "approved" in displays
+    # each state of the attempt published once, in the order of the ZVT sequence; the terminal's texts as it sent them
+    assert [e.after.value for e in seen if isinstance(e, StateChanged)] == [
+        "started",
+        "card_read",
+        "authorising",
+        "result_persisted",
+        "paid",
+    ]
+    assert [e.text for e in seen if isinstance(e, TerminalShows)].count("insert card") == 1
 
 
 def test_second_payment_for_same_protocol_is_refused(
@@ -191,9 +218,10 @@ def test_name_mismatch_refuses_releases_card_and_records_why(
         assert (
             attempt.state == "refused" and attempt.name_check == "MISMATCH" and "MISMATCH" in attempt.reason
         )
-    assert [(t, b.get("result", b.get("label"))) for t, b in _outbox(sessions)] == [
+    assert [(t, b.get("result", b.get("label", b.get("state")))) for t, b in _outbox(sessions)] == [
         ("own_card_check", "MISMATCH"),
         ("bookmark", "own_card_check"),
+        ("payment_attempt", "refused"),
     ]
     assert sim.journal.all() == []
 
@@ -221,19 +249,23 @@ def test_unavailable_name_needs_the_officer_attestation(
     assert desk.asked == ["attest"]
 
 
-def test_declined_payment_is_not_recorded(
+def test_declined_payment_is_not_recorded_but_synced_with_its_result_code(
     sessions: sessionmaker[Session],
     terminal: ZvtPaymentTerminal,
     sim: SimulatedTerminal,
     fake_clock: FakeClock,
 ) -> None:
     sim.settings.scenario = Scenario.DECLINED
-    with pytest.raises(wf.PaymentDeclined, match="declined"):
+    with pytest.raises(wf.PaymentDeclined, match="declined by the card issuer"):
         _flow(sessions, terminal, fake_clock).pay("P-1")
     with sessions() as s:
         assert s.scalars(select(PaymentAttempt)).one().state == "declined"
         assert s.get(Protocol, "P-1").status == "open"  # type: ignore[union-attr]
     assert _counts(sessions)[0] == 0
+    synced = [b for t, b in _outbox(sessions) if t == "payment_attempt"]
+    assert len(synced) == 1 and synced[0]["state"] == "declined"
+    assert synced[0]["result_code"] == sim.settings.decline_code
+    assert synced[0]["result_text"] == "declined by the card issuer"
 
 
 def test_blocked_printer_stops_before_the_terminal(
@@ -275,22 +307,84 @@ def test_card_swapped_after_read_card_is_reversed(
     assert _counts(sessions)[0] == 0
 
 
-def test_unplugged_line_mid_payment_is_reconciled_before_the_next_payment(
+class Unanswerable(Desk):
+    """The officer's question meets end of input (the CLI's stdin closed)."""
+
+    def attest_unavailable(self, driver_name: str, card: CardRead) -> bool:
+        raise PromptUnanswered("end of input, no answer")
+
+
+def test_a_question_that_cannot_be_answered_aborts_on_the_terminal_and_says_so(
     sessions: sessionmaker[Session],
     terminal: ZvtPaymentTerminal,
     sim: SimulatedTerminal,
     fake_clock: FakeClock,
 ) -> None:
-    terminal.on_display = lambda text: sim.line.vanish() if text == "waiting for host" else None
-    with pytest.raises(wf.PaymentInDoubt):
-        _flow(sessions, terminal, fake_clock).pay("P-1")
+    sim.settings.card = "mc_chip"  # no name on the card: the officer must attest
+    seen: list[PaymentEvent] = []
+    with pytest.raises(
+        wf.PaymentAborted, match=r"could not be answered \(end of input.*06 B0.*nothing was charged"
+    ):
+        _flow(sessions, terminal, fake_clock, desk=Unanswerable(), seen=seen).pay("P-1")
+    assert sim.commands_seen[-1] == "abort" and "authorisation" not in sim.commands_seen
     with sessions() as s:
-        assert s.scalars(select(PaymentAttempt)).one().state == "in_doubt"
-    sim.line.restore()
-    terminal.on_display = lambda text: None
-    paid = _flow(sessions, terminal, fake_clock).pay("P-1")
-    with sessions() as s:
-        states = sorted(a.state for a in s.scalars(select(PaymentAttempt)))
-    assert "paid" in states and len(states) == 2
-    assert set(states) - {"paid"} <= {"not_charged", "reversed"}  # the lost attempt was never booked
-    assert len(sim.journal.booked()) == 1 and paid.amount.minor == 1_083_000
+        attempt = s.scalars(select(PaymentAttempt)).one()
+    assert attempt.state == "aborted" and "06 B0" in attempt.reason
+    assert [b["state"] for t, b in _outbox(sessions) if t == "payment_attempt"] == ["aborted"]
+    finished = [e for e in seen if isinstance(e, PaymentFinished)]
+    assert [e.outcome for e in finished] == ["aborted"]
+
+
+def test_events_reach_a_queue_on_another_thread_in_order_and_a_failing_subscriber_stops_nothing(
+    sessions: sessionmaker[Session],
+    terminal: ZvtPaymentTerminal,
+    sim: SimulatedTerminal,
+    fake_clock: FakeClock,
+) -> None:
+    events = PaymentEvents(fake_clock)
+    got: list[dict] = []
+
+    def read(sub: Subscription) -> None:
+        while (event := sub.get(timeout=5)) is not None:
+            got.append(as_dict(event))
+            if event.kind == "finished":
+                return
+
+    def broken(event: PaymentEvent) -> None:
+        raise RuntimeError("the browser went away")
+
+    events.subscribe(broken)
+    with events.listen() as sub:
+        reader = threading.Thread(target=read, args=(sub,))
+        reader.start()
+        terminal.on_display = events.terminal_shows
+        PaymentWorkflow(sessions, terminal, StatePrinter(), Desk(), fake_clock, "B-1", events=events).pay(
+            "P-1"
+        )
+        reader.join(10)
+    kinds = [g["kind"] for g in got]
+    assert kinds[0] == "step" and kinds[-1] == "finished" and got[-1]["outcome"] == "paid"
+    assert [g["step"] for g in got if g["kind"] == "step"] == [
+        "check_devices", "open_attempt", "read_card", "own_card_check", "authorise", "record",
+    ]  # fmt: skip
+    assert [g["after"] for g in got if g["kind"] == "state"] == [
+        "started", "card_read", "authorising", "result_persisted", "paid",
+    ]  # fmt: skip
+    assert all(isinstance(g["words"], str) and g["words"] for g in got)
+    assert len(sim.journal.booked()) == 1
+
+
+def test_an_attempt_moved_on_by_another_process_cannot_go_on_to_charge(
+    sessions: sessionmaker[Session],
+    terminal: ZvtPaymentTerminal,
+    sim: SimulatedTerminal,
+    fake_clock: FakeClock,
+) -> None:
+    """While the officer looks at the card, a second process finds the attempt unfinished and abandons it:
+    the first may not authorise it any more (abandoned → authorising is not in the table)."""
+    sim.settings.card = "mc_chip"
+    flow = _flow(sessions, terminal, fake_clock, desk=Desk(on_attest=lambda: other.recovery.reconcile()))
+    other = _flow(sessions, terminal, fake_clock)
+    with pytest.raises(IllegalTransition, match="from abandoned to authorising"):
+        flow.pay("P-1")
+    assert "authorisation" not in sim.commands_seen and sim.journal.all() == []

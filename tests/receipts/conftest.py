@@ -85,7 +85,7 @@ def add_paid_protocol(sessions: sessionmaker[Session], number: str = PROTOCOL_NO
                 trace_no="000042",
                 receipt_no="0017",
                 terminal_id="52500041",
-                terminal_time="2026-03-02 09:21:05",
+                terminal_time="0302092105",  # MMDDhhmmss, the terminal's local clock, as ZVT reports it
                 officer_badge="KZ-7781",
                 approved_at=datetime(2026, 3, 2, 4, 21, 5, tzinfo=UTC),
             )

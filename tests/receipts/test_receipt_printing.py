@@ -233,3 +233,14 @@ def test_reprint_of_either_copy_is_a_numbered_duplicate(make_rig) -> None:  # ty
     # all copies carry the same verification code: they render one payment record
     codes = {decode_receipt_code(r.qr_codes()[0].rsplit("/", 1)[1]).body for r in rig.store.receipts}
     assert len(codes) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_terminal_time_is_printed_as_a_local_date_and_time(make_rig, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """The terminal reports 0302092105 (MMDDhhmmss, its local clock, no year): the receipt reads a date."""
+    rig = make_rig(mode, "tcp")
+    rig.service.print_receipts(rig.payment_id)
+    for receipt in rig.store.receipts:
+        printed = printed_lines(rig, receipt)
+        assert contains_field(rig, printed, "Время терминала / Терминал уақыты: 02.03.2026 09:21:05"), printed
+        assert not contains_field(rig, printed, "Время терминала / Терминал уақыты: 0302092105")

@@ -191,3 +191,55 @@ def test_pure_window_merging_and_uncovered_time() -> None:
     holes = uncovered(Interval(t, t + 10 * m), [Interval(t + m, t + 3 * m), Interval(t + 3 * m, t + 5 * m)])
     assert [(h.start - t, h.end - t) for h in holes] == [(0 * m, 1 * m), (5 * m, 10 * m)]
     assert uncovered(Interval(t, t + m), [Interval(t - m, t + 2 * m)]) == []
+
+
+def test_protocol_page_shows_declined_aborted_and_settled_attempts_in_words(review: Review) -> None:
+    """A protocol with two declines, an aborted attempt and one settled by a decision: each attempt with its
+    terminal result code in words, and the settlement with its evidence, who decided and why."""
+    from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
+
+    number = "KZ-2026-000778"
+    at = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+
+    def attempt(n: int, state: str, code: int | None, text: str, reason: str) -> PaymentAttemptCopy:
+        return PaymentAttemptCopy(
+            attempt_id=f"a{n}-0000-0000", record_id=f"r{n}", device_id="DEV-REV1", protocol_number=number,
+            state=state, revision=4, amount_minor=1081250, currency="KZT", officer_badge="B-1001",
+            started_at=at + timedelta(minutes=n), updated_at=at + timedelta(minutes=n), masked_pan="4***********1014",
+            card_scheme="Visa Debit", result_code=code, result_text=text, reason=reason, received_at=at,
+        )  # fmt: skip
+
+    with review.sessions() as session, session.begin():
+        session.add_all(
+            [
+                attempt(1, "declined", 0x05, "declined by the card issuer", "declined: host"),
+                attempt(2, "declined", 0x37, "declined by the card issuer", "<script>alert(1)</script>"),
+                attempt(3, "aborted", None, "", "the own-card question could not be answered; 06 B0"),
+                attempt(4, "not_charged", None, "", "settled by a decision"),
+                PaymentSettlementCopy(
+                    settlement_id="s1", record_id="r9", device_id="DEV-REV1", attempt_id="a4-0000-0000",
+                    protocol_number=number, outcome="not_charged", method="decision",
+                    evidence="the terminal refused Repeat Receipt (84 83)", decided_by="SUP-anna",
+                    reason="driver's bank shows no debit", amount_minor=1081250, currency="KZT",
+                    settled_at=at + timedelta(hours=1), received_at=at,
+                ),
+            ]
+        )
+    assert review.login() == 303
+    text = review.client.get(f"/review/protocols/{number}").text
+    for expected in (
+        "оплаты нет / not paid — попыток / attempts: 4",
+        "отклонено / declined",
+        "declined by the card issuer (0x05)",
+        "declined by the card issuer (0x37)",
+        "прервана на терминале / aborted on the terminal",
+        "06 B0",
+        "не списано / not charged",
+        "решение / a decision",
+        "the terminal refused Repeat Receipt (84 83)",
+        "SUP-anna",
+        "driver&#x27;s bank shows no debit",
+        "Visa Debit •••• 1014",
+    ):
+        assert expected in text, expected
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text

@@ -1,0 +1,231 @@
+"""The daily run (``patrol-server fines run [--date D]``): take every fine's steps that are due on day D.
+
+Named steps, in order:
+
+1. **lock**: the database run lock (``run_lock``); a second run at the same time stops with ``RunBusy``.
+2. **sweep**: fines for protocols the ingest hook missed (``issuing.sweep_protocols``).
+3. **advance**: in batches, the fines whose ``next_on`` is on or before D, locked for update: the pure engine
+   takes their steps, and each batch commits its fines' new state together with their history, notices and
+   documents (``step_effects``). A fine's ``next_on`` always moves past D, so a batch never comes twice and a
+   run cut off anywhere leaves only whole batches behind: run again, it does the rest and nothing twice.
+4. **hand over**: the enforcement and recall documents not yet in a batch go out in one batch per
+   jurisdiction (``enforcement``).
+5. **unmatched payments**: provider payments for numbers that still name no fine after
+   ``unmatched_refund_days`` get a refund case.
+
+Sending the SMS the run recorded is the notifier's job (``notifier.send_due``), which the command line calls
+after the run and ``patrol-server run`` keeps calling. Nothing here reads the clock except through ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.fines import FineError
+from core.fines.lifecycle_engine import Advance, advance
+from core.fines.lifecycle_rules import Action, LifecycleRules
+from core.structured_log import log_event
+from core.sync.signing import Signer
+from server.db.base import transaction
+from server.db.fines import Fine, FineRun
+from server.fines import enforcement, issuing, payments
+from server.fines.contacts import ContactRegistry, ImportedContacts
+from server.fines.fine_record import FineRow, columns_after, facts_of, rows_of, select_rows
+from server.fines.rules_book import calendar_for, rules_by_label
+from server.fines.run_lock import RunLock, holder_name, run_lock
+from server.fines.step_effects import Changes, record, write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FineWork:
+    """What the lifecycle needs around the database: the signing key of documents and the contact registry."""
+
+    signer: Signer
+    contacts: ContactRegistry = field(default_factory=ImportedContacts)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    batch: int = 2000
+    unmatched_refund_days: int = 7
+
+
+@dataclass
+class RunReport:
+    day: date
+    fines: int = 0
+    happenings: int = 0
+    errors: int = 0
+    swept: int = 0
+    batches: list[int] = field(default_factory=list)
+    refunds: int = 0
+
+
+def claim_writes(session: Session) -> None:
+    """On SQLite, take the database's write lock now, before reading what will be written (WAL lets a reader
+    go stale while another commits; its later write would fail). PostgreSQL locks rows ``FOR UPDATE``."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE fine_run_lease SET pid = pid WHERE 1 = 0"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Moved:
+    row: FineRow
+    rules: LifecycleRules
+    out: Advance
+
+
+def advance_rows(
+    session: Session, rows: Sequence[FineRow], day: date, work: FineWork, now: datetime
+) -> Changes:
+    """Take the due steps of ``rows`` (locked by the caller) and write what follows, in the caller's transaction."""
+    changes = Changes()
+    moved: list[_Moved] = []
+    for row in rows:
+        rules = rules_by_label(session, row.rules)
+        try:
+            moved.append(
+                _Moved(row, rules, advance(rules, facts_of(row), day, calendar_for(row.jurisdiction)))
+            )
+        except FineError as exc:
+            _failed(changes, row, day, str(exc), now)
+    needs_phone = {
+        m.row.person_id
+        for m in moved
+        if not m.row.phone and any(Action.SMS in h.actions for h in m.out.happenings)
+    }
+    phones = work.contacts.phones(session, needs_phone) if needs_phone else {}
+    for m in moved:
+        row, after = m.row, m.out.facts
+        calendar = calendar_for(row.jurisdiction)
+        columns = columns_after(row.state, row.state_since, after, m.rules, day, calendar, now)
+        if columns["next_on"] is not None and columns["next_on"] <= day:
+            _failed(changes, row, day, f"next step on {columns['next_on']} is not after {day}", now)
+            continue
+        changes.fines.append({"id": row.id, **columns})
+        record(changes, row, m.rules, m.out.happenings, after, phones, work.signer, now)
+    write(session, changes)
+    return changes
+
+
+def _failed(changes: Changes, row: FineRow, day: date, error: str, now: datetime) -> None:
+    """A fine the rules cannot move: kept as it is, the error shown on it, tried again tomorrow."""
+    changes.fines.append(
+        {"id": row.id, "error": error[:2000], "next_on": day + timedelta(days=1), "updated_at": now}
+    )
+    changes.events.append(
+        {"fine_id": row.id, "at": now, "happened_on": day, "kind": "error", "step": None,
+         "from_state": row.state, "to_state": row.state, "detail": error[:2000]}
+    )  # fmt: skip
+    log_event(log, "fines.step_failed", fine=row.number, error=error[:300])
+
+
+def due_rows(session: Session, day: date, limit: int) -> list[FineRow]:
+    """Up to ``limit`` fines due on or before ``day``, oldest first, locked until the transaction ends."""
+    query = select_rows().where(Fine.next_on <= day).order_by(Fine.next_on, Fine.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    else:
+        claim_writes(session)
+    return rows_of(session.execute(query).all())
+
+
+def advance_fines(session: Session, ids: Sequence[int], day: date, work: FineWork, now: datetime) -> Changes:
+    """Take the due steps of the given fines now (e.g. the SMS of a fine just imported)."""
+    query = select_rows().where(Fine.id.in_(list(ids)), Fine.next_on <= day)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    else:
+        claim_writes(session)
+    return advance_rows(session, rows_of(session.execute(query).all()), day, work, now)
+
+
+def run_daily(
+    sessions: sessionmaker[Session],
+    day: date,
+    work: FineWork,
+    now: Callable[[], datetime],
+    settings: RunSettings = RunSettings(),
+    on_batch: Callable[[int], None] | None = None,
+) -> RunReport:
+    """One daily run for ``day`` (see the module docstring); ``on_batch`` is told each batch's size."""
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, Engine)
+    report = RunReport(day)
+    with run_lock(engine, now) as lock:
+        with transaction(sessions) as session:
+            run = FineRun(run_on=day, started_at=now(), status="running", holder=holder_name())
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        log_event(log, "fines.run.started", day=day.isoformat(), run=run_id)
+        try:
+            _sweep(sessions, now, report)
+            _advance_all(sessions, day, work, now, settings, lock, report, on_batch)
+            with transaction(sessions) as session:
+                report.batches = enforcement.batch_documents(session, day, now())
+                report.refunds = payments.refund_unmatched(
+                    session, day, settings.unmatched_refund_days, now()
+                )
+        except BaseException:
+            with transaction(sessions) as session:
+                session.execute(
+                    update(FineRun).where(FineRun.id == run_id).values(status="failed", finished_at=now())
+                )
+            raise
+        with transaction(sessions) as session:
+            session.execute(
+                update(FineRun)
+                .where(FineRun.id == run_id)
+                .values(status="done", finished_at=now(), fines=report.fines, happenings=report.happenings,
+                        errors=report.errors)
+            )  # fmt: skip
+    log_event(
+        log, "fines.run.done", day=day.isoformat(), fines=report.fines, happenings=report.happenings,
+        errors=report.errors, swept=report.swept, batches=report.batches, refunds=report.refunds,
+    )  # fmt: skip
+    return report
+
+
+def _sweep(sessions: sessionmaker[Session], now: Callable[[], datetime], report: RunReport) -> None:
+    after: str | None = ""
+    while after is not None:
+        with transaction(sessions) as session:
+            counts, after = issuing.sweep_protocols(session, now(), after)
+        report.swept += counts.created
+
+
+def _advance_all(
+    sessions: sessionmaker[Session],
+    day: date,
+    work: FineWork,
+    now: Callable[[], datetime],
+    settings: RunSettings,
+    lock: RunLock,
+    report: RunReport,
+    on_batch: Callable[[int], None] | None,
+) -> None:
+    while True:
+        with transaction(sessions) as session:
+            rows = due_rows(session, day, settings.batch)
+            if not rows:
+                return
+            changes = advance_rows(session, rows, day, work, now())
+        report.fines += len(rows)
+        report.happenings += sum(1 for e in changes.events if e["kind"] != "error")
+        report.errors += sum(1 for e in changes.events if e["kind"] == "error")
+        lock.renew()
+        if on_batch is not None:
+            on_batch(len(rows))
+
+
+def last_run(session: Session) -> FineRun | None:
+    return session.scalars(select(FineRun).order_by(FineRun.id.desc()).limit(1)).first()

@@ -174,3 +174,34 @@ def run(
 def count(sessions: sessionmaker[Session], model: Any, *where: Any) -> int:
     with sessions() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def georgian_fines(
+    sessions: sessionmaker[Session],
+    work: FineWork,
+    n: int,
+    phone: str | None = "+995599000{:03d}",
+    at: datetime = T0,
+) -> list[int]:
+    """``n`` imported Georgian camera fines whose first SMS (20 % off within 10 days) is recorded, not sent."""
+    from server.fines.daily_run import advance_fines
+    from server.fines.issuing import FineImport, import_fines
+
+    items = [
+        FineImport(
+            number=f"GE-{uuid.uuid4().hex[:10]}",
+            source="camera",
+            jurisdiction="GE",
+            article="speed-40",
+            offence_at=at,
+            person_id=f"{10000000000 + i}",
+            person_name="Giorgi Beridze",
+            plate="AA-001-BB",
+            phone=phone.format(i) if phone else None,
+        )
+        for i in range(n)
+    ]
+    with transaction(sessions) as session:
+        ids = [r.fine_id for r in import_fines(session, at, items) if r.fine_id is not None]
+        advance_fines(session, ids, at.date(), work, at)
+    return ids

@@ -95,7 +95,7 @@ class FinesSection(Section):
     batch: int = Field(2000, ge=1, le=100_000)
     unmatched_refund_days: int = Field(7, ge=0, le=365)
     unpaid_dataset_jurisdiction: Literal["KZ", "GE"] = "KZ"
-    unpaid_dataset_every_s: float = Field(3600.0, gt=0)
+    unpaid_dataset_every_s: float = Field(6 * 3600.0, gt=0)  # and after each daily run
     sms: SmsSection = SmsSection()
 
     @field_validator("run_at")

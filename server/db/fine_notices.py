@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UtcDateTime
@@ -56,6 +56,20 @@ class SmsPart(Base):
     status: Mapped[str] = mapped_column(String(16))  # submitted | delivered | undelivered
     receipt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class SmsReceipt(Base):
+    """Every delivery receipt as it came (kept even when it names no part yet: a receipt may overtake the
+    record of its own submit; it is applied when the part is recorded)."""
+
+    __tablename__ = "fine_sms_receipt"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider_id: Mapped[str] = mapped_column(String(128), index=True)
+    stat: Mapped[str] = mapped_column(String(16))
+    err: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class PostalNotice(Base):

@@ -57,7 +57,9 @@ class Fine(Base):
     due_minor: Mapped[int] = mapped_column(BigInteger)
     paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     paid_on: Mapped[date | None] = mapped_column(Date, nullable=True)
-    paid_ref: Mapped[str] = mapped_column(String(128), default="")  # device:<payment id> | <provider>:<reference>
+    paid_ref: Mapped[str] = mapped_column(
+        String(128), default=""
+    )  # device:<payment id> | <provider>:<reference>
     state: Mapped[str] = mapped_column(String(24))
     state_since: Mapped[date] = mapped_column(Date)
     unpaid: Mapped[bool] = mapped_column(Boolean)
@@ -78,7 +80,10 @@ class Fine(Base):
             sqlite_where=text("next_on IS NOT NULL"),
         ),
         Index(
-            "ix_fine_person_unpaid", "person_id", postgresql_where=text("unpaid"), sqlite_where=text("unpaid = 1")
+            "ix_fine_person_unpaid",
+            "person_id",
+            postgresql_where=text("unpaid"),
+            sqlite_where=text("unpaid = 1"),
         ),
         Index("ix_fine_state", "jurisdiction", "state"),
     )
@@ -109,7 +114,7 @@ class FineRun(Base):
     run_on: Mapped[date] = mapped_column(Date, index=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    status: Mapped[str] = mapped_column(String(16))  # running | done | failed | cut_off
     fines: Mapped[int] = mapped_column(Integer, default=0)
     happenings: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)

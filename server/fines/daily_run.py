@@ -3,6 +3,7 @@
 Named steps, in order:
 
 1. **lock**: the database run lock (``run_lock``); a second run at the same time stops with ``RunBusy``.
+   Runs recorded as still running are then known to have been cut off, and marked so.
 2. **sweep**: fines for protocols the ingest hook missed (``issuing.sweep_protocols``).
 3. **advance**: in batches, the fines whose ``next_on`` is on or before D, locked for update: the pure engine
    takes their steps, and each batch commits its fines' new state together with their history, notices and
@@ -23,6 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +38,7 @@ from server.db.base import transaction
 from server.db.fines import Fine, FineRun
 from server.fines import enforcement, issuing, payments
 from server.fines.contacts import ContactRegistry, ImportedContacts
-from server.fines.fine_record import FineRow, columns_after, facts_of, rows_of, select_rows
+from server.fines.fine_record import FineRow, facts_of, lifecycle_columns, rows_of, select_rows
 from server.fines.rules_book import calendar_for, rules_by_label
 from server.fines.run_lock import RunLock, holder_name, run_lock
 from server.fines.step_effects import Changes, record, write
@@ -81,22 +83,61 @@ class _Moved:
     row: FineRow
     rules: LifecycleRules
     out: Advance
+    columns: dict[str, Any]
+
+
+MemoKey = tuple[str, str, str, str, int, int, int]
+Memo = dict[MemoKey, "tuple[Advance, dict[str, Any]] | str"]
+
+
+def _advance_one(
+    session: Session, row: FineRow, day: date, memo: Memo
+) -> tuple[Advance, dict[str, Any]] | str:
+    """The engine's answer for ``row`` on ``day`` and the columns it gives, or the error. The engine is pure:
+    fines with the same rules, state, anchors, pauses and amounts get the same answer, computed once a run."""
+    key = (
+        row.rules,
+        row.state,
+        row.anchors,
+        row.pauses,
+        row.full_minor,
+        row.reduced_minor,
+        row.surcharge_minor,
+    )
+    found = memo.get(key)
+    if found is not None:
+        return found
+    rules = rules_by_label(session, row.rules)
+    try:
+        out = advance(rules, facts_of(row), day, calendar_for(row.jurisdiction))
+        columns = lifecycle_columns(out.facts, rules, day, out.next_on)
+        answer: tuple[Advance, dict[str, Any]] | str = (out, columns)
+        if out.next_on is not None and out.next_on <= day:
+            answer = f"next step on {out.next_on} is not after {day}"
+    except FineError as exc:
+        answer = str(exc)
+    memo[key] = answer
+    return answer
 
 
 def advance_rows(
-    session: Session, rows: Sequence[FineRow], day: date, work: FineWork, now: datetime
+    session: Session,
+    rows: Sequence[FineRow],
+    day: date,
+    work: FineWork,
+    now: datetime,
+    memo: Memo | None = None,
 ) -> Changes:
     """Take the due steps of ``rows`` (locked by the caller) and write what follows, in the caller's transaction."""
+    memo = {} if memo is None else memo
     changes = Changes()
     moved: list[_Moved] = []
     for row in rows:
-        rules = rules_by_label(session, row.rules)
-        try:
-            moved.append(
-                _Moved(row, rules, advance(rules, facts_of(row), day, calendar_for(row.jurisdiction)))
-            )
-        except FineError as exc:
-            _failed(changes, row, day, str(exc), now)
+        answer = _advance_one(session, row, day, memo)
+        if isinstance(answer, str):
+            _failed(changes, row, day, answer, now)
+        else:
+            moved.append(_Moved(row, rules_by_label(session, row.rules), answer[0], answer[1]))
     needs_phone = {
         m.row.person_id
         for m in moved
@@ -105,12 +146,8 @@ def advance_rows(
     phones = work.contacts.phones(session, needs_phone) if needs_phone else {}
     for m in moved:
         row, after = m.row, m.out.facts
-        calendar = calendar_for(row.jurisdiction)
-        columns = columns_after(row.state, row.state_since, after, m.rules, day, calendar, now)
-        if columns["next_on"] is not None and columns["next_on"] <= day:
-            _failed(changes, row, day, f"next step on {columns['next_on']} is not after {day}", now)
-            continue
-        changes.fines.append({"id": row.id, **columns})
+        since = row.state_since if after.state.value == row.state else day
+        changes.fines.append({"id": row.id, **m.columns, "state_since": since, "updated_at": now})
         record(changes, row, m.rules, m.out.happenings, after, phones, work.signer, now)
     write(session, changes)
     return changes
@@ -162,6 +199,10 @@ def run_daily(
     report = RunReport(day)
     with run_lock(engine, now) as lock:
         with transaction(sessions) as session:
+            # runs still "running" while we hold the lock were cut off (killed, power lost): say so
+            session.execute(
+                update(FineRun).where(FineRun.status == "running").values(status="cut_off", finished_at=now())
+            )
             run = FineRun(run_on=day, started_at=now(), status="running", holder=holder_name())
             session.add(run)
             session.flush()
@@ -213,12 +254,13 @@ def _advance_all(
     report: RunReport,
     on_batch: Callable[[int], None] | None,
 ) -> None:
+    memo: Memo = {}
     while True:
         with transaction(sessions) as session:
             rows = due_rows(session, day, settings.batch)
             if not rows:
                 return
-            changes = advance_rows(session, rows, day, work, now())
+            changes = advance_rows(session, rows, day, work, now(), memo)
         report.fines += len(rows)
         report.happenings += sum(1 for e in changes.events if e["kind"] != "error")
         report.errors += sum(1 for e in changes.events if e["kind"] == "error")

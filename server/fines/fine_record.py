@@ -87,6 +87,25 @@ def facts_of(row: FineRow) -> FineFacts:
     )
 
 
+def lifecycle_columns(
+    facts: FineFacts, rules: LifecycleRules, today: date, next_day: date | None
+) -> dict[str, Any]:
+    """The ``fine`` columns that follow from ``facts`` alone on ``today`` (the same for equal facts)."""
+    unpaid = facts.state in UNPAID
+    return {
+        "state": facts.state.value,
+        "anchors": dump_anchors(facts.anchors),
+        "pauses": dump_pauses(facts.pauses),
+        "surcharge_minor": facts.surcharge_minor,
+        "unpaid": unpaid,
+        "appealed": facts.appealed,
+        "due_minor": amount_due(rules, facts, today).minor if unpaid else 0,
+        "paid_on": facts.anchors.get("paid"),
+        "next_on": next_day,
+        "error": "",
+    }
+
+
 def columns_after(
     row_state: str,
     row_since: date,
@@ -97,19 +116,7 @@ def columns_after(
     now: datetime,
 ) -> dict[str, Any]:
     """The ``fine`` columns that follow from ``facts`` on ``today`` (the same keys every time)."""
-    unpaid = facts.state in UNPAID
-    paid_on = facts.anchors.get("paid")
-    return {
-        "state": facts.state.value,
-        "state_since": row_since if facts.state.value == row_state else today,
-        "anchors": dump_anchors(facts.anchors),
-        "pauses": dump_pauses(facts.pauses),
-        "surcharge_minor": facts.surcharge_minor,
-        "unpaid": unpaid,
-        "appealed": facts.appealed,
-        "due_minor": amount_due(rules, facts, today).minor if unpaid else 0,
-        "paid_on": paid_on,
-        "next_on": next_on(rules, facts, calendar),
-        "error": "",
-        "updated_at": now,
-    }
+    columns = lifecycle_columns(facts, rules, today, next_on(rules, facts, calendar))
+    columns["state_since"] = row_since if facts.state.value == row_state else today
+    columns["updated_at"] = now
+    return columns

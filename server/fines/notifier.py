@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.structured_log import log_event
 from server.db.base import transaction
-from server.db.fine_notices import FineNotification, SmsPart
+from server.db.fine_notices import FineNotification, SmsPart, SmsReceipt
 from server.fines.daily_run import claim_writes
 from server.fines.smpp_receipts import Receipt, id_forms
 from server.fines.sms_gateway import OutgoingSms, SendOutcome, SendResult, SmsGateway
@@ -156,6 +156,10 @@ def _record(
             if result.outcome is not SendOutcome.ACCEPTED:
                 log_event(log, "sms.not_sent", notification=c.id, outcome=result.outcome.value,
                           status=values["status"], error=result.error[:200])  # fmt: skip
+        ids = [pid for r in results for pid in r.provider_ids]
+        if ids:
+            session.flush()
+            _apply_early_receipts(session, ids)
 
 
 def recover_cut_off(
@@ -216,36 +220,65 @@ def send_due(
 
 
 def apply_receipt(sessions: sessionmaker[Session], receipt: Receipt, now: datetime) -> bool:
-    """Record a delivery receipt; False when it names no part we sent."""
-    delivered = receipt.delivered
+    """Keep a delivery receipt and apply it; False when it names no part we recorded yet (it is applied when
+    that part is recorded: a receipt can overtake the record of its own submit)."""
     with transaction(sessions) as session:
+        stored = SmsReceipt(provider_id=receipt.message_id[:128], stat=receipt.stat[:16], err=receipt.err[:16],
+                            received_at=now, applied=False)  # fmt: skip
+        session.add(stored)
+        session.flush()
         part = session.scalars(
             select(SmsPart).where(SmsPart.provider_id.in_(id_forms(receipt.message_id)))
         ).first()
         if part is None:
-            log_event(log, "sms.receipt.unknown", message_id=receipt.message_id, stat=receipt.stat)
+            log_event(log, "sms.receipt.early_or_unknown", message_id=receipt.message_id, stat=receipt.stat)
             return False
-        if delivered is None:
-            part.detail = receipt.stat
-            return True
-        part.status = "delivered" if delivered else "undelivered"
-        part.receipt_at, part.detail = now, f"{receipt.stat} err:{receipt.err}"
-        session.flush()
-        states = set(
-            session.scalars(select(SmsPart.status).where(SmsPart.notification_id == part.notification_id))
-        )
-        status = (
-            "undelivered" if "undelivered" in states else "delivered" if states == {"delivered"} else None
-        )
-        if status is not None:
-            session.execute(
-                update(FineNotification)
-                .where(
-                    and_(
-                        FineNotification.id == part.notification_id,
-                        FineNotification.status.in_(("sent", "uncertain", "delivered", "undelivered")),
-                    )
-                )
-                .values(status=status, receipt_at=now)
-            )
+        _apply_to_part(session, part, receipt, now)
+        stored.applied = True
     return True
+
+
+def _apply_to_part(session: Session, part: SmsPart, receipt: Receipt, now: datetime) -> None:
+    delivered = receipt.delivered
+    if delivered is None:
+        part.detail = receipt.stat
+        return
+    part.status = "delivered" if delivered else "undelivered"
+    part.receipt_at, part.detail = now, f"{receipt.stat} err:{receipt.err}"
+    session.flush()
+    states = set(
+        session.scalars(select(SmsPart.status).where(SmsPart.notification_id == part.notification_id))
+    )
+    status = "undelivered" if "undelivered" in states else "delivered" if states == {"delivered"} else None
+    if status is not None:
+        session.execute(
+            update(FineNotification)
+            .where(
+                and_(
+                    FineNotification.id == part.notification_id,
+                    FineNotification.status.in_(("sent", "uncertain", "delivered", "undelivered")),
+                )
+            )
+            .values(status=status, receipt_at=now)
+        )
+
+
+def _apply_early_receipts(session: Session, ids: Sequence[str]) -> None:
+    """Receipts that came before these parts were recorded."""
+    forms = {form: pid for pid in ids for form in id_forms(pid)}
+    wanted = list(forms)
+    early: list[SmsReceipt] = []
+    for i in range(0, len(wanted), 500):
+        early.extend(
+            session.scalars(
+                select(SmsReceipt).where(
+                    SmsReceipt.provider_id.in_(wanted[i : i + 500]),
+                    SmsReceipt.applied == False,  # noqa: E712
+                )
+            )
+        )
+    for r in early:
+        part = session.get(SmsPart, forms[r.provider_id])
+        if part is not None:
+            _apply_to_part(session, part, Receipt(r.provider_id, r.stat, r.err), r.received_at)
+            r.applied = True

@@ -73,7 +73,7 @@ class SmppGateway:
     """Sends over one transmitter bind, made when first needed and again after it was lost."""
 
     idempotent = False
-    batch_size = 20
+    batch_size = 1  # claimed, sent and recorded one at a time: a stop cuts off at most one SMS
 
     def __init__(self, target: SmppTarget, source_addr: str, timeout_s: float = 10.0) -> None:
         self.target, self.source_addr, self.timeout_s = target, source_addr, timeout_s
@@ -192,7 +192,7 @@ class SmppReceiptListener:
     def __init__(
         self,
         target: SmppTarget,
-        on_receipt: Callable[[Receipt], None],
+        on_receipt: Callable[[Receipt], object],
         timeout_s: float = 10.0,
         backoff_max_s: float = 60.0,
     ) -> None:

@@ -93,7 +93,7 @@ class HttpGateway:
     was written (timeout, dropped connection) = cut off; a connection never made = refused.
     """
 
-    batch_size = 10
+    batch_size = 1
 
     def __init__(self, url: str, token: str | None, idempotent: bool, timeout_s: float) -> None:
         self.url, self.idempotent = url, idempotent

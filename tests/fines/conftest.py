@@ -205,3 +205,49 @@ def georgian_fines(
         ids = [r.fine_id for r in import_fines(session, at, items) if r.fine_id is not None]
         advance_fines(session, ids, at.date(), work, at)
     return ids
+
+
+def make_iin(n: int) -> str:
+    """The ``n``-th valid IIN of men born on 1 January 1985 (serials that can never be issued skipped)."""
+    from core.iin import check_digit
+
+    serial = 0
+    found = -1
+    while True:
+        first = f"8501013{serial:04d}"
+        digit = check_digit(first)
+        if digit is not None:
+            found += 1
+            if found == n:
+                return first + str(digit)
+        serial += 1
+
+
+def add_provider(sessions: sessionmaker[Session], name: str = "halyk") -> bytes:
+    """A payment provider; returns its HMAC key."""
+    import base64
+    import secrets
+
+    from server.db.fine_payments import PaymentProvider
+
+    key = secrets.token_bytes(32)
+    with transaction(sessions) as session:
+        session.add(
+            PaymentProvider(name=name, hmac_key=base64.b64encode(key).decode(), active=True, created_at=T0)
+        )
+    return key
+
+
+def provider_post(
+    api: Api, name: str, key: bytes, body: dict[str, Any] | bytes, stamp: int | None = None
+) -> Any:
+    """``POST /api/fines/payments`` signed as the provider would."""
+    import json
+
+    from server.routes.fines_api import provider_signature
+
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    ts = str(stamp if stamp is not None else int(api.clock.now().timestamp()))
+    headers = {"X-Provider": name, "X-Timestamp": ts, "X-Signature": provider_signature(key, ts, data),
+               "Content-Type": "application/json"}  # fmt: skip
+    return api.client.post("/api/fines/payments", content=data, headers=headers)

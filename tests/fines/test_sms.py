@@ -278,3 +278,13 @@ def test_a_mutated_receipt_gives_a_receipt_or_none(noise: bytes) -> None:
             base[i] = b
     found = parse_receipt(None, bytes(base))
     assert found is None or isinstance(found.delivered, bool | None)
+
+
+def test_a_receipt_that_overtakes_the_record_of_its_submit_is_applied_when_the_part_is_recorded(
+    server_sessions: sessionmaker[Session], work: FineWork, clock: FakeClock, tmp_path: Path
+) -> None:
+    georgian_fines(server_sessions, work, 1)
+    n = notifications(server_sessions)[0]
+    assert apply_receipt(server_sessions, Receipt(f"log:n{n.id}", "DELIVRD", "000"), clock.now()) is False
+    send_due(server_sessions, LogGateway(tmp_path / "sms.log"), clock.now, SETTINGS)
+    assert notifications(server_sessions)[0].status == "delivered"

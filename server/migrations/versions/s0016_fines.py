@@ -286,6 +286,17 @@ def upgrade() -> None:
         "ix_fine_notification_due", "fine_notification", ["status", "next_attempt_at"], unique=False
     )
     op.create_table(
+        "fine_sms_receipt",
+        sa.Column("id", _BIGID, autoincrement=True, nullable=False),
+        sa.Column("provider_id", sa.String(length=128), nullable=False),
+        sa.Column("stat", sa.String(length=16), nullable=False),
+        sa.Column("err", sa.String(length=16), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_fine_sms_receipt_provider_id"), "fine_sms_receipt", ["provider_id"], unique=False)
+    op.create_table(
         "fine_postal_notice",
         sa.Column("id", _BIGID, autoincrement=True, nullable=False),
         sa.Column("fine_id", _BIGID, nullable=False),
@@ -424,6 +435,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_fine_publication_published_on"), table_name="fine_publication")
     op.drop_table("fine_publication")
     op.drop_table("fine_postal_notice")
+    op.drop_index(op.f("ix_fine_sms_receipt_provider_id"), table_name="fine_sms_receipt")
+    op.drop_table("fine_sms_receipt")
     op.drop_index("ix_fine_notification_due", table_name="fine_notification")
     op.drop_table("fine_notification")
     op.drop_index(op.f("ix_fine_event_fine_id"), table_name="fine_event")

@@ -5,14 +5,14 @@ Named steps, in order:
 1. **lock**: the database run lock (``run_lock``); a second run at the same time stops with ``RunBusy``.
    Runs recorded as still running are then known to have been cut off, and marked so.
 2. **sweep**: fines for protocols the ingest hook missed (``issuing.sweep_protocols``).
-3. **advance**: in batches, the fines whose ``next_on`` is on or before D, locked for update: the pure engine
+3. **unmatched payments**: provider payments for numbers that named no fine are applied if the fine exists
+   now; those still unmatched after ``unmatched_refund_days`` get a refund case.
+4. **advance**: in batches, the fines whose ``next_on`` is on or before D, locked for update: the pure engine
    takes their steps, and each batch commits its fines' new state together with their history, notices and
    documents (``step_effects``). A fine's ``next_on`` always moves past D, so a batch never comes twice and a
    run cut off anywhere leaves only whole batches behind: run again, it does the rest and nothing twice.
-4. **hand over**: the enforcement and recall documents not yet in a batch go out in one batch per
+5. **hand over**: the enforcement and recall documents not yet in a batch go out in one batch per
    jurisdiction (``enforcement``).
-5. **unmatched payments**: provider payments for numbers that still name no fine after
-   ``unmatched_refund_days`` get a refund case.
 
 Sending the SMS the run recorded is the notifier's job (``notifier.send_due``), which the command line calls
 after the run and ``patrol-server run`` keeps calling. Nothing here reads the clock except through ``now``.
@@ -210,12 +210,13 @@ def run_daily(
         log_event(log, "fines.run.started", day=day.isoformat(), run=run_id)
         try:
             _sweep(sessions, now, report)
-            _advance_all(sessions, day, work, now, settings, lock, report, on_batch)
             with transaction(sessions) as session:
-                report.batches = enforcement.batch_documents(session, day, now())
                 report.refunds = payments.refund_unmatched(
                     session, day, settings.unmatched_refund_days, now()
                 )
+            _advance_all(sessions, day, work, now, settings, lock, report, on_batch)
+            with transaction(sessions) as session:
+                report.batches = enforcement.batch_documents(session, day, now())
         except BaseException:
             with transaction(sessions) as session:
                 session.execute(

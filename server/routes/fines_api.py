@@ -202,25 +202,28 @@ async def provider_payment(request: Request) -> Any:
     req: payments.ProviderPaymentIn = _parse(payments.ProviderPaymentIn, body)
     digest = hashlib.sha256(req.model_dump_json().encode()).hexdigest()
 
-    def work() -> tuple[int, payments.PaymentAnswer]:
-        for attempt in (
-            1,
-            2,
-        ):  # a concurrent request with the same reference: the second one reads its answer
-            try:
-                with transaction(request.app.state.sessions) as session:
-                    answer = payments.record_payment(session, name, req, digest, runtime.now())
-                return (200 if answer.repeated else 201), answer
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
     try:
-        status, answer = await run_in_threadpool(work)
+        answer = await run_in_threadpool(
+            record_once, request.app.state.sessions, name, req, digest, runtime.now()
+        )
     except payments.PaymentConflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if answer.repeated else 201)
+
+
+def record_once(
+    sessions: Any, provider: str, req: payments.ProviderPaymentIn, digest: str, now: Any
+) -> payments.PaymentAnswer:
+    """Record a payment; when a concurrent request with the same reference stored it first, the unique index
+    refuses ours, and ours reads the stored answer (``repeated``)."""
+    for attempt in (1, 2):
+        try:
+            with transaction(sessions) as session:
+                return payments.record_payment(session, provider, req, digest, now)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --- postal outcomes ----------------------------------------------------------------------------------------

@@ -295,7 +295,9 @@ def upgrade() -> None:
         sa.Column("applied", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(op.f("ix_fine_sms_receipt_provider_id"), "fine_sms_receipt", ["provider_id"], unique=False)
+    op.create_index(
+        op.f("ix_fine_sms_receipt_provider_id"), "fine_sms_receipt", ["provider_id"], unique=False
+    )
     op.create_table(
         "fine_postal_notice",
         sa.Column("id", _BIGID, autoincrement=True, nullable=False),

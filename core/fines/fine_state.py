@@ -49,8 +49,6 @@ _OWING = (
     S.SURCHARGED,
     S.ENFORCEMENT,
 )
-# The reduced amount can only still be due before the pay period proper has begun.
-_REDUCIBLE = (S.ISSUED, S.DISCOUNT_WINDOW, S.DUE, S.NOTICE_SENT)
 
 _STEPS: dict[FineState, tuple[FineState, ...]] = {
     S.ISSUED: (S.DISCOUNT_WINDOW, S.DUE),
@@ -75,10 +73,8 @@ _STEPS: dict[FineState, tuple[FineState, ...]] = {
 
 def _table() -> dict[FineState, frozenset[FineState]]:
     table = {state: set(targets) for state, targets in _STEPS.items()}
-    for state in _OWING:
-        table[state] |= {S.PAID, S.CANCELLED, S.TIME_BARRED}
-    for state in _REDUCIBLE:
-        table[state].add(S.PAID_REDUCED)
+    for state in _OWING:  # the value date, not the state, says whether the reduced amount settled it
+        table[state] |= {S.PAID, S.PAID_REDUCED, S.CANCELLED, S.TIME_BARRED}
     return {state: frozenset(targets) for state, targets in table.items()}
 
 

@@ -245,10 +245,7 @@ def revoke_client_certs(
             raise ValueError(f"certificate {n} ({who}) was not issued by this CA") from None
         if cert.serial_number not in revoked:
             revoked[cert.serial_number] = (
-                x509.RevokedCertificateBuilder()
-                .serial_number(cert.serial_number)
-                .revocation_date(now)
-                .build()
+                x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
             )
             added.append(cert.serial_number)
     builder = (
@@ -344,11 +341,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cert.add_argument("--device-ca", default=None, help="path of the CA certificate on the device")
     cert.set_defaults(handler=_cert)
     revoke = sub.add_parser("revoke", help="add certificates to the CA's revocation list (broker's crlfile)")
-    revoke.add_argument(
-        "certs",
-        nargs="*",
-        help="certificate files (PEM) of the lost devices; none: issue the list again (before it expires)",
-    )
+    revoke.add_argument("certs", nargs="*", help="certificate files (PEM) of the lost devices; none: issue the list again (before it expires)")
     revoke.add_argument("--ca-cert", required=True, help="CA certificate (PEM)")
     revoke.add_argument("--ca-key", required=True, help="CA private key (PEM, unencrypted)")
     revoke.add_argument("--crl", required=True, help="the CRL file: extended if it exists, else created")

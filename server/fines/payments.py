@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.fines import FineError
 from core.fines.lifecycle_engine import PaymentOutcome, RefundReason, settle
 from core.structured_log import log_event
 from server.db.fine_payments import ProviderPayment
@@ -151,7 +152,16 @@ def _apply(session: Session, payment: ProviderPayment, fine_id: int, now: dateti
         )  # fmt: skip
         write(session, changes)
         return
-    s = settle(rules, facts, payment.value_date, payment.amount_minor)
+    try:
+        s = settle(rules, facts, payment.value_date, payment.amount_minor)
+    except FineError as exc:  # the rules cannot take it: the money goes back, with the reason kept
+        payment.outcome, payment.reason = "refund", RefundReason.NOT_PAYABLE.value
+        changes.refunds.append(
+            refund_row(payment.reason, payment.amount_minor, payment.currency, now, f"{note}: {exc}",
+                       fine_id=fine_id, provider_payment_id=payment.id)
+        )  # fmt: skip
+        write(session, changes)
+        return
     payment.due_minor = s.due.minor if s.due else None
     payment.applied_minor = s.applied_minor
     payment.outcome = "applied" if s.outcome is PaymentOutcome.APPLIED else "refund"

@@ -9,7 +9,7 @@ holding the server's public key can check a document with ``verify_document``.
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -49,8 +49,20 @@ def sign_document(signer: Signer, body: EnforcementDocumentBody) -> tuple[str, s
     return data.decode("utf-8"), sha256_hex(data), b64e(signer.sign(DOMAIN, data))
 
 
+def sign_fields(signer: Signer, fields: dict[str, Any]) -> tuple[str, str, str]:
+    """``sign_document`` for fields already JSON-ready (dates as ISO text), without building the model: the
+    daily run signs thousands. Exactly the fields of ``EnforcementDocumentBody`` (checked by name)."""
+    if fields.keys() != _FIELDS:
+        raise ValueError(f"document fields differ from the schema: {sorted(fields.keys() ^ _FIELDS)}")
+    data = canonical_json(fields)
+    return data.decode("utf-8"), sha256_hex(data), b64e(signer.sign(DOMAIN, data))
+
+
 def verify_document(keys: KeyRing, kid: str, body: str, sig_b64: str) -> EnforcementDocumentBody:
     """Check a document's signature and shape; ``BadSignature`` or ``ValidationError`` when it is not genuine."""
     data = body.encode("utf-8")
     keys.verify(kid, DOMAIN, data, b64d(sig_b64, "signature"))
     return EnforcementDocumentBody.model_validate_json(data)
+
+
+_FIELDS = frozenset(EnforcementDocumentBody.model_fields)

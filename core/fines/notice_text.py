@@ -7,6 +7,7 @@ text of every language of the rules, in their order, separated by a line break.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -26,8 +27,14 @@ class NoticeValues:
     surcharge: Money | None = None
 
 
+@functools.lru_cache(maxsize=4096)
 def _day(d: date | None) -> str:
     return d.strftime("%d.%m.%Y") if d is not None else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _money(m: Money) -> str:
+    return m.format()
 
 
 def render(rules: LifecycleRules, template: str, values: NoticeValues) -> str:
@@ -36,11 +43,11 @@ def render(rules: LifecycleRules, template: str, values: NoticeValues) -> str:
     fields = {
         "number": values.number,
         "plate": values.plate,
-        "amount": values.amount.format(),
-        "full_amount": values.full_amount.format(),
-        "reduced_amount": values.reduced_amount.format(),
+        "amount": _money(values.amount),
+        "full_amount": _money(values.full_amount),
+        "reduced_amount": _money(values.reduced_amount),
         "discount_until": _day(values.discount_until),
         "pay_by": _day(values.pay_by),
-        "surcharge": (values.surcharge or Money(0, values.amount.currency)).format(),
+        "surcharge": _money(values.surcharge or Money(0, values.amount.currency)),
     }
     return "\n".join(texts[lang].format(**fields) for lang in rules.languages)

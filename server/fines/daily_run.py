@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.fines import FineError
-from core.fines.lifecycle_engine import Advance, advance
+from core.fines.lifecycle_engine import Advance, HappeningKind, advance
 from core.fines.lifecycle_rules import Action, LifecycleRules
 from core.structured_log import log_event
 from core.sync.signing import Signer
@@ -41,7 +41,7 @@ from server.fines.contacts import ContactRegistry, ImportedContacts
 from server.fines.fine_record import FineRow, facts_of, lifecycle_columns, rows_of, select_rows
 from server.fines.rules_book import calendar_for, rules_by_label
 from server.fines.run_lock import RunLock, holder_name, run_lock
-from server.fines.step_effects import Changes, record, write
+from server.fines.step_effects import Changes, ClassWrite, record, write
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class _Moved:
 
 
 MemoKey = tuple[str, str, str, str, int, int, int]
+# what steps can change (pauses, the appealed mark and payments are events: they never change in a run)
+_STEP_COLUMNS = ("state", "anchors", "surcharge_minor", "unpaid", "due_minor", "next_on")
 Memo = dict[MemoKey, "tuple[Advance, dict[str, Any]] | str"]
 
 
@@ -144,12 +146,27 @@ def advance_rows(
         if not m.row.phone and any(Action.SMS in h.actions for h in m.out.happenings)
     }
     phones = work.contacts.phones(session, needs_phone) if needs_phone else {}
+    classes: dict[int, tuple[_Moved, list[int]]] = {}
     for m in moved:
-        row, after = m.row, m.out.facts
-        since = row.state_since if after.state.value == row.state else day
-        changes.fines.append({"id": row.id, **m.columns, "state_since": since, "updated_at": now})
-        record(changes, row, m.rules, m.out.happenings, after, phones, work.signer, now)
-    write(session, changes)
+        found = classes.setdefault(id(m.out), (m, []))
+        found[1].append(m.row.id)
+        if any(h.actions or h.kind is not HappeningKind.STEP for h in m.out.happenings):
+            record(
+                changes,
+                m.row,
+                m.rules,
+                m.out.happenings,
+                m.out.facts,
+                phones,
+                work.signer,
+                now,
+                with_history=False,
+            )
+    changes.classes.extend(
+        ClassWrite(ids, {k: m.columns[k] for k in _STEP_COLUMNS}, m.out.happenings)
+        for m, ids in classes.values()
+    )
+    write(session, changes, day, now)
     return changes
 
 
@@ -165,13 +182,17 @@ def _failed(changes: Changes, row: FineRow, day: date, error: str, now: datetime
     log_event(log, "fines.step_failed", fine=row.number, error=error[:300])
 
 
+_DUE_SQL = f"SELECT {', '.join(FineRow.__slots__)} FROM fine WHERE next_on <= %s ORDER BY next_on, id LIMIT %s FOR UPDATE"
+
+
 def due_rows(session: Session, day: date, limit: int) -> list[FineRow]:
     """Up to ``limit`` fines due on or before ``day``, oldest first, locked until the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":  # plain tuples straight from psycopg
+        driver = session.connection().connection.driver_connection
+        with driver.cursor() as cur:  # type: ignore[union-attr]
+            return [FineRow(*r) for r in cur.execute(_DUE_SQL, (day, limit))]
+    claim_writes(session)
     query = select_rows().where(Fine.next_on <= day).order_by(Fine.next_on, Fine.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    else:
-        claim_writes(session)
     return rows_of(session.execute(query).all())
 
 
@@ -263,8 +284,8 @@ def _advance_all(
                 return
             changes = advance_rows(session, rows, day, work, now(), memo)
         report.fines += len(rows)
-        report.happenings += sum(1 for e in changes.events if e["kind"] != "error")
-        report.errors += sum(1 for e in changes.events if e["kind"] == "error")
+        report.happenings += changes.happenings
+        report.errors += changes.errors
         lock.renew()
         if on_batch is not None:
             on_batch(len(rows))

@@ -50,6 +50,7 @@ class FineRow:
     state_since: date
     anchors: str
     pauses: str
+    error: str
 
     def money(self, minor: int) -> Money:
         return Money(minor, currency(self.currency))

@@ -24,13 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.structured_log import log_event
 from server.db.base import transaction
 from server.db.fine_notices import FineNotification, SmsPart, SmsReceipt
+from server.fines.bulk_sql import by_shape, insert_rows, update_rows
 from server.fines.daily_run import claim_writes
 from server.fines.smpp_receipts import Receipt, id_forms
 from server.fines.sms_gateway import OutgoingSms, SendOutcome, SendResult, SmsGateway
@@ -66,8 +65,22 @@ def backoff(settings: NotifySettings, attempts: int) -> timedelta:
     return timedelta(seconds=min(settings.retry_s * 2 ** max(0, attempts - 1), settings.retry_max_s))
 
 
+_CLAIM_PG = (
+    "UPDATE fine_notification SET status = 'sending', claimed_at = %(now)s, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM fine_notification WHERE status = 'pending' AND next_attempt_at <= %(now)s "
+    "ORDER BY next_attempt_at, id LIMIT %(n)s FOR UPDATE SKIP LOCKED) RETURNING id, phone, text, attempts"
+)
+
+
 def _claim(sessions: sessionmaker[Session], n: int, now: datetime) -> list[_Claimed]:
     with transaction(sessions) as session:
+        if session.get_bind().dialect.name == "postgresql":  # one statement: pick, lock, mark
+            driver = session.connection().connection.driver_connection
+            with driver.cursor() as cur:  # type: ignore[union-attr]
+                found = cur.execute(_CLAIM_PG, {"now": now, "n": n}).fetchall()
+            return sorted((_Claimed(i, phone or "", text, attempts) for i, phone, text, attempts in found),
+                          key=lambda c: c.id)  # fmt: skip
+        claim_writes(session)
         query = (
             select(
                 FineNotification.id, FineNotification.phone, FineNotification.text, FineNotification.attempts
@@ -76,10 +89,6 @@ def _claim(sessions: sessionmaker[Session], n: int, now: datetime) -> list[_Clai
             .order_by(FineNotification.next_attempt_at, FineNotification.id)
             .limit(n)
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        else:
-            claim_writes(session)
         rows = [_Claimed(r.id, r.phone or "", r.text, r.attempts + 1) for r in session.execute(query)]
         if rows:
             session.execute(
@@ -88,23 +97,6 @@ def _claim(sessions: sessionmaker[Session], n: int, now: datetime) -> list[_Clai
                 .values(status="sending", claimed_at=now, attempts=FineNotification.attempts + 1)
             )
         return rows
-
-
-def _insert_parts(session: Session, notification_id: int, ids: Sequence[str]) -> None:
-    if not ids:
-        return
-    rows = [
-        {
-            "provider_id": pid,
-            "notification_id": notification_id,
-            "part": i,
-            "status": "submitted",
-            "detail": "",
-        }
-        for i, pid in enumerate(ids, start=1)
-    ]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(SmsPart).on_conflict_do_nothing(), rows)
 
 
 def _outcome_values(
@@ -140,26 +132,30 @@ def _record(
     claimed: Sequence[_Claimed],
     results: Sequence[SendResult],
     now: datetime,
-    idempotent: bool,
+    gateway: SmsGateway,
     settings: NotifySettings,
     report: SendReport,
 ) -> None:
-    with transaction(sessions) as session:
-        for c, result in zip(claimed, results, strict=True):
-            values = _outcome_values(c, result, now, idempotent, settings, report)
-            session.execute(
-                update(FineNotification)
-                .where(FineNotification.id == c.id, FineNotification.status == "sending")
-                .values(**values)
+    idempotent = gateway.idempotent
+    updates: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for c, result in zip(claimed, results, strict=True):
+        values = _outcome_values(c, result, now, idempotent, settings, report)
+        updates.append({"id": c.id, **values})
+        if gateway.receipts:
+            parts.extend(
+                {"provider_id": pid, "notification_id": c.id, "part": i, "status": "submitted", "detail": ""}
+                for i, pid in enumerate(result.provider_ids, start=1)
             )
-            _insert_parts(session, c.id, result.provider_ids)
-            if result.outcome is not SendOutcome.ACCEPTED:
-                log_event(log, "sms.not_sent", notification=c.id, outcome=result.outcome.value,
-                          status=values["status"], error=result.error[:200])  # fmt: skip
-        ids = [pid for r in results for pid in r.provider_ids]
-        if ids:
-            session.flush()
-            _apply_early_receipts(session, ids)
+        if result.outcome is not SendOutcome.ACCEPTED:
+            log_event(log, "sms.not_sent", notification=c.id, outcome=result.outcome.value,
+                      status=values["status"], error=result.error[:200])  # fmt: skip
+    with transaction(sessions) as session:
+        for rows in by_shape(updates):
+            update_rows(session, FineNotification, rows)
+        insert_rows(session, SmsPart, parts, ignore_conflicts=True)  # a centre may give one id twice
+        if parts and session.scalar(select(SmsReceipt.id).where(SmsReceipt.applied == False).limit(1)):  # noqa: E712
+            _apply_early_receipts(session, [p["provider_id"] for p in parts])
 
 
 def recover_cut_off(
@@ -212,7 +208,7 @@ def send_due(
                 "sms.gateway_failed", extra={"event": "sms.gateway_failed", "error": str(exc)[:300]}
             )
             results = [SendResult(SendOutcome.CUT_OFF, (), f"{type(exc).__name__}: {exc}")] * len(claimed)
-        _record(sessions, claimed, results, now(), gateway.idempotent, settings, report)
+        _record(sessions, claimed, results, now(), gateway, settings, report)
     if batches:
         log_event(log, "sms.sent", sent=report.sent, retry=report.retry, failed=report.failed,
                   uncertain=report.uncertain)  # fmt: skip

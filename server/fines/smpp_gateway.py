@@ -73,6 +73,7 @@ class SmppGateway:
     """Sends over one transmitter bind, made when first needed and again after it was lost."""
 
     idempotent = False
+    receipts = True
     batch_size = 1  # claimed, sent and recorded one at a time: a stop cuts off at most one SMS
 
     def __init__(self, target: SmppTarget, source_addr: str, timeout_s: float = 10.0) -> None:

@@ -1,7 +1,8 @@
 """The SMS gateway interface, and two of its gateways: the log gateway (the embedded default: writes what it
 would send, one JSON line per SMS, fsynced) and an HTTP gateway. SMPP is in ``smpp_gateway``.
 
-A gateway takes a few messages at a time and says of each:
+A gateway takes a few messages at a time (``batch_size``), says whether delivery receipts come back
+(``receipts``: then each part's provider id is kept to match them), and says of each message:
 
 - ``ACCEPTED`` with the provider's id of every part: it was taken;
 - ``REFUSED``: it was certainly not taken (connection refused, the provider said no): try again later;
@@ -44,8 +45,9 @@ class SendResult:
 
 
 class SmsGateway(Protocol):
-    idempotent: bool
-    batch_size: int
+    idempotent: bool  # a repeated reference is dropped by the provider: a cut-off send may be retried
+    batch_size: int  # how many messages are claimed and sent at a time
+    receipts: bool  # delivery receipts come back (then each part's provider id is kept to match them)
 
     def send(self, messages: Sequence[OutgoingSms]) -> list[SendResult]:
         """One result per message, in order."""
@@ -58,7 +60,8 @@ class LogGateway:
     """Writes each SMS as a JSON line to ``path`` (fsynced per batch) instead of sending it."""
 
     idempotent = True
-    batch_size = 1000
+    batch_size = 5000  # a local file: a big batch costs fewer commits
+    receipts = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -94,6 +97,7 @@ class HttpGateway:
     """
 
     batch_size = 1
+    receipts = False  # no receipt callback is implemented for it
 
     def __init__(self, url: str, token: str | None, idempotent: bool, timeout_s: float) -> None:
         self.url, self.idempotent = url, idempotent

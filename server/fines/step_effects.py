@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, update
+from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
-from core.fines.enforcement_document import EnforcementDocumentBody, sign_document
+from core.fines.enforcement_document import sign_fields
 from core.fines.lifecycle_engine import FineFacts, Happening, HappeningKind, amount_due
 from core.fines.lifecycle_rules import Action, LifecycleRules
 from core.fines.notice_text import NoticeValues, render
@@ -24,11 +24,23 @@ from server.db.fine_enforcement import EnforcementDocument
 from server.db.fine_notices import FineNotification, PostalNotice, Publication
 from server.db.fine_payments import RefundCase
 from server.db.fines import Fine, FineEvent
+from server.fines.bulk_sql import by_shape, insert_rows, update_rows
 from server.fines.fine_record import FineRow
+
+
+@dataclass(frozen=True)
+class ClassWrite:
+    """Fines that had the same facts and so went through the same steps: one UPDATE and one INSERT of history
+    per happening for all of them (``columns`` are the same for each; ``state_since`` follows the old state)."""
+
+    ids: list[int]
+    columns: dict[str, Any]
+    happenings: tuple[Happening, ...]
 
 
 @dataclass
 class Changes:
+    classes: list[ClassWrite] = field(default_factory=list)
     fines: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
@@ -41,7 +53,13 @@ class Changes:
 
     @property
     def happenings(self) -> int:
-        return len(self.events)
+        """How many things happened (errors not counted)."""
+        by_class = sum(len(c.ids) * len(c.happenings) for c in self.classes)
+        return by_class + sum(1 for e in self.events if e["kind"] != "error")
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for e in self.events if e["kind"] == "error")
 
 
 def event_row(fine_id: int, h: Happening, now: datetime) -> dict[str, Any]:
@@ -75,28 +93,29 @@ def document_row(
     row: FineRow, kind: str, made_on: date, amount_minor: int, facts: FineFacts, basis: str, signer: Signer,
     now: datetime,
 ) -> dict[str, Any]:  # fmt: skip
-    body = EnforcementDocumentBody(
-        kind=kind,
-        document_no=f"{row.number}/{kind}",
-        jurisdiction=row.jurisdiction,
-        made_on=made_on,
-        fine_number=row.number,
-        article=row.article,
-        offence_date=row.offence_date,
-        issued_on=row.issued_on,
-        person_id=row.person_id,
-        person_name=row.person_name,
-        plate=row.plate,
-        currency=row.currency,
-        full_minor=row.full_minor,
-        surcharge_minor=facts.surcharge_minor,
-        amount_minor=amount_minor,
-        paid_on=facts.anchors.get("paid"),
-        rules=row.rules,
-        tariff=row.tariff,
-        basis=basis,
-    )
-    text, digest, sig = sign_document(signer, body)
+    paid_on = facts.anchors.get("paid")
+    fields = {
+        "kind": kind,
+        "document_no": f"{row.number}/{kind}",
+        "jurisdiction": row.jurisdiction,
+        "made_on": made_on.isoformat(),
+        "fine_number": row.number,
+        "article": row.article,
+        "offence_date": row.offence_date.isoformat(),
+        "issued_on": row.issued_on.isoformat(),
+        "person_id": row.person_id,
+        "person_name": row.person_name,
+        "plate": row.plate,
+        "currency": row.currency,
+        "full_minor": row.full_minor,
+        "surcharge_minor": facts.surcharge_minor,
+        "amount_minor": amount_minor,
+        "paid_on": paid_on.isoformat() if paid_on else None,
+        "rules": row.rules,
+        "tariff": row.tariff,
+        "basis": basis,
+    }
+    text, digest, sig = sign_fields(signer, fields)
     return {
         "fine_id": row.id,
         "kind": kind,
@@ -120,10 +139,13 @@ def record(
     phones: Mapping[str, str],
     signer: Signer,
     now: datetime,
+    with_history: bool = True,
 ) -> None:
-    """Add the rows that ``happenings`` (already applied, giving ``facts``) call for."""
+    """Add the rows that ``happenings`` (already applied, giving ``facts``) call for (and their history rows
+    unless ``with_history`` is False: a ``ClassWrite`` writes those)."""
     for h in happenings:
-        changes.events.append(event_row(row.id, h, now))
+        if with_history:
+            changes.events.append(event_row(row.id, h, now))
         if h.kind is HappeningKind.NOTICE_TIMEOUT and h.step:
             changes.notice_outcomes.append(
                 {
@@ -180,11 +202,86 @@ def record(
                 )
 
 
-def write(session: Session, changes: Changes) -> None:
-    """Write everything collected, in the caller's transaction."""
-    if changes.fines:
-        session.execute(update(Fine), changes.fines)
-    for table, rows in (
+# One statement per batch for all classes: row arrays (id, class number) and class arrays read by subscript.
+_CLASSES_UPDATE_PG = (
+    "UPDATE fine SET state = (%(state)b::varchar[])[v.c], anchors = (%(anchors)b::text[])[v.c], "
+    "surcharge_minor = (%(surcharge)b::bigint[])[v.c], unpaid = (%(unpaid)b::boolean[])[v.c], "
+    "due_minor = (%(due)b::bigint[])[v.c], next_on = (%(next_on)b::date[])[v.c], "
+    "state_since = CASE WHEN fine.state = (%(state)b::varchar[])[v.c] THEN fine.state_since ELSE %(day)s END, "
+    "updated_at = %(now)s, error = '' "
+    "FROM unnest(%(ids)b::bigint[], %(cls)b::int[]) AS v(id, c) WHERE fine.id = v.id"
+)
+_CLASSES_EVENTS_PG = (
+    "INSERT INTO fine_event (fine_id, at, happened_on, kind, step, from_state, to_state, detail) "
+    "SELECT v.id, %(now)s, (%(on)b::date[])[v.h], (%(kind)b::varchar[])[v.h], (%(step)b::varchar[])[v.h], "
+    "(%(from)b::varchar[])[v.h], (%(to)b::varchar[])[v.h], (%(detail)b::text[])[v.h] "
+    "FROM unnest(%(ids)b::bigint[], %(hs)b::int[]) AS v(id, h)"
+)
+
+
+def _write_classes(session: Session, classes: list[ClassWrite], day: date, now: datetime) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        for c in classes:
+            _write_class_sqlite(session, c, day, now)
+        return
+    ids, cls, hids, hs = [], [], [], []
+    happenings: list[Happening] = []
+    for n, c in enumerate(classes, start=1):
+        ids.extend(c.ids)
+        cls.extend([n] * len(c.ids))
+        for h in c.happenings:
+            happenings.append(h)
+            hids.extend(c.ids)
+            hs.extend([len(happenings)] * len(c.ids))
+    col = [c.columns for c in classes]
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(
+            _CLASSES_UPDATE_PG,
+            {"state": [c["state"] for c in col], "anchors": [c["anchors"] for c in col],
+             "surcharge": [c["surcharge_minor"] for c in col], "unpaid": [c["unpaid"] for c in col],
+             "due": [c["due_minor"] for c in col], "next_on": [c["next_on"] for c in col], "day": day,
+             "now": now, "ids": ids, "cls": cls},
+        )  # fmt: skip
+        if happenings:
+            cur.execute(
+                _CLASSES_EVENTS_PG,
+                {"now": now, "on": [h.on for h in happenings], "kind": [h.kind.value for h in happenings],
+                 "step": [h.step for h in happenings], "from": [h.from_state.value for h in happenings],
+                 "to": [h.to_state.value for h in happenings], "detail": [h.detail[:2000] for h in happenings],
+                 "ids": hids, "hs": hs},
+            )  # fmt: skip
+
+
+def _write_class_sqlite(session: Session, c: ClassWrite, day: date, now: datetime) -> None:
+    col = c.columns
+    for i in range(0, len(c.ids), 500):
+        chunk = c.ids[i : i + 500]
+        session.execute(
+            update(Fine)
+            .where(Fine.id.in_(chunk))
+            .values(
+                **{
+                    k: col[k]
+                    for k in ("state", "anchors", "surcharge_minor", "unpaid", "due_minor", "next_on")
+                },
+                state_since=case((Fine.state == col["state"], Fine.state_since), else_=day),
+                updated_at=now,
+                error="",
+            )
+        )
+    rows = [event_row(fine_id, h, now) for h in c.happenings for fine_id in c.ids]
+    insert_rows(session, FineEvent, rows)
+
+
+def write(session: Session, changes: Changes, day: date | None = None, now: datetime | None = None) -> None:
+    """Write everything collected, in the caller's transaction: one statement per table and row shape."""
+    if changes.classes:
+        assert day is not None and now is not None, "class writes need the run's day and time"
+        _write_classes(session, changes.classes, day, now)
+    for rows in by_shape(changes.fines):
+        update_rows(session, Fine, rows)
+    for model, table_rows in (
         (FineEvent, changes.events),
         (FineNotification, changes.notifications),
         (PostalNotice, changes.notices),
@@ -192,15 +289,12 @@ def write(session: Session, changes: Changes) -> None:
         (EnforcementDocument, changes.documents),
         (RefundCase, changes.refunds),
     ):
-        if rows:
-            session.execute(insert(table), rows)
-    for o in changes.notice_outcomes:
-        session.execute(
-            update(PostalNotice)
-            .where(and_(PostalNotice.fine_id == o["fine_id"], PostalNotice.step == o["step"]))
-            .values(status=o["status"], outcome_on=o["outcome_on"], outcome_source=o["source"])
-        )
-    for d in changes.deemed:
-        session.execute(
-            update(Publication).where(Publication.fine_id == d["fine_id"]).values(deemed_on=d["deemed_on"])
-        )
+        for rows in by_shape(table_rows):
+            insert_rows(session, model, rows)
+    outcomes = [
+        {"fine_id": o["fine_id"], "step": o["step"], "status": o["status"], "outcome_on": o["outcome_on"],
+         "outcome_source": o["source"]}
+        for o in changes.notice_outcomes
+    ]  # fmt: skip
+    update_rows(session, PostalNotice, outcomes, keys=("fine_id", "step"))
+    update_rows(session, Publication, changes.deemed, keys=("fine_id",))

@@ -27,6 +27,7 @@ from server.fines.daily_run import FineWork, run_daily
 from server.fines.run_lock import RunBusy, run_lock
 from server.fines.scheduler import FinesScheduler
 from server.fines.sms_gateway import LogGateway
+from server.keys import load_server_signer
 from tests.conftest import ROOT
 from tests.fines.conftest import DAY0, T0, kz_protocol
 
@@ -50,6 +51,7 @@ def due_fines(sessions: sessionmaker[Session], n: int) -> None:
 
 
 def config_file(tmp_path: Path, db_url: str, batch: int = 500) -> Path:
+    load_server_signer(tmp_path / "server.key")  # the server's key exists before its processes start
     path = tmp_path / "server.toml"
     path.write_text(
         f'data_dir = "{tmp_path}"\n[database]\nurl = "{db_url}"\n[keys]\nsigning_key_file = "{tmp_path}/server.key"\n'

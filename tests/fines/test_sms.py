@@ -281,10 +281,12 @@ def test_a_mutated_receipt_gives_a_receipt_or_none(noise: bytes) -> None:
 
 
 def test_a_receipt_that_overtakes_the_record_of_its_submit_is_applied_when_the_part_is_recorded(
-    server_sessions: sessionmaker[Session], work: FineWork, clock: FakeClock, tmp_path: Path
+    server_sessions: sessionmaker[Session], work: FineWork, clock: FakeClock
 ) -> None:
     georgian_fines(server_sessions, work, 1)
-    n = notifications(server_sessions)[0]
-    assert apply_receipt(server_sessions, Receipt(f"log:n{n.id}", "DELIVRD", "000"), clock.now()) is False
-    send_due(server_sessions, LogGateway(tmp_path / "sms.log"), clock.now, SETTINGS)
+    with SmsCentre(receipts=False) as centre:  # it numbers messages 1A2B00, 1A2B01, … as it takes them
+        for part in ("1A2B00", "1A2B01"):
+            assert apply_receipt(server_sessions, Receipt(part, "DELIVRD", "000"), clock.now()) is False
+        send_due(server_sessions, gateway(centre), clock.now, SETTINGS)
+        assert [m.message_id for m in centre.messages] == ["1A2B00", "1A2B01"]
     assert notifications(server_sessions)[0].status == "delivered"

@@ -178,9 +178,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from server.db.base import transaction
-    from server.fines.daily_run import advance_fines
-    from server.fines.issuing import import_fines
-    from server.fines.rules_book import current_rules, local_day
+    from server.fines.daily_run import import_and_start
     from server.routes.fines_api import ImportRequest
 
     env = _env(args)
@@ -188,20 +186,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         req = ImportRequest.model_validate_json(_read(args.file, 64 * 1024 * 1024))
     except (ValidationError, ValueError, OSError) as exc:
         return _refuse(f"fines import: {args.file}: {exc}")
-    now = _now()
     with transaction(env.sessions) as session:
-        results = import_fines(session, now, req.fines)
-        jurisdictions = {f.number: f.jurisdiction for f in req.fines}
-        for jurisdiction in sorted(set(jurisdictions.values())):
-            ids = [
-                r.fine_id
-                for r in results
-                if r.outcome == "created" and r.fine_id and jurisdictions[r.number] == jurisdiction
-            ]
-            if ids:
-                advance_fines(
-                    session, ids, local_day(current_rules(session, jurisdiction, now), now), _work(env), now
-                )
+        results = import_and_start(session, req.fines, _work(env), _now())
     _print({"results": [r.model_dump() for r in results]})
     return 0
 

@@ -8,8 +8,6 @@ dashes and brackets are dropped). A bad line refuses the whole file, naming the 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Collection, Iterable
 from datetime import datetime
@@ -21,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from server.db.fine_notices import ContactPhone
+from server.fines.csv_files import csv_lines
 
 PHONE = re.compile(r"^\+?[0-9]{7,15}$")
 PERSON_ID = re.compile(r"^[0-9]{9,16}$")
@@ -63,27 +62,14 @@ class ImportedContacts:
 
 def parse_contacts(data: bytes) -> list[tuple[str, str]]:
     """The (person id, phone) pairs of a contacts CSV; ``ContactError`` naming the first bad line."""
-    if len(data) > MAX_CONTACT_FILE_BYTES:
-        raise ContactError(f"contacts file is {len(data)} bytes, limit {MAX_CONTACT_FILE_BYTES}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ContactError(f"contacts file is not UTF-8: {exc}") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header] != ["person_id", "phone"]:
-        raise ContactError("contacts file: the first line must be 'person_id,phone'")
     out: list[tuple[str, str]] = []
-    for line, fields in enumerate(reader, start=2):
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise ContactError(f"line {line}: expected 2 fields, got {len(fields)}")
-        person = fields[0].strip()
+    for line, (person, phone) in csv_lines(
+        data, ("person_id", "phone"), ContactError, "contacts file", MAX_CONTACT_FILE_BYTES
+    ):
         if not PERSON_ID.match(person):
-            raise ContactError(f"line {line}: person_id {person!r} is not 9-16 digits")
+            raise ContactError(f"line {line}: person_id {person[:40]!r} is not 9-16 digits")
         try:
-            out.append((person, normalise_phone(fields[1])))
+            out.append((person, normalise_phone(phone)))
         except ContactError as exc:
             raise ContactError(f"line {line}: {exc}") from None
     return out

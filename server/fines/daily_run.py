@@ -39,7 +39,7 @@ from server.db.fines import Fine, FineRun
 from server.fines import enforcement, issuing, payments
 from server.fines.contacts import ContactRegistry, ImportedContacts
 from server.fines.fine_record import FineRow, facts_of, lifecycle_columns, rows_of, select_rows
-from server.fines.rules_book import calendar_for, rules_by_label
+from server.fines.rules_book import calendar_for, current_rules, local_day, rules_by_label
 from server.fines.run_lock import RunLock, holder_name, run_lock
 from server.fines.step_effects import Changes, ClassWrite, record, write
 
@@ -204,6 +204,22 @@ def advance_fines(session: Session, ids: Sequence[int], day: date, work: FineWor
     else:
         claim_writes(session)
     return advance_rows(session, rows_of(session.execute(query).all()), day, work, now)
+
+
+def import_and_start(
+    session: Session, items: Sequence[issuing.FineImport], work: FineWork, now: datetime
+) -> list[issuing.ImportResult]:
+    """Import fines and take the steps due at once (e.g. Georgia's SMS on detection), in the caller's
+    transaction; the day is each jurisdiction's local date."""
+    results = issuing.import_fines(session, now, items)
+    jurisdiction_of = {f.number: f.jurisdiction for f in items}
+    created: dict[str, list[int]] = {}
+    for r in results:
+        if r.outcome == "created" and r.fine_id is not None:
+            created.setdefault(jurisdiction_of[r.number], []).append(r.fine_id)
+    for jurisdiction, ids in sorted(created.items()):
+        advance_fines(session, ids, local_day(current_rules(session, jurisdiction, now), now), work, now)
+    return results
 
 
 def run_daily(

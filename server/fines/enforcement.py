@@ -70,8 +70,10 @@ def acknowledge(session: Session, batch_id: int, by: str, reference: str, now: d
     return batch
 
 
-def batch_export(session: Session, batch_id: int, public_key_b64: str) -> dict[str, Any] | None:
-    """A batch as JSON-ready data: every document's signed text, SHA-256, signature and key id."""
+def batch_with_documents(
+    session: Session, batch_id: int
+) -> tuple[EnforcementBatch, list[EnforcementDocument]] | None:
+    """A batch and its documents in order, or None."""
     batch = session.get(EnforcementBatch, batch_id)
     if batch is None:
         return None
@@ -80,6 +82,15 @@ def batch_export(session: Session, batch_id: int, public_key_b64: str) -> dict[s
         .where(EnforcementDocument.batch_id == batch_id)
         .order_by(EnforcementDocument.id)
     ).all()
+    return batch, list(docs)
+
+
+def batch_export(session: Session, batch_id: int, public_key_b64: str) -> dict[str, Any] | None:
+    """A batch as JSON-ready data: every document's signed text, SHA-256, signature and key id."""
+    found = batch_with_documents(session, batch_id)
+    if found is None:
+        return None
+    batch, docs = found
     return {
         "batch": batch_id,
         "jurisdiction": batch.jurisdiction,

@@ -159,16 +159,12 @@ def batches(session: Session) -> dict[str, Any]:
 
 
 def batch(session: Session, batch_id: int) -> dict[str, Any] | None:
-    found = session.get(EnforcementBatch, batch_id)
+    found = enforcement.batch_with_documents(session, batch_id)
     if found is None:
         return None
-    docs = session.scalars(
-        select(EnforcementDocument)
-        .where(EnforcementDocument.batch_id == batch_id)
-        .order_by(EnforcementDocument.id)
-    ).all()
+    batch, docs = found
     return {
-        "batch": found,
+        "batch": batch,
         "documents": [{"body": json.loads(d.body), "sha256": d.sha256, "sig": d.sig} for d in docs],
         "kid": docs[0].kid if docs else "",
     }

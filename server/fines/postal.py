@@ -9,14 +9,12 @@ refuses the whole file, naming the line, before anything is stored.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
@@ -25,6 +23,7 @@ from core.fines.lifecycle_engine import record_delivery
 from core.structured_log import log_event
 from server.db.fine_notices import PostalNotice
 from server.db.fines import Fine
+from server.fines.csv_files import csv_lines
 from server.fines.fine_record import columns_after, facts_of, rows_of, select_rows
 from server.fines.payments import lock_fine_by_number
 from server.fines.rules_book import calendar_for, local_day, rules_by_label
@@ -91,33 +90,14 @@ def apply_outcome(session: Session, o: DeliveryOutcome, source: str, now: dateti
 
 def parse_outcome_file(data: bytes) -> list[DeliveryOutcome]:
     """The outcomes of a CSV file (``tracking,outcome,date``); ``OutcomeFileError`` naming the first bad line."""
-    if len(data) > MAX_OUTCOME_FILE_BYTES:
-        raise OutcomeFileError(f"file is {len(data)} bytes, limit {MAX_OUTCOME_FILE_BYTES}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise OutcomeFileError(f"not UTF-8: {exc}") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header] != ["tracking", "outcome", "date"]:
-        raise OutcomeFileError("the first line must be 'tracking,outcome,date'")
     out: list[DeliveryOutcome] = []
-    for line, fields in enumerate(reader, start=2):
-        if not fields:
-            continue
-        if len(fields) != 3:
-            raise OutcomeFileError(f"line {line}: expected 3 fields, got {len(fields)}")
+    lines = csv_lines(data, ("tracking", "outcome", "date"), OutcomeFileError, "file", MAX_OUTCOME_FILE_BYTES)
+    for line, (tracking, outcome, day) in lines:
         try:
-            out.append(
-                DeliveryOutcome.model_validate(
-                    {"tracking": fields[0].strip(), "outcome": fields[1].strip(), "on": fields[2].strip()}
-                )
-            )
-        except ValueError as exc:
-            first = str(exc).splitlines()
-            raise OutcomeFileError(
-                f"line {line}: {' '.join(first[1:3]) if len(first) > 2 else exc}"
-            ) from None
+            out.append(DeliveryOutcome.model_validate({"tracking": tracking, "outcome": outcome, "on": day}))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise OutcomeFileError(f"line {line}: {first['loc'][0]}: {first['msg']}") from None
     return out
 
 

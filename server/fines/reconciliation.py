@@ -15,9 +15,7 @@ provider and day gives back the report already made.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import logging
 import re
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from core.structured_log import log_event
 from server.db.fine_payments import PaymentProvider, ProviderPayment, ReconciliationItem, ReconciliationReport
+from server.fines.csv_files import csv_lines
 
 log = logging.getLogger(__name__)
 HEADER = ["reference", "fine", "amount_minor", "currency", "value_date"]
@@ -50,21 +49,8 @@ class StatementLine:
 
 
 def parse_statement(data: bytes) -> list[StatementLine]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise StatementError(f"statement is not UTF-8: {exc}") from None
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header] != HEADER:
-        raise StatementError(f"the first line must be '{','.join(HEADER)}'")
     out: list[StatementLine] = []
-    for n, fields in enumerate(reader, start=2):
-        if not fields:
-            continue
-        if len(fields) != len(HEADER):
-            raise StatementError(f"line {n}: expected {len(HEADER)} fields, got {len(fields)}")
-        ref, fine, amount, cur, day = (f.strip() for f in fields)
+    for n, (ref, fine, amount, cur, day) in csv_lines(data, HEADER, StatementError, "statement"):
         if not _REFERENCE.match(ref):
             raise StatementError(f"line {n}: reference {ref[:70]!r} is not a payment reference")
         if not _REFERENCE.match(fine):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import defaultdict
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -33,8 +32,7 @@ from server.db.base import transaction
 from server.db.fine_payments import PaymentProvider
 from server.fines import enforcement, issuing, lookup, payments, postal
 from server.fines.api_keys import Client, authenticate
-from server.fines.daily_run import advance_fines
-from server.fines.rules_book import current_rules, local_day
+from server.fines.daily_run import import_and_start
 from server.fines.runtime import runtime_of
 
 router = APIRouter(prefix="/api/fines", tags=["fines"])
@@ -110,18 +108,8 @@ async def import_fines(request: Request, client: ImportClient) -> ImportAnswer:
     runtime = runtime_of(request.app)
 
     def work() -> list[issuing.ImportResult]:
-        now = runtime.now()
         with transaction(request.app.state.sessions) as session:
-            results = issuing.import_fines(session, now, req.fines)
-            created: dict[str, list[int]] = defaultdict(list)
-            by_number = {f.number: f.jurisdiction for f in req.fines}
-            for r in results:
-                if r.outcome == "created" and r.fine_id is not None:
-                    created[by_number[r.number]].append(r.fine_id)
-            for jurisdiction, ids in created.items():  # "at once": e.g. Georgia's SMS on detection
-                day = local_day(current_rules(session, jurisdiction, now), now)
-                advance_fines(session, ids, day, runtime.work, now)
-        return results
+            return import_and_start(session, req.fines, runtime.work, runtime.now())
 
     return ImportAnswer(results=await run_in_threadpool(work))
 

@@ -224,3 +224,44 @@ def test_the_server_starts_the_daily_run_at_the_configured_local_time(
         assert set(session.scalars(select(FineNotification.status))) == {"sent"}
     scheduler.tick()
     assert scalar(server_sessions, select(func.count()).select_from(FineRun)) == 2
+
+
+def test_the_server_process_runs_the_lifecycle_over_smpp_with_its_receipt_listener(
+    server_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """``start_services`` as ``patrol-server run`` calls it: the scheduler's first round runs the day, sends the
+    SMS through SMPP, and the receipt listener marks them delivered; both stop when told."""
+    from server.app import create_app
+    from server.config import ServerConfig
+    from server.db.fine_notices import FineNotification as Note
+    from server.fines.runtime import runtime_of
+    from server.services import start_services
+    from simulators.smsc import SmsCentre
+    from tests.fines.conftest import georgian_fines
+
+    with SmsCentre() as centre:
+        config = ServerConfig.model_validate({
+            "data_dir": str(tmp_path), "keys": {"signing_key_file": str(tmp_path / "server.key")},
+            "mqtt": {"workers": 0}, "fines": {"sms": {"gateway": "smpp", "smpp_url": centre.url}},
+        })  # fmt: skip
+        app = create_app(config, server_sessions)
+        georgian_fines(server_sessions, runtime_of(app).work, 2)
+        services = start_services(config, app)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with server_sessions() as session:
+                    if set(session.scalars(select(Note.status).where(Note.step == "sms_issued"))) == {
+                        "delivered"
+                    }:
+                        break
+                time.sleep(0.1)
+            assert len(centre.texts()) >= 2
+            with server_sessions() as session:
+                assert set(session.scalars(select(Note.status).where(Note.step == "sms_issued"))) == {
+                    "delivered"
+                }
+                assert session.scalar(select(FineRun.status)) == "done"
+        finally:
+            for service in reversed(services):
+                service.stop()

@@ -5,8 +5,10 @@ mid-send; the log gateway; phones from the contact registry; and receipts read f
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from server.fines.daily_run import FineWork
 from server.fines.notifier import NotifySettings, apply_receipt, send_due
 from server.fines.smpp_gateway import SmppGateway, SmppReceiptListener, SmppTarget
 from server.fines.smpp_receipts import Receipt, id_forms, parse_receipt
-from server.fines.sms_gateway import LogGateway
+from server.fines.sms_gateway import HttpGateway, LogGateway
 from simulators.smsc import SmsCentre
 from tests.fines.conftest import T0, georgian_fines
 
@@ -290,3 +292,64 @@ def test_a_receipt_that_overtakes_the_record_of_its_submit_is_applied_when_the_p
         send_due(server_sessions, gateway(centre), clock.now, SETTINGS)
         assert [m.message_id for m in centre.messages] == ["1A2B00", "1A2B01"]
     assert notifications(server_sessions)[0].status == "delivered"
+
+
+class _Provider(BaseHTTPRequestHandler):
+    """An HTTP SMS provider: takes ``{"to","text","reference"}``, answers ``{"id"}``; drops repeated references
+    (so the gateway may send again after a cut-off); ``mode`` 503 refuses, ``hang`` never answers."""
+
+    mode = "ok"
+    seen: dict[str, str] = {}
+    calls: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls.append(body)
+        if self.headers.get("Authorization") != "Bearer t0ken":
+            self.send_response(401)
+            self.end_headers()
+            return
+        if self.mode == "503":
+            self.send_response(503)
+            self.end_headers()
+            return
+        if self.mode == "hang":
+            time.sleep(1.5)
+            return
+        provider_id = type(self).seen.setdefault(body["reference"], f"h{len(type(self).seen) + 1}")
+        data = json.dumps({"id": provider_id}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_a: object) -> None:
+        pass
+
+
+def test_the_http_gateway_sends_retries_a_refusal_and_resends_a_cut_off_send_once(
+    server_sessions: sessionmaker[Session], work: FineWork, clock: FakeClock
+) -> None:
+    _Provider.seen, _Provider.calls, _Provider.mode = {}, [], "503"
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/sms"
+        georgian_fines(server_sessions, work, 1)
+        gw = HttpGateway(url, "t0ken", idempotent=True, timeout_s=0.5)
+        assert send_due(server_sessions, gw, clock.now, SETTINGS).retry == 1
+        assert "HTTP 503" in notifications(server_sessions)[0].last_error
+        _Provider.mode = "hang"
+        clock.advance(60)
+        assert (
+            send_due(server_sessions, gw, clock.now, SETTINGS).retry == 1
+        )  # cut off: sent again later (idempotent)
+        _Provider.mode = "ok"
+        clock.advance(120)
+        assert send_due(server_sessions, gw, clock.now, SETTINGS).sent == 1
+        n = notifications(server_sessions)[0]
+        assert (n.status, n.provider_id, n.attempts) == ("sent", "h1", 3)
+        assert {c["reference"] for c in _Provider.calls} == {f"n{n.id}"} and len(_Provider.seen) == 1
+        gw.close()
+    finally:
+        httpd.shutdown()

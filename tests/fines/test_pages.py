@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.app import create_app
 from server.config import KeysSection, ServerConfig
 from server.db.base import transaction
-from server.fines import issuing
+from server.db.fines import Fine
 from server.fines.daily_run import FineWork, run_daily
 from server.fines.postal import DeliveryOutcome, apply_outcome
 from server.fines.reconciliation import reconcile
@@ -43,12 +44,7 @@ def fill(sessions: sessionmaker[Session], device: Device, work: FineWork, api: A
     assert ids
     run_daily(sessions, date(2026, 3, 13), work, lambda: T0.replace(day=13))
     with transaction(sessions) as session:
-        numbers = [
-            n
-            for (n,) in session.execute(
-                issuing.select(issuing.Fine.number).where(issuing.Fine.jurisdiction == "GE")
-            )
-        ]
+        numbers = list(session.scalars(select(Fine.number).where(Fine.jurisdiction == "GE")))
         for n in numbers:
             apply_outcome(session, DeliveryOutcome(tracking=f"{n}/notice1", outcome="undelivered", on=date(2026, 3, 13)),
                           "file", T0.replace(day=13))  # fmt: skip

@@ -56,9 +56,9 @@ from server.db.sync import (
     SyncInbox,
     SyncStream,
 )
+from server.fines.issuing import fines_for_synced_protocols
 from server.ingest.payment_attempts import STREAMS as PAYMENT_ATTEMPT_STREAMS
 from server.ingest.payment_attempts import store_payment_records
-from server.fines.issuing import fines_for_synced_protocols
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,10 @@ publication list; and over HTTP: the login guard, parameter checks, 404s and esc
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,9 @@ from server.fines.postal import DeliveryOutcome, apply_outcome
 from server.fines.reconciliation import reconcile
 from server.fines.runtime import FinesRuntime
 from server.review.accounts import add_supervisor
-from server.review.auth import SESSION_COOKIE, ReviewPolicy, attempt_login
 from simulators.demo import free_port
 from tests.fines.conftest import T0, Api, Device, add_provider, georgian_fines, kz_protocol, provider_post
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 
 
@@ -111,76 +108,58 @@ def live(server_sessions: sessionmaker[Session], work: FineWork, tmp_path: Path)
         thread.join(10)
 
 
-def browser() -> Any:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("PATROLKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-        pytest.skip("apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    return sync_playwright()
-
-
 @pytest.mark.browser
 def test_a_supervisor_follows_fines_from_the_counts_to_a_history_a_batch_a_report_and_the_publication(
-    api: Api, device: Device, work: FineWork, live: str
+    api: Api, device: Device, work: FineWork, live: str, page: Any
 ) -> None:
     fill(api.sessions, device, work, api)
     with transaction(api.sessions) as session:
         add_supervisor(session, "anna", "Анна Ким", PASSWORD, T0)
-    with browser() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM)
-        context = b.new_context()
-        page = context.new_page()
-        problems: list[str] = []  # CSP refusals show up as console errors; failed loads as responses
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None
-            ),
-        )
-        page.on(
-            "response",
-            lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None,
-        )
-        page.goto(f"{live}/fines")
-        assert "/review/login" in page.url  # no session: the review login
-        # A session as the review login makes one (its form's own browser fix belongs to the review pages).
-        result = attempt_login(api.sessions, "anna", PASSWORD, datetime.now(UTC), "127.0.0.1", ReviewPolicy())
-        assert result.token is not None
-        context.add_cookies([{"name": SESSION_COOKIE, "value": result.token, "url": live}])
-        page.goto(f"{live}/fines")
-        assert page.locator("h1").inner_text() == "Штрафы по состояниям / Fines by state"
-        kz = page.locator("section", has=page.locator("h2", has_text="KZ")).first
-        assert "handed_over" in kz.inner_text() and page.locator("header .who").inner_text() == "Анна Ким"
-        page.click("text=handed_over")
-        assert page.locator("#fines tbody tr").count() == 2
-        page.click("#fines >> text=KZ-W-1")
-        history = page.locator("#history").inner_text()
-        for step in ("discount", "discount_end", "demand", "handover"):
-            assert step in history
-        assert "demand" in page.locator("#sms").inner_text()
-        page.click("text=batch 1")
-        docs = page.locator("article.document")
-        assert docs.count() == 3 and "KZ-W-1/enforcement" in docs.nth(1).inner_text()
-        assert (
-            page.evaluate("getComputedStyle(document.querySelector('article.document')).pageBreakAfter")
-            == "always"
-        )
-        page.goto(f"{live}/fines/bailiff")
-        assert "not yet" in page.locator("#batches").inner_text()
-        page.goto(f"{live}/fines/reconciliation")
-        page.click("#reports >> text=1")
-        assert "amount_minor: statement 2162000, ours 2162500" in page.locator("#items").inner_text()
-        page.goto(f"{live}/fines/publications")
-        rows = page.locator("#publications tbody tr")
-        assert rows.count() == 2 and "2026-03-20" in rows.nth(0).inner_text()
-        page.click("#publications >> a >> nth=0")
-        assert (
-            "notice2" in page.locator("#notices").inner_text()
-            and "undelivered" in page.locator("#notices").inner_text()
-        )
-        csv_text = page.request.get(f"{live}/fines/publications.csv").text()
-        assert csv_text.splitlines()[0].startswith("fine,plate,article")
-        assert problems == []
-        b.close()
+    problems: list[str] = []  # CSP refusals show up as console errors; failed loads as responses
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None,
+    )
+    page.on(
+        "response", lambda r: problems.append(r.url) if r.status >= 400 and "favicon" not in r.url else None
+    )
+    page.goto(f"{live}/fines")
+    assert "/review/login" in page.url  # no session: the review login
+    page.fill("input[name=login]", "anna")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/review/login" not in url)
+    page.goto(f"{live}/fines")
+    assert page.locator("h1").inner_text() == "Штрафы по состояниям / Fines by state"
+    kz = page.locator("section", has=page.locator("h2", has_text="KZ")).first
+    assert "handed_over" in kz.inner_text() and page.locator("header .who").inner_text() == "Анна Ким"
+    page.click("text=handed_over")
+    assert page.locator("#fines tbody tr").count() == 2
+    page.click("#fines >> text=KZ-W-1")
+    history = page.locator("#history").inner_text()
+    for step in ("discount", "discount_end", "demand", "handover"):
+        assert step in history
+    assert "demand" in page.locator("#sms").inner_text()
+    page.click("text=batch 1")
+    docs = page.locator("article.document")
+    assert docs.count() == 3 and "KZ-W-1/enforcement" in docs.nth(1).inner_text()
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('article.document')).pageBreakAfter")
+        == "always"
+    )
+    page.goto(f"{live}/fines/bailiff")
+    assert "not yet" in page.locator("#batches").inner_text()
+    page.goto(f"{live}/fines/reconciliation")
+    page.click("#reports >> text=1")
+    assert "amount_minor: statement 2162000, ours 2162500" in page.locator("#items").inner_text()
+    page.goto(f"{live}/fines/publications")
+    rows = page.locator("#publications tbody tr")
+    assert rows.count() == 2 and "2026-03-20" in rows.nth(0).inner_text()
+    page.click("#publications >> a >> nth=0")
+    assert (
+        "notice2" in page.locator("#notices").inner_text()
+        and "undelivered" in page.locator("#notices").inner_text()
+    )
+    csv_text = page.request.get(f"{live}/fines/publications.csv").text()
+    assert csv_text.splitlines()[0].startswith("fine,plate,article")
+    assert problems == []

@@ -1,4 +1,6 @@
-"""The receipt's content and layout in Russian and Kazakh, rendered from one persisted payment and its protocol."""
+"""The receipt's content and layout in Russian and Kazakh: ``ReceiptData`` (every value a receipt shows) and
+``CopySpec`` (how one copy is printed) become a printer ``Document``. Pure, shared by the device (which
+prints it) and the server (which renders the same receipt from the synced rows for an evidence export)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from core.iin import mask_iin
-from core.money import Money, currency
+from core.money import Money
 from core.receipt_code import ReceiptClaim
-from edge.db.payments import Payment
-from edge.db.protocols import Protocol
-from edge.payment.terminal_time import terminal_time_text
-from hardware.printer.document import Align, Document, Feed, QrCode, Text
+from core.receipt_document import Align, Document, Feed, QrCode, Text
+from core.terminal_time import terminal_time_text
 
 RULE = "-" * 32
 COPY_TITLES = {
@@ -75,41 +75,6 @@ class ReceiptData:
 def money_text(m: Money) -> str:
     """``10 812.50 ₸`` with plain spaces (the encoder prints ₸ as "тг" where the code page lacks it)."""
     return m.format(symbol=True).replace("\u00a0", " ")
-
-
-def data_from_rows(payment: Payment, protocol: Protocol, officer_name: str, unit: str) -> ReceiptData:
-    """Build ReceiptData from the persisted payment and protocol rows."""
-    cur = currency(payment.currency)
-    return ReceiptData(
-        unit=unit,
-        protocol_number=protocol.number,
-        offence_at=protocol.offence_at,
-        place=protocol.place,
-        article=protocol.article,
-        article_title=protocol.article_title,
-        fine_units=protocol.fine_units,
-        unit_value=Money(protocol.unit_value_minor, cur),
-        unit_year=protocol.unit_year,
-        full_amount=Money(payment.full_amount_minor, cur),
-        legal_basis=protocol.legal_basis,
-        amount_paid=Money(payment.amount_minor, cur),
-        driver_name=protocol.driver_name,
-        driver_iin=protocol.driver_iin,
-        vehicle_plate=protocol.vehicle_plate,
-        officer_name=officer_name,
-        officer_badge=payment.officer_badge,
-        device_id=protocol.device_id,
-        card_scheme=payment.card_scheme,
-        masked_pan=payment.masked_pan,
-        cardholder_name=payment.cardholder_name,
-        name_check=payment.name_check,
-        auth_code=payment.auth_code,
-        receipt_no=payment.receipt_no,
-        trace_no=payment.trace_no,
-        terminal_id=payment.terminal_id,
-        terminal_time=payment.terminal_time,
-        approved_at=payment.approved_at,
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,89 @@
+"""Both receipts of a paid stop, drawn again from the synced records with the device's own layout
+(``core.receipt_layout``): the protocol, the payment, the officer, and the latest receipt event of each copy
+(record v2: duplicate number, the signed QR code, IIN masking, time zone, unit, software version). A copy
+synced by a device too old to send these is drawn with the device's defaults and says so in its QR."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from core.money import Money, currency
+from core.receipt_code import receipt_url
+from core.receipt_layout import CopySpec, ReceiptData, render_copy
+from server.db.protocols import Officer, Payment, Protocol
+from server.db.sync import ReceiptEvent
+from server.evidence.receipt_image import render_png
+
+DEFAULT_MASK = {1: True, 2: False}
+NO_CODE = "код проверки не синхронизирован / verification code not synced"
+
+
+def receipt_data(protocol: Protocol, payment: Payment, officer: Officer | None, unit: str) -> ReceiptData:
+    """``ReceiptData`` from the server's copies of the rows the device printed from."""
+    cur = currency(payment.currency)
+    return ReceiptData(
+        unit=unit,
+        protocol_number=protocol.number,
+        offence_at=protocol.offence_at,
+        place=protocol.place,
+        article=protocol.article,
+        article_title=protocol.article_title,
+        fine_units=protocol.fine_units,
+        unit_value=Money(protocol.unit_value_minor, cur),
+        unit_year=protocol.unit_year,
+        full_amount=Money(payment.full_amount_minor, cur),
+        legal_basis=protocol.legal_basis,
+        amount_paid=Money(payment.amount_minor, cur),
+        driver_name=protocol.driver_name,
+        driver_iin=protocol.driver_iin,
+        vehicle_plate=protocol.vehicle_plate,
+        officer_name=officer.full_name if officer else payment.officer_badge,
+        officer_badge=payment.officer_badge,
+        device_id=protocol.device_id,
+        card_scheme=payment.card_scheme,
+        masked_pan=payment.masked_pan,
+        cardholder_name=payment.cardholder_name,
+        name_check=payment.name_check,
+        auth_code=payment.auth_code,
+        receipt_no=payment.receipt_no,
+        trace_no=payment.trace_no,
+        terminal_id=payment.terminal_id,
+        terminal_time=payment.terminal_time,
+        approved_at=payment.approved_at,
+    )
+
+
+def _latest_print(events: Sequence[ReceiptEvent], copy_no: int) -> ReceiptEvent | None:
+    printed = [e for e in events if e.copy_no == copy_no and e.event in ("printed", "printing")]
+    return max(printed, key=lambda e: (e.event == "printed", e.occurred_at), default=None)
+
+
+def receipt_documents(
+    protocol: Protocol,
+    payment: Payment,
+    officer: Officer | None,
+    events: Sequence[ReceiptEvent],
+    public_url: str,
+    zone: str,
+) -> dict[int, tuple[bytes, str | None]]:
+    """Copy number → (PNG, the QR's signed code if synced) for each copy the device printed or sent."""
+    out: dict[int, tuple[bytes, str | None]] = {}
+    for copy_no in (1, 2):
+        event = _latest_print(events, copy_no)
+        if event is None:
+            continue
+        code = event.verify_code
+        printed_at: datetime = event.occurred_at
+        spec = CopySpec(
+            copy_no=copy_no,
+            duplicate_no=event.duplicate_no or 0,
+            printed_at=printed_at,
+            mask_iin=DEFAULT_MASK[copy_no] if event.mask_iin is None else event.mask_iin,
+            verify_url=receipt_url(public_url, code) if code else NO_CODE,
+            timezone=event.timezone or zone,
+            software_version=event.software_version or "patrolkit",
+        )
+        data = receipt_data(protocol, payment, officer, event.unit or (officer.unit if officer else ""))
+        out[copy_no] = (render_png(render_copy(data, spec)), code)
+    return out

@@ -294,14 +294,14 @@ def verify_text(plan: ExportPlan) -> str:
         "",
         "  1. every file is as it was packed (SHA256SUMS);",
         "  2. each video file is the one the device hashed (its hash is in the device's signed manifest entry:",
-        "     the lines of manifest/segment-hashes.sha256 are the sha256 fields of manifest/*/*.json);",
+        "  the lines of manifest/segment-hashes.sha256 are the sha256 fields of manifest/*/*.json);",
         "  3. the entries link into one chain (each entry's prev_hash is the SHA-256 of the entry before it);",
         "  4. the device signed each entry (Ed25519, its public key in device-keys/);",
         "  5. the receipt's QR code was signed by the device (receipts/verify-code.msg is the signed message).",
         "",
         "COMMANDS",
     ]
-    lines += [f"    {c}" for c in plan.commands]
+    lines += plan.commands
     if plan.notes:
         lines += ["", "NOTES"] + [f"  - {n}" for n in plan.notes]
     return "\n".join(lines) + "\n"

@@ -234,13 +234,12 @@ def verify_segments(
         )
     metas: dict[int, str] = {}
     for start in range(0, len(wanted), 500):
-        metas.update(
-            session.execute(
-                select(SegmentMeta.idx, SegmentMeta.sha256).where(
-                    SegmentMeta.device_id == device_id, SegmentMeta.idx.in_(wanted[start : start + 500])
-                )
-            ).tuples()
+        found = session.execute(
+            select(SegmentMeta.idx, SegmentMeta.sha256).where(
+                SegmentMeta.device_id == device_id, SegmentMeta.idx.in_(wanted[start : start + 500])
+            )
         )
+        metas.update((int(idx), str(sha)) for idx, sha in found)
     key = device_key(session, device_id)
     results = []
     for seq in wanted:

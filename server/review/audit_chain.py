@@ -67,10 +67,13 @@ class ChainReport:
     intact: bool
     broken_at: int | None = None  # id of the first row that does not fit
     reason: str = ""
+    last_hash: str = GENESIS
 
     def text(self) -> str:
+        """The verdict; when intact, the last row and its hash: noted elsewhere (a ticket, an export), they
+        show later whether the chain was cut back at its end, which no check of the table alone can."""
         if self.intact:
-            return f"audit chain intact: {self.rows} rows"
+            return f"audit chain intact: {self.rows} rows; last row {self.rows}, hash {self.last_hash}"
         return f"audit chain BROKEN at row {self.broken_at}: {self.reason} ({self.rows} rows checked before it)"
 
 
@@ -108,4 +111,4 @@ def verify_chain(session: Session) -> ChainReport:
         return ChainReport(
             count, False, head.last_id, f"the head names row {head.last_id}, the chain ends at {expected_id - 1}"
         )
-    return ChainReport(count, True)
+    return ChainReport(count, True, last_hash=expected_prev)

@@ -67,7 +67,7 @@ CHANNEL_WORDS = {
     Channel.WRITTEN: "письменная жалоба / written complaint",
     Channel.IN_PERSON: "личный приём / in person",
 }
-_REFERENCE = re.compile(r"^[\w./ -]{0,64}$")
+_REFERENCE = re.compile(r"^[\w./ #№-]{0,64}$")
 MAX_TEXT = 10_000
 
 
@@ -123,7 +123,7 @@ def open_case(session: Session, new: NewCase, who: Actor, at: datetime, client: 
     if session.get(Protocol, new.protocol_number) is None:
         raise CaseError(f"протокол {new.protocol_number} не найден / no protocol {new.protocol_number}")
     if not _REFERENCE.fullmatch(new.reference):
-        raise CaseError("номер обращения / reference: up to 64 letters, digits, spaces, '.', '/', '-'")
+        raise CaseError("номер обращения / reference: up to 64 letters, digits, spaces, '.', '/', '-', '#', '№'")
     if new.channel is Channel.ERAP_APPEAL and not new.reference.strip():
         raise CaseError("номер жалобы в ЕРАП / an ERAP appeal needs its appeal number")
     if not new.summary.strip() or len(new.summary) > MAX_TEXT:

@@ -59,16 +59,17 @@ def _latest_print(events: Sequence[ReceiptEvent], copy_no: int) -> ReceiptEvent 
     return max(printed, key=lambda e: (e.event == "printed", e.occurred_at), default=None)
 
 
-def receipt_documents(
+def receipt_copies(
     protocol: Protocol,
     payment: Payment,
     officer: Officer | None,
     events: Sequence[ReceiptEvent],
     public_url: str,
     zone: str,
-) -> dict[int, tuple[bytes, str | None]]:
-    """Copy number → (PNG, the QR's signed code if synced) for each copy the device printed or sent."""
-    out: dict[int, tuple[bytes, str | None]] = {}
+) -> dict[int, tuple[ReceiptData, CopySpec, str | None]]:
+    """Copy number → (what it shows, how it was printed, the QR's signed code if synced) for each copy the
+    device printed or sent to its printer."""
+    out: dict[int, tuple[ReceiptData, CopySpec, str | None]] = {}
     for copy_no in (1, 2):
         event = _latest_print(events, copy_no)
         if event is None:
@@ -85,5 +86,18 @@ def receipt_documents(
             software_version=event.software_version or "patrolkit",
         )
         data = receipt_data(protocol, payment, officer, event.unit or (officer.unit if officer else ""))
-        out[copy_no] = (render_png(render_copy(data, spec)), code)
+        out[copy_no] = (data, spec, code)
     return out
+
+
+def receipt_documents(
+    protocol: Protocol,
+    payment: Payment,
+    officer: Officer | None,
+    events: Sequence[ReceiptEvent],
+    public_url: str,
+    zone: str,
+) -> dict[int, tuple[bytes, str | None]]:
+    """Copy number → (PNG, the QR's signed code if synced) for each copy the device printed or sent."""
+    copies = receipt_copies(protocol, payment, officer, events, public_url, zone)
+    return {n: (render_png(render_copy(data, spec)), code) for n, (data, spec, code) in copies.items()}

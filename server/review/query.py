@@ -5,7 +5,8 @@
 - ``form_model(Model)`` (a dependency factory): reads an ``application/x-www-form-urlencoded`` body of at
   most ``MAX_FORM_BYTES`` (413 otherwise, refused before it is read) into ``Model``;
 - ``install(app)``: a validation error on a workspace page becomes a 400 page naming the field (the search
-  page shows its form again with the error); elsewhere FastAPI's own answer stands.
+  page shows its form again with the error), under ``/review/api/`` a 400 JSON; elsewhere FastAPI's own
+  answer stands.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 from core.ascii_digits import parse_digits
@@ -92,6 +93,8 @@ def install(app: FastAPI, on_review_error: Callable[[Request, str], Response]) -
 
     async def handler(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        if request.url.path.startswith("/review/api/"):
+            return JSONResponse({"detail": describe(exc.errors())}, status_code=400)
         if request.url.path.startswith("/review"):
             return on_review_error(request, describe(exc.errors()))
         return await request_validation_exception_handler(request, exc)

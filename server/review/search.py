@@ -6,20 +6,22 @@ benchmark ``bench/review_search.py`` measures this very code).
   word of the name (``core.name_search``; the last word may be a beginning); a day, or a range of days;
 - no criterion at all: the most recent stops.
 
-Patterns are made here (``prefix%`` with ``%``, ``_`` and the escape character escaped), so PostgreSQL sees
-a constant prefix and uses the expression indexes of s0018.
+Prefixes are ranges in the operators of the ``text_pattern_ops`` indexes of s0018 on PostgreSQL (so a
+prepared statement's generic plan uses the index for any value), ``LIKE 'prefix%'`` elsewhere; each shape of
+search is one statement with bound parameters, built once.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core.name_search import name_keys, name_matches
 from server.db.protocols import Officer, Protocol, ProtocolNameKey
@@ -127,8 +129,22 @@ SEARCH_FIELDS = tuple(SearchParams.model_fields)
 
 
 @dataclass(frozen=True)
+class StopSummary:
+    """What a result row shows of a stop (read as plain columns: no ORM object is built per row)."""
+
+    number: str
+    offence_at: datetime
+    article: str
+    vehicle_plate: str
+    driver_name: str
+    driver_iin: str
+    officer_badge: str
+    status: str
+
+
+@dataclass(frozen=True)
 class Found:
-    protocol: Protocol
+    protocol: StopSummary
     officer_name: str | None
 
 
@@ -144,6 +160,11 @@ def like_prefix(text: str) -> str:
     return escaped + "%"
 
 
+def prefix_end(text: str) -> str:
+    """The smallest text after every text that begins with ``text`` (its last character raised by one)."""
+    return text[:-1] + chr(ord(text[-1]) + 1) if text and ord(text[-1]) < 0x10FFFF else text + "\U0010ffff"
+
+
 def plate_expression() -> ColumnElement[str]:
     """The plate as searched: upper case, without spaces and dashes (indexed on PostgreSQL by s0018)."""
     return func.upper(func.replace(func.replace(Protocol.vehicle_plate, " ", ""), "-", ""))
@@ -153,45 +174,99 @@ def number_expression() -> ColumnElement[str]:
     return func.upper(Protocol.number)
 
 
-def search_statement(params: SearchParams, limit: int) -> Select[tuple[Protocol, str | None]]:
-    """The SELECT for ``params`` (newest first), at most ``limit`` rows."""
-    officer_name = cast(ColumnElement[str | None], Officer.full_name)  # None when the officer is not known
-    stmt = select(Protocol, officer_name).outerjoin(Officer, Officer.badge == Protocol.officer_badge)
-    if params.number:
-        stmt = stmt.where(number_expression().like(like_prefix(params.number.upper()), escape=ESCAPE))
-    if params.plate:
-        stmt = stmt.where(plate_expression().like(like_prefix(params.plate), escape=ESCAPE))
-    if params.iin:
-        if len(params.iin) == 12:
-            stmt = stmt.where(Protocol.driver_iin == params.iin)
-        else:
-            stmt = stmt.where(Protocol.driver_iin.like(like_prefix(params.iin), escape=ESCAPE))
-    if params.badge:
-        stmt = stmt.where(Protocol.officer_badge == params.badge)
-    if params.date:
-        stmt = stmt.where(Protocol.offence_date == params.date)
-    if params.date_from:
-        stmt = stmt.where(Protocol.offence_date >= params.date_from)
-    if params.date_to:
-        stmt = stmt.where(Protocol.offence_date <= params.date_to)
-    for key in name_keys(params.name):
-        having = select(ProtocolNameKey.protocol_number).where(
-            ProtocolNameKey.key.like(like_prefix(key), escape=ESCAPE)
+SUMMARY_COLUMNS = tuple(getattr(Protocol, name) for name in StopSummary.__dataclass_fields__)
+
+
+def _starts_with(column: ColumnElement[str] | InstrumentedAttribute[str], name: str, postgresql: bool) -> ColumnElement[bool]:
+    """``column`` begins with the bound value ``name``. On PostgreSQL a range in the operators of the
+    ``text_pattern_ops`` indexes (``~>=~``, ``~<~``): a prepared statement's generic plan uses the index for
+    any value, so PostgreSQL need not plan each look-up again; elsewhere ``LIKE 'value%'``."""
+    if postgresql:
+        return column.op("~>=~", is_comparison=True)(bindparam(name)) & column.op("~<~", is_comparison=True)(
+            bindparam(f"{name}_end")
         )
+    return column.like(bindparam(f"{name}_like"), escape=ESCAPE)
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(
+    shape: tuple[str, ...], name_keys_count: int, limit: int, postgresql: bool
+) -> tuple[Select[Any], frozenset[str]]:
+    """The SELECT of one shape of search (which fields are given), with bound parameters, and the names of
+    its parameters: built once."""
+    officer_name = cast(
+        ColumnElement[str | None],
+        select(Officer.full_name).where(Officer.badge == Protocol.officer_badge).scalar_subquery(),
+    )  # looked up for the rows returned only (a join made PostgreSQL hash the whole officer table)
+    stmt = select(*SUMMARY_COLUMNS, officer_name)
+    if "number" in shape:
+        stmt = stmt.where(_starts_with(number_expression(), "number", postgresql))
+    if "plate" in shape:
+        stmt = stmt.where(_starts_with(plate_expression(), "plate", postgresql))
+    if "iin" in shape:
+        stmt = stmt.where(Protocol.driver_iin == bindparam("iin"))
+    if "iin_prefix" in shape:
+        stmt = stmt.where(_starts_with(Protocol.driver_iin, "iin_prefix", postgresql))
+    if "badge" in shape:
+        stmt = stmt.where(Protocol.officer_badge == bindparam("badge"))
+    if "date" in shape:
+        stmt = stmt.where(Protocol.offence_date == bindparam("date"))
+    if "date_from" in shape:
+        stmt = stmt.where(Protocol.offence_date >= bindparam("date_from"))
+    if "date_to" in shape:
+        stmt = stmt.where(Protocol.offence_date <= bindparam("date_to"))
+    for i in range(name_keys_count):
+        having = select(ProtocolNameKey.protocol_number).where(_starts_with(ProtocolNameKey.key, f"key{i}", postgresql))
         stmt = stmt.where(Protocol.number.in_(having))
-    return stmt.order_by(Protocol.offence_at.desc(), Protocol.number).limit(limit)
+    stmt = stmt.order_by(Protocol.offence_at.desc(), Protocol.number).limit(limit)
+    return stmt, frozenset(stmt.compile().params)
+
+
+def _prefix_values(name: str, text: str) -> dict[str, str]:
+    return {name: text, f"{name}_end": prefix_end(text), f"{name}_like": like_prefix(text)}
+
+
+def search_statement(params: SearchParams, limit: int, postgresql: bool = False) -> tuple[Select[Any], dict[str, Any]]:
+    """The SELECT for ``params`` (newest first, at most ``limit`` rows: the summary's columns, then the
+    officer's name, None when the officer is not known) and the values of its parameters."""
+    values: dict[str, Any] = {}
+    shape: list[str] = []
+    if params.number:
+        shape.append("number")
+        values |= _prefix_values("number", params.number.upper())
+    if params.plate:
+        shape.append("plate")
+        values |= _prefix_values("plate", params.plate)
+    if params.iin:
+        shape.append("iin" if len(params.iin) == 12 else "iin_prefix")
+        values |= {"iin": params.iin} if len(params.iin) == 12 else _prefix_values("iin_prefix", params.iin)
+    for name in ("badge", "date", "date_from", "date_to"):
+        if getattr(params, name):
+            shape.append(name)
+            values[name] = getattr(params, name)
+    keys = name_keys(params.name)
+    for i, key in enumerate(keys):
+        values |= _prefix_values(f"key{i}", key)
+    stmt, wanted = _statement(tuple(shape), len(keys), limit, postgresql)
+    return stmt, {k: v for k, v in values.items() if k in wanted}
 
 
 def search_protocols(session: Session, params: SearchParams, limit: int = SEARCH_LIMIT) -> SearchResult:
     """The stops that answer ``params``; for no criterion, the most recent ``RECENT_LIMIT`` stops."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
     if params.empty:
-        stmt = search_statement(params, RECENT_LIMIT)
-        return SearchResult([Found(p, n) for p, n in session.execute(stmt).tuples()], False)
+        return SearchResult(_found(session, *search_statement(params, RECENT_LIMIT, postgresql)), False)
     read = NAME_CANDIDATES if params.name else limit + 1
-    rows = [Found(p, n) for p, n in session.execute(search_statement(params, read)).tuples()]
+    rows = _found(session, *search_statement(params, read, postgresql))
     if params.name:
         rows = [r for r in rows if name_matches(params.name, r.protocol.driver_name)]
     return SearchResult(rows[:limit], len(rows) > limit)
+
+
+def _found(session: Session, stmt: Select[Any], values: dict[str, Any]) -> list[Found]:
+    """Rows as plain tuples through the session's connection (no ORM entities to build)."""
+    width = len(SUMMARY_COLUMNS)
+    return [Found(StopSummary(*row[:width]), row[width]) for row in session.connection().execute(stmt, values)]
 
 
 def search_query_string(params: SearchParams) -> str:

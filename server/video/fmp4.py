@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_MOOV_BYTES = 4 * 1024 * 1024
 MAX_MOOF_BYTES = 4 * 1024 * 1024
@@ -25,8 +26,7 @@ class Fmp4Error(ValueError):
     """The bytes are not a fragmented MP4 segment this server can describe; the message says why."""
 
 
-@dataclass(frozen=True)
-class Fragment:
+class Fragment(NamedTuple):
     offset: int  # of its moof
     size: int  # moof + mdat
     decode_time: int  # tfdt, in timescale units
@@ -55,9 +55,9 @@ class Fmp4Layout:
     @classmethod
     def from_json(cls, data: dict[str, object]) -> Fmp4Layout:
         raw = data["fragments"]
-        if not isinstance(raw, list):
-            raise Fmp4Error("layout: fragments is not a list")
-        fragments = tuple(Fragment(*(int(v) for v in item)) for item in raw)
+        if not isinstance(raw, list) or not all(isinstance(item, list) and len(item) == 4 for item in raw):
+            raise Fmp4Error("layout: fragments is not a list of [offset, size, decode time, duration]")
+        fragments = tuple(map(Fragment._make, raw))
         return cls(int(data["init_size"]), int(data["timescale"]), fragments, int(data["size"]))  # type: ignore[call-overload]
 
 

@@ -1,9 +1,10 @@
 """One HLS playlist (RFC 8216, version 7) over a device's stored fMP4 segments, so a browser plays a stretch
 of footage as one stream without anything being re-encoded:
 
-- each stored file: ``#EXT-X-MAP`` with the byte range of its ``ftyp`` + ``moov``, then its fragments as
-  ``#EXT-X-BYTERANGE`` media segments (consecutive fragments grouped to about ``CHUNK_SECONDS``), each with
-  ``#EXT-X-PROGRAM-DATE-TIME`` (the wall clock of its first frame) and ``#EXTINF`` (its media duration);
+- each stored file: ``#EXT-X-MAP`` with the byte range of its ``ftyp`` + ``moov``, ``#EXT-X-PROGRAM-DATE-TIME``
+  (the wall clock of its first frame), then its fragments as ``#EXT-X-BYTERANGE`` media segments
+  (consecutive fragments grouped to about ``CHUNK_SECONDS``), each with ``#EXTINF`` (its media duration;
+  the wall clock of each follows from the file's and the durations before it);
 - ``#EXT-X-DISCONTINUITY`` before every file but the first: each file starts its own timeline (decode time 0)
   with its own initialisation data, and between some files there is a gap. The player joins them; the
   page draws the gaps itself (players collapse them).
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.db.video import VideoSegment
-from server.video.fmp4 import Fmp4Error, Fmp4Layout, scan_at
+from server.video.fmp4 import Fmp4Error, Fmp4Layout, Fragment, scan_at
 from server.video.storage import VideoStore
 
 CHUNK_SECONDS = 4.0
@@ -52,29 +53,27 @@ def chunks(segment: StoredSegment, chunk_seconds: float = CHUNK_SECONDS) -> list
     layout = segment.layout
     origin = layout.fragments[0].decode_time
     out: list[Chunk] = []
-    group: list[int] = []
-
-    def close() -> None:
-        frags = [layout.fragments[i] for i in group]
-        first, last = frags[0], frags[-1]
-        duration = sum(f.duration for f in frags) / layout.timescale
-        at = segment.start + timedelta(seconds=(first.decode_time - origin) / layout.timescale)
-        out.append(Chunk(at, duration, first.offset, last.offset + last.size - first.offset))
-
-    acc = 0.0
-    for i, fragment in enumerate(layout.fragments):
-        group.append(i)
-        acc += fragment.duration / layout.timescale
-        if acc >= chunk_seconds:
-            close()
-            group, acc = [], 0.0
-    if group:
-        close()
+    scale = layout.timescale
+    limit = chunk_seconds * scale
+    first: Fragment | None = None
+    acc = 0
+    for fragment in layout.fragments:
+        if first is None:
+            first, acc = fragment, 0
+        acc += fragment.duration
+        if acc >= limit:
+            at = segment.start + timedelta(seconds=(first.decode_time - origin) / scale)
+            out.append(Chunk(at, acc / scale, first.offset, fragment.offset + fragment.size - first.offset))
+            first = None
+    if first is not None:
+        last = layout.fragments[-1]
+        at = segment.start + timedelta(seconds=(first.decode_time - origin) / scale)
+        out.append(Chunk(at, acc / scale, first.offset, last.offset + last.size - first.offset))
     return out
 
 
 def _pdt(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def make_playlist(
@@ -88,12 +87,11 @@ def make_playlist(
         if n:
             body.append("#EXT-X-DISCONTINUITY")
         body.append(f'#EXT-X-MAP:URI="{url}",BYTERANGE="{segment.layout.init_size}@0"')
-        for chunk in chunks(segment, chunk_seconds):
+        parts = chunks(segment, chunk_seconds)
+        body.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(parts[0].start)}")
+        for chunk in parts:
             longest = max(longest, chunk.duration_s)
-            body.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(chunk.start)}")
-            body.append(f"#EXTINF:{chunk.duration_s:.3f},")
-            body.append(f"#EXT-X-BYTERANGE:{chunk.length}@{chunk.offset}")
-            body.append(url)
+            body.append(f"#EXTINF:{chunk.duration_s:.3f},\n#EXT-X-BYTERANGE:{chunk.length}@{chunk.offset}\n{url}")
     head = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",
@@ -107,15 +105,17 @@ def make_playlist(
 
 
 def layout_of(store: VideoStore, row: VideoSegment) -> Fmp4Layout:
-    """The segment's layout, read from its stored object (headers and moof boxes only)."""
-
-    def read(offset: int, length: int) -> bytes:
-        return b"".join(store.read_range(row.storage_key, offset, offset + length - 1))
-
+    """The segment's layout, read from its stored object (box headers and moof boxes only)."""
     size = store.committed_size(row.storage_key)
     if size is None:
         raise Fmp4Error("the stored object is missing")
-    return scan_at(read, size)
+    with store.open_committed(row.storage_key) as fh:
+
+        def read(offset: int, length: int) -> bytes:
+            fh.seek(offset)
+            return fh.read(length)
+
+        return scan_at(read, size)
 
 
 def stored_layouts(

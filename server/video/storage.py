@@ -16,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/\d{10}\.mp4$")
 _BLOB_KEY = re.compile(r"^cases/\d{1,12}/[0-9a-f]{64}$")  # files attached to a case: cases/<case id>/<sha256>
@@ -98,6 +98,7 @@ class VideoStore(Protocol):
     def commit_staged(self, staged: StagedObject) -> None: ...
     def committed_size(self, key: str) -> int | None: ...
     def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
+    def open_committed(self, key: str) -> BinaryIO: ...
     def free_bytes(self) -> int: ...
     def sweep_staging(self, older_than: float) -> list[str]: ...
     def partial_keys(self, older_than: float) -> list[str]: ...
@@ -226,6 +227,10 @@ class FilesystemStore:
                     return
                 left -= len(data)
                 yield data
+
+    def open_committed(self, key: str) -> BinaryIO:
+        """The committed object as a seekable binary file (for reads at random, e.g. box headers)."""
+        return self._path("segments", key).open("rb")
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free

@@ -27,21 +27,19 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.manifest import GENESIS_HASH, ManifestEntry, entry_hash, entry_to_json, format_utc, sign_entry  # noqa: E402
-from core.signing import new_private_key  # noqa: E402
-from edge.identity import DeviceIdentity  # noqa: E402
-from edge.recorder.segment_writer import EncoderSettings, SegmentWriter  # noqa: E402
-from server.db.devices import Device  # noqa: E402
-from server.db.protocols import Officer, Protocol  # noqa: E402
-from server.db.video import VideoSegment  # noqa: E402
-from server.video.storage import segment_key  # noqa: E402
-from simulators.camera import SyntheticScene  # noqa: E402
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_server  # noqa: E402
-from tests.web.http_client import supervisor_client  # noqa: E402
+from core.manifest import GENESIS_HASH, ManifestEntry, entry_hash, entry_to_json, format_utc, sign_entry
+from core.signing import new_private_key
+from edge.identity import DeviceIdentity
+from edge.recorder.segment_writer import EncoderSettings, SegmentWriter
+from server.db.devices import Device
+from server.db.protocols import Officer, Protocol
+from server.db.video import VideoSegment
+from server.video.storage import segment_key
+from simulators.camera import SyntheticScene
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_server
+from tests.web.http_client import supervisor_client
 
 SEGMENTS = 480
 SEGMENT_S = 60

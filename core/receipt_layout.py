@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from core.iin import mask_iin
-from core.money import Money
+from core.money import Money, currency
 from core.receipt_code import ReceiptClaim
 from core.receipt_document import Align, Document, Feed, QrCode, Text
 from core.terminal_time import terminal_time_text
@@ -75,6 +76,79 @@ class ReceiptData:
 def money_text(m: Money) -> str:
     """``10 812.50 ₸`` with plain spaces (the encoder prints ₸ as "тг" where the code page lacks it)."""
     return m.format(symbol=True).replace("\u00a0", " ")
+
+
+class ProtocolRow(Protocol):
+    """The fields of a stored protocol a receipt shows (the device's row and the server's copy alike)."""
+
+    number: str
+    offence_at: datetime
+    place: str
+    article: str
+    article_title: str
+    fine_units: int
+    unit_value_minor: int
+    unit_year: int
+    legal_basis: str
+    driver_name: str
+    driver_iin: str
+    vehicle_plate: str
+    device_id: str
+
+
+class PaymentRow(Protocol):
+    """The fields of a stored payment a receipt shows."""
+
+    currency: str
+    full_amount_minor: int
+    amount_minor: int
+    officer_badge: str
+    card_scheme: str
+    masked_pan: str
+    cardholder_name: str | None
+    name_check: str
+    auth_code: str
+    receipt_no: str
+    trace_no: str
+    terminal_id: str
+    terminal_time: str
+    approved_at: datetime
+
+
+def data_from_rows(payment: PaymentRow, protocol: ProtocolRow, officer_name: str, unit: str) -> ReceiptData:
+    """``ReceiptData`` from a stored payment and its protocol (nothing computed anew): the device prints from
+    its rows, the server draws the same receipt from its copies of them."""
+    cur = currency(payment.currency)
+    return ReceiptData(
+        unit=unit,
+        protocol_number=protocol.number,
+        offence_at=protocol.offence_at,
+        place=protocol.place,
+        article=protocol.article,
+        article_title=protocol.article_title,
+        fine_units=protocol.fine_units,
+        unit_value=Money(protocol.unit_value_minor, cur),
+        unit_year=protocol.unit_year,
+        full_amount=Money(payment.full_amount_minor, cur),
+        legal_basis=protocol.legal_basis,
+        amount_paid=Money(payment.amount_minor, cur),
+        driver_name=protocol.driver_name,
+        driver_iin=protocol.driver_iin,
+        vehicle_plate=protocol.vehicle_plate,
+        officer_name=officer_name,
+        officer_badge=payment.officer_badge,
+        device_id=protocol.device_id,
+        card_scheme=payment.card_scheme,
+        masked_pan=payment.masked_pan,
+        cardholder_name=payment.cardholder_name,
+        name_check=payment.name_check,
+        auth_code=payment.auth_code,
+        receipt_no=payment.receipt_no,
+        trace_no=payment.trace_no,
+        terminal_id=payment.terminal_id,
+        terminal_time=payment.terminal_time,
+        approved_at=payment.approved_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock
 from core.receipt_code import encode_receipt_code, receipt_url
 from core.receipt_document import Document
-from core.receipt_layout import CopySpec, ReceiptData, render_copy
+from core.receipt_layout import CopySpec, ReceiptData, data_from_rows, render_copy
 from core.structured_log import log_event
 from edge.db.base import transaction
 from edge.db.payments import Payment
@@ -27,7 +27,6 @@ from edge.db.protocols import Officer, Protocol
 from edge.db.receipts import JobState, ReceiptJob
 from edge.identity import DeviceIdentity
 from edge.receipts.instructions import OfficerInstruction, instruction_for
-from edge.receipts.receipt_data import data_from_rows
 from edge.receipts.settings import ReceiptSettings
 from edge.sync.outbox import enqueue
 from hardware.printer.driver import PrintOutcome

@@ -8,50 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from core.money import Money, currency
 from core.receipt_code import receipt_url
-from core.receipt_layout import CopySpec, ReceiptData, render_copy
+from core.receipt_layout import CopySpec, ReceiptData, data_from_rows, render_copy
 from server.db.protocols import Officer, Payment, Protocol
 from server.db.sync import ReceiptEvent
 from server.evidence.receipt_image import render_png
 
 DEFAULT_MASK = {1: True, 2: False}
 NO_CODE = "код проверки не синхронизирован / verification code not synced"
-
-
-def receipt_data(protocol: Protocol, payment: Payment, officer: Officer | None, unit: str) -> ReceiptData:
-    """``ReceiptData`` from the server's copies of the rows the device printed from."""
-    cur = currency(payment.currency)
-    return ReceiptData(
-        unit=unit,
-        protocol_number=protocol.number,
-        offence_at=protocol.offence_at,
-        place=protocol.place,
-        article=protocol.article,
-        article_title=protocol.article_title,
-        fine_units=protocol.fine_units,
-        unit_value=Money(protocol.unit_value_minor, cur),
-        unit_year=protocol.unit_year,
-        full_amount=Money(payment.full_amount_minor, cur),
-        legal_basis=protocol.legal_basis,
-        amount_paid=Money(payment.amount_minor, cur),
-        driver_name=protocol.driver_name,
-        driver_iin=protocol.driver_iin,
-        vehicle_plate=protocol.vehicle_plate,
-        officer_name=officer.full_name if officer else payment.officer_badge,
-        officer_badge=payment.officer_badge,
-        device_id=protocol.device_id,
-        card_scheme=payment.card_scheme,
-        masked_pan=payment.masked_pan,
-        cardholder_name=payment.cardholder_name,
-        name_check=payment.name_check,
-        auth_code=payment.auth_code,
-        receipt_no=payment.receipt_no,
-        trace_no=payment.trace_no,
-        terminal_id=payment.terminal_id,
-        terminal_time=payment.terminal_time,
-        approved_at=payment.approved_at,
-    )
 
 
 def _latest_print(events: Sequence[ReceiptEvent], copy_no: int) -> ReceiptEvent | None:
@@ -85,7 +49,8 @@ def receipt_copies(
             timezone=event.timezone or zone,
             software_version=event.software_version or "patrolkit",
         )
-        data = receipt_data(protocol, payment, officer, event.unit or (officer.unit if officer else ""))
+        officer_name = officer.full_name if officer else payment.officer_badge
+        data = data_from_rows(payment, protocol, officer_name, event.unit or (officer.unit if officer else ""))
         out[copy_no] = (data, spec, code)
     return out
 

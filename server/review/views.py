@@ -91,3 +91,15 @@ def problem(
     if reviewer is None:
         reviewer = getattr(request.state, "reviewer", None)
     return page(request, "review/message.html", title, reviewer, {"text": text}, status)
+
+
+def refused_form(request: Request, reviewer: Reviewer, token: str) -> HTMLResponse | None:
+    """A 403 page when a form's token is not the session's or the form came from another site; else None."""
+    from server.review.auth import same_origin, same_token
+
+    if same_origin(request) and same_token(reviewer.csrf_token, token):
+        return None
+    return problem(
+        request, 403, "Форма / Form",
+        "Форма устарела или пришла с другого сайта / the form is stale or came from another site", reviewer,
+    )  # fmt: skip

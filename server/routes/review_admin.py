@@ -21,11 +21,11 @@ from server.db.supervisors import AccessAudit, Supervisor
 from server.review import audit
 from server.review.access import Auditing, ManagingAccounts, WatchingFleet
 from server.review.audit_chain import ChainReport, verify_chain
-from server.review.auth import client_of, now_of, same_origin, same_token
+from server.review.auth import client_of, now_of
 from server.review.fleet import fleet_rows
 from server.review.query import bounded_query, form_model
 from server.review.roles import ROLE_LABELS, Role
-from server.review.views import page, problem
+from server.review.views import page, refused_form
 from server.routes.review import FormToken
 
 router = APIRouter(prefix="/review", tags=["review"])
@@ -62,8 +62,9 @@ def audit_page(request: Request, reviewer: Auditing, query: Annotated[AuditQuery
 async def audit_verify(
     request: Request, reviewer: Auditing, form: Annotated[FormToken, Depends(form_model(FormToken))]
 ) -> Response:
-    if not same_origin(request) or not same_token(reviewer.csrf_token, form.csrf):
-        return problem(request, 403, "Форма / Form", "the form is stale or came from another site", reviewer)
+    refused = refused_form(request, reviewer, form.csrf)
+    if refused is not None:
+        return refused
     app = request.app
 
     def work() -> tuple[ChainReport, list[AccessAudit]]:

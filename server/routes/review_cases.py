@@ -23,7 +23,7 @@ from server.db.base import transaction
 from server.db.cases import Case, CaseEvent, CaseFile
 from server.review import audit
 from server.review.access import HandlingCases, Reviewing
-from server.review.auth import Reviewer, client_of, now_of, same_origin, same_token
+from server.review.auth import client_of, now_of
 from server.review.case_files import CaseFileRefused, checked, limit_of, safe_name
 from server.review.cases import (
     OPEN_STATES,
@@ -40,7 +40,7 @@ from server.review.cases import (
 from server.review.query import bounded_query, form_model
 from server.review.roles import Permission, allowed
 from server.review.urls import case_url
-from server.review.views import page, problem
+from server.review.views import page, problem, refused_form
 from server.routes.video import service_for
 from server.video.storage import BlobTooLarge
 
@@ -74,14 +74,6 @@ class MoveForm(BaseModel):
     decision_text: str = Field("", max_length=10_000)
 
 
-def _stale(request: Request, reviewer: Reviewer, token: str) -> Response | None:
-    if not same_origin(request) or not same_token(reviewer.csrf_token, token):
-        return problem(request, 403, "Форма / Form",
-                       "Форма устарела или пришла с другого сайта / the form is stale or came from another site",
-                       reviewer)  # fmt: skip
-    return None
-
-
 def _case_id(raw: str) -> int | None:
     number = parse_digits(raw)
     return number if number is not None and 0 < number < 2**31 else None
@@ -103,7 +95,7 @@ def case_list(request: Request, reviewer: Reviewing, query: Annotated[CaseListQu
 async def case_open(
     request: Request, reviewer: HandlingCases, form: Annotated[NewCaseForm, Depends(form_model(NewCaseForm))]
 ) -> Response:
-    refused = _stale(request, reviewer, form.csrf)
+    refused = refused_form(request, reviewer, form.csrf)
     if refused is not None:
         return refused
     app = request.app
@@ -149,7 +141,7 @@ def case_view(case_id: str, request: Request, reviewer: Reviewing) -> Response:
 async def case_move(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[MoveForm, Depends(form_model(MoveForm))]
 ) -> Response:
-    refused = _stale(request, reviewer, form.csrf)
+    refused = refused_form(request, reviewer, form.csrf)
     if refused is not None:
         return refused
     number = _case_id(case_id)
@@ -189,7 +181,7 @@ async def case_file_add(case_id: str, request: Request, reviewer: HandlingCases)
     form = await request.form(max_files=1, max_fields=4)
     try:
         token = form.get("csrf")
-        refused = _stale(request, reviewer, token if isinstance(token, str) else "")
+        refused = refused_form(request, reviewer, token if isinstance(token, str) else "")
         if refused is not None:
             return refused
         upload = form.get("file")

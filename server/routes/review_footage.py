@@ -27,11 +27,11 @@ from server.db.sync import Bookmark
 from server.evidence.export import ExportError, plan_for_protocol, stream_package
 from server.review import audit
 from server.review.access import Exporting, Reviewing, Verifying
-from server.review.auth import Reviewer, client_of, now_of, same_origin, same_token
+from server.review.auth import Reviewer, client_of, now_of
 from server.review.footage import stop_window
 from server.review.query import bounded_query, form_model
 from server.review.urls import content_url, protocol_url
-from server.review.views import problem
+from server.review.views import problem, refused_form
 from server.routes.review import FormToken, valid_protocol_number
 from server.routes.video import service_for
 from server.video.integrity import verify_segments
@@ -72,24 +72,21 @@ def footage_playlist(
     return Response(text, media_type="application/vnd.apple.mpegurl")
 
 
-def _checked_form(request: Request, reviewer: Reviewer, form: FormToken) -> Response | None:
-    if not same_origin(request) or not same_token(reviewer.csrf_token, form.csrf):
-        return problem(
-            request, 403, "Форма / Form",
-            "Форма устарела или пришла с другого сайта / the form is stale or came from another site", reviewer,
-        )  # fmt: skip
-    return None
+def _refused(request: Request, reviewer: Reviewer, form: FormToken, number: str) -> Response | None:
+    """A stale or foreign form (403), or a number no protocol can have (400); else None."""
+    refused = refused_form(request, reviewer, form.csrf)
+    if refused is None and not valid_protocol_number(number):
+        refused = problem(request, 400, "Протокол / Protocol", "protocol number: 1-32 characters, no NUL", reviewer)
+    return refused
 
 
 @router.post("/review/protocols/{number:anytext}/verify")
 async def verify_stop(
     number: str, request: Request, reviewer: Verifying, form: Annotated[FormToken, Depends(form_model(FormToken))]
 ) -> Response:
-    refused = _checked_form(request, reviewer, form)
+    refused = _refused(request, reviewer, form, number)
     if refused is not None:
         return refused
-    if not valid_protocol_number(number):
-        return problem(request, 400, "Протокол / Protocol", "protocol number: 1-32 characters, no NUL", reviewer)
     found = await run_in_threadpool(_verify, request, reviewer, number)
     if not found:
         return problem(request, 404, "Протокол / Protocol", f"no protocol {number}", reviewer)
@@ -127,11 +124,9 @@ def _verify(request: Request, reviewer: Reviewer, number: str) -> bool:
 async def export_stop(
     number: str, request: Request, reviewer: Exporting, form: Annotated[FormToken, Depends(form_model(FormToken))]
 ) -> Response:
-    refused = _checked_form(request, reviewer, form)
+    refused = _refused(request, reviewer, form, number)
     if refused is not None:
         return refused
-    if not valid_protocol_number(number):
-        return problem(request, 400, "Протокол / Protocol", "protocol number: 1-32 characters, no NUL", reviewer)
     app = request.app
     config = app.state.config
     now = now_of(app)

@@ -11,10 +11,9 @@ from sqlalchemy import func, select
 
 from core.receipt_code import decode_receipt_code, verify_receipt_code
 from core.receipt_document import wrap
-from core.receipt_layout import CopySpec, fields
+from core.receipt_layout import CopySpec, data_from_rows, fields
 from edge.db.payments import Payment
 from edge.db.receipts import JobState, ReceiptJob
-from edge.receipts.receipt_data import data_from_rows
 from edge.sync.outbox import OutboxContent, OutboxRecord
 from hardware.printer.raster import RasterTextReader, raster_font
 from simulators.printer.receipt import PrintedReceipt

@@ -29,24 +29,18 @@ from edge.identity import load_identity
 
 from ..browser_support import LiveServer
 from ..workspace.footage_support import (
-    StopTimes,
+    STARTS,
+    TIMES,
+    T,
     add_segment_rows,
     add_stop_rows,
     record_shift,
     upload_shift,
-    utc,
 )
 from ..workspace.test_export import commands_of
 
 pytestmark = pytest.mark.browser
 
-T = utc(2026, 3, 2, 9, 10)
-STARTS = [T, T + timedelta(seconds=2), T + timedelta(seconds=4), T + timedelta(seconds=66), T + timedelta(seconds=68)]
-TIMES = StopTimes(
-    opened=T + timedelta(seconds=0.5), card_read=T + timedelta(seconds=3), check=T + timedelta(seconds=4.5),
-    pin=T + timedelta(seconds=5), approved=T + timedelta(seconds=67), receipt_1=T + timedelta(seconds=68.5),
-    receipt_2=T + timedelta(seconds=69.5),
-)  # fmt: skip
 OTHER_ROLES = {"olga": "auditor", "adam": "admin"}
 
 

@@ -30,27 +30,21 @@ from server.review.accounts import add_supervisor
 from server.video.storage import FilesystemStore
 
 from .footage_support import (
+    BOOKMARK,
+    GAP,
+    STARTS,
+    TIMES,
     Shift,
-    StopTimes,
+    T,
     add_segment_rows,
     add_stop_rows,
     record_shift,
     upload_shift,
-    utc,
 )
 
 PASSWORD = "correct horse battery"
 DEVICE = "DEV-WS-0001"
 NUMBER = "KZ-2026-001234/1"
-T = utc(2026, 3, 2, 9, 10)
-STARTS = [T, T + timedelta(seconds=2), T + timedelta(seconds=4), T + timedelta(seconds=66), T + timedelta(seconds=68)]
-GAP = (T + timedelta(seconds=6), T + timedelta(seconds=66), "power_loss")
-TIMES = StopTimes(
-    opened=T + timedelta(seconds=0.5), card_read=T + timedelta(seconds=3), check=T + timedelta(seconds=4.5),
-    pin=T + timedelta(seconds=5), approved=T + timedelta(seconds=67), receipt_1=T + timedelta(seconds=68.5),
-    receipt_2=T + timedelta(seconds=69.5),
-)  # fmt: skip
-BOOKMARK = (T, T + timedelta(seconds=70))
 ACCOUNTS = {"anna": "supervisor", "olga": "auditor", "adam": "admin"}
 
 

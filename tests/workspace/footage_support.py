@@ -202,3 +202,18 @@ def add_stop_rows(
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+# The shift of the workspace tests (UTC): segments 1-3 at 09:10:00-09:10:06 (2 s each), a power-loss gap until
+# 09:11:06, segments 4-5 at 09:11:06-09:11:10; the stop drawn up 09:10:00.5, card read 09:10:03, own-card
+# check 09:10:04.5, PIN 09:10:05, approved 09:11:07, receipts 09:11:08.5 and 09:11:09.5, bookmarked
+# 09:10:00-09:11:10.
+T = utc(2026, 3, 2, 9, 10)
+STARTS = [T, T + timedelta(seconds=2), T + timedelta(seconds=4), T + timedelta(seconds=66), T + timedelta(seconds=68)]
+GAP = (T + timedelta(seconds=6), T + timedelta(seconds=66), "power_loss")
+TIMES = StopTimes(
+    opened=T + timedelta(seconds=0.5), card_read=T + timedelta(seconds=3), check=T + timedelta(seconds=4.5),
+    pin=T + timedelta(seconds=5), approved=T + timedelta(seconds=67), receipt_1=T + timedelta(seconds=68.5),
+    receipt_2=T + timedelta(seconds=69.5),
+)  # fmt: skip
+BOOKMARK = (T, T + timedelta(seconds=70))

@@ -27,6 +27,10 @@ from .footage_support import Shift
 
 PAGE = f"/review/protocols/{quote(NUMBER, safe='')}"
 TOOLS = ("sha256sum", "openssl")
+NEEDS_TOOLS = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in TOOLS),
+    reason="the evidence check needs sha256sum and openssl: apt-get install coreutils openssl",
+)
 
 
 def commands_of(folder: Path) -> list[list[str]]:
@@ -58,7 +62,7 @@ def _export_from_page(ws: Workspace) -> bytes:
     return response.content
 
 
-@pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS), reason="needs sha256sum and openssl")
+@NEEDS_TOOLS
 def test_the_package_verifies_with_its_own_commands_and_any_changed_byte_fails_them(
     ws: Workspace, shift: Shift, tmp_path: Path
 ) -> None:
@@ -123,7 +127,7 @@ def _config(tmp_path: Path, db_url: str, video: Path) -> str:
     return str(path)
 
 
-@pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS), reason="needs sha256sum and openssl")
+@NEEDS_TOOLS
 def test_the_command_line_exports_a_stop_or_any_range_of_a_device_and_audits_it(
     ws: Workspace, server_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

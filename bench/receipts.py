@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from core.money import KZT, Money
 from core.receipt_code import encode_receipt_code, receipt_url
+from core.receipt_layout import CopySpec, ReceiptData, render_copy
 from core.signing import new_private_key
-from edge.receipts.layout import CopySpec, ReceiptData, render_copy
 from hardware.printer.encoder import JobEncoder
 from hardware.printer.profiles import PROFILES
 

@@ -1,5 +1,6 @@
-"""The server's FastAPI application: database, configuration, every router in ``server.routes``, and the
-security headers on every response (``server.security_headers``)."""
+"""The server's FastAPI application: database, configuration, every router in ``server.routes``, the static
+files of the web pages (``/static``), the workspace's answers to refused requests (``server.review.access``,
+``server.review.query``), and the security headers on every response (``server.security_headers``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import importlib
 import pkgutil
 from collections import Counter
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import server.routes
 from server.config import ServerConfig
 from server.db.base import make_engine, make_sessionmaker
 from server.security_headers import SecurityHeaders
+from server.templates import STATIC_DIR
 
 
 def routers() -> list[APIRouter]:
@@ -28,15 +34,29 @@ def routers() -> list[APIRouter]:
 
 def create_app(config: ServerConfig, sessions: sessionmaker[Session] | None = None) -> FastAPI:
     """Build the app; ``sessions`` may be given by tests, else it is made from the configured database URL."""
+    from server.review import access, query
+    from server.review.views import problem
+    from server.routes.review import search_error_page
+
     app = FastAPI(title="patrolkit server", version="0.1.0")
     app.state.config = config
     app.state.sessions = sessions or make_sessionmaker(make_engine(config.database.url))
     app.state.metrics = Counter()
     for router in routers():
         app.include_router(router)
-    # supervisor review: its login replaces the video playback guard (server/routes/review.py)
-    from server.routes.review import secure_playback
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    access.install(app)
+    query.install(app, search_error_page)
 
-    secure_playback(app)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        """Refusals on workspace pages as a page that says why; elsewhere FastAPI's JSON."""
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if path.startswith("/review") and not path.startswith("/review/api/") and exc.status_code < 500:
+            return problem(request, exc.status_code, "Запрос отклонён / Request refused", str(exc.detail))
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_middleware(SecurityHeaders, exempt=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     return app

@@ -57,6 +57,27 @@ class StorageSection(Section):
     max_segment_bytes: int = Field(512 * 1024 * 1024, ge=1024)
 
 
+class ReviewSection(Section):
+    """The supervisor workspace: the jurisdiction's time zone (every time on its pages is local, with the
+    offset), how often stored footage is verified again, and the limits on files attached to cases."""
+
+    timezone: str = "Asia/Almaty"
+    verify_interval_s: float = Field(3600.0, ge=0)  # 0: no background verifier
+    verify_batch: int = Field(200, ge=1, le=100_000)  # segments re-checked per round, least recently first
+    case_file_max_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r}: use an IANA name such as Asia/Almaty") from exc
+        return v
+
+
 class KeysSection(Section):
     signing_key_file: Path = Path("var/server/server_ed25519.key")  # base64 raw; public half in <file>.pub
 
@@ -128,6 +149,7 @@ class ServerConfig(Section):
     storage: StorageSection = StorageSection()
     keys: KeysSection = KeysSection()
     fines: FinesSection = FinesSection()
+    review: ReviewSection = ReviewSection()
 
 
 def load_server_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> ServerConfig:

@@ -1,7 +1,9 @@
 """The security and caching headers every response of the server carries: the review pages, the public receipt
 page ``/r/``, segment content and the API alike, error pages included.
 
-``SecurityHeaders`` adds each header a route did not set itself (``review.css`` keeps its own Cache-Control).
+``SecurityHeaders`` adds each header a route did not set itself. Scripts come only from the server itself
+(``/static``: the workspace's own and vendored hls.js), which fetches playlists and footage from it
+(``connect-src``) and plays them through Media Source Extensions (``media-src blob:``).
 ``Referrer-Policy: same-origin`` keeps URLs (protocol numbers, searches) from other sites while letting the
 browser name our own origin on our own form posts; ``no-referrer`` made Chromium send ``Origin: null`` there.
 """
@@ -14,8 +16,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; media-src 'self'; img-src 'self'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "media-src 'self' blob:; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",

@@ -1,5 +1,5 @@
-"""Long-running parts of the server process (the MQTT ingest workers, the fine lifecycle's scheduler and SMS
-receipt listener), started by `run` and stopped in reverse."""
+"""Long-running parts of the server process (the MQTT ingest workers, the background footage verifier, the
+fine lifecycle's scheduler and SMS receipt listener), started by `run` and stopped in reverse."""
 
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             tls_key=config.mqtt.tls_key,
         )
         services.extend(start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers))
+    if config.review.verify_interval_s > 0:
+        from server.routes.video import service_for
+        from server.video.verifier import BackgroundVerifier
+
+        store = service_for(app).store
+        verifier = BackgroundVerifier(
+            app.state.sessions, store, config.review.verify_interval_s, config.review.verify_batch
+        )
+        services.append(verifier.start())
     if config.fines.enabled:
         services.extend(start_fines(config, app))
     return services

@@ -193,6 +193,26 @@ class PaymentAttemptRecordV1(RecordBody):
         return self
 
 
+class PaymentAttemptRecordV2(PaymentAttemptRecordV1):
+    """``PaymentAttemptRecordV1`` plus when its steps happened, so a supervisor sees them on the footage's
+    clock: ``card_read_at`` (the terminal read the card) and ``authorising_at`` (the amount went to the
+    terminal for authorisation: the driver's PIN entry and the host's answer follow). ``None`` = the attempt
+    never got there. A v1 server refuses v2 with ``unknown_version``; the device keeps it until upgraded."""
+
+    version: ClassVar[int] = 2
+
+    card_read_at: AwareDatetime | None = None
+    authorising_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> PaymentAttemptRecordV2:
+        for name in ("card_read_at", "authorising_at"):
+            at = getattr(self, name)
+            if at is not None and not self.started_at <= at <= self.updated_at:
+                raise ValueError(f"{name} is outside started_at..updated_at")
+        return self
+
+
 class PaymentSettlementRecordV1(RecordBody):
     """How an attempt whose result was unknown ("in doubt") was settled, and on what evidence: the terminal's
     last receipt (Repeat Receipt), its end-of-day totals, a result it sent unsolicited and the device saved,
@@ -240,6 +260,23 @@ class ReceiptJobRecordV1(RecordBody):
     event: Literal["queued", "printing", "printed", "failed", "reprint_requested", "cancelled"]
     detail: str | None = Field(default=None, max_length=500)
     occurred_at: AwareDatetime
+
+
+class ReceiptJobRecordV2(ReceiptJobRecordV1):
+    """``ReceiptJobRecordV1`` plus what is needed to print the very same receipt again elsewhere (the
+    evidence export renders it from the synced rows with the device's layout, ``core.receipt_layout``): the
+    duplicate number, the signed verification code of its QR (``core.receipt_code``; printed on paper,
+    not a secret), whether the IIN was masked, the time zone and unit printed, and the software version.
+    A v1 server refuses v2 with ``unknown_version``; the device keeps it until upgraded."""
+
+    version: ClassVar[int] = 2
+
+    duplicate_no: int = Field(default=0, ge=0, le=999)
+    verify_code: str | None = Field(default=None, max_length=400, pattern=r"^[A-Za-z0-9_-]*$")
+    mask_iin: bool | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    unit: str | None = Field(default=None, max_length=200)
+    software_version: str | None = Field(default=None, max_length=64)
 
 
 # --- camera engineer ---------------------------------------------------------------------------------------
@@ -382,8 +419,10 @@ RECORD_MODELS: dict[tuple[str, int], type[RecordBody]] = {
         PaymentRecordV1,
         OwnCardCheckRecordV1,
         PaymentAttemptRecordV1,
+        PaymentAttemptRecordV2,
         PaymentSettlementRecordV1,
         ReceiptJobRecordV1,
+        ReceiptJobRecordV2,
         SegmentRecordV1,
         SegmentRecordV2,
         RecordingGapRecordV1,

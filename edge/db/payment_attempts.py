@@ -41,6 +41,7 @@ class PaymentAttempt(Base):
     # e0010: state changes so far (the synced record's revision); when 06 01 was sent
     revision: Mapped[int] = mapped_column(Integer, default=0)
     authorised_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    card_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # e0011
 
 
 class PaymentEvidence(Base):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock
 from core.money import Money
 from core.structured_log import log_event
-from core.sync.records import PaymentAttemptRecordV1
+from core.sync.records import PaymentAttemptRecordV2
 from edge.db.base import transaction
 from edge.db.payment_attempts import PaymentAttempt
 from edge.payment.attempt_states import (
@@ -76,9 +76,9 @@ def view(row: PaymentAttempt) -> AttemptView:
     )
 
 
-def attempt_record(row: PaymentAttempt) -> PaymentAttemptRecordV1:
+def attempt_record(row: PaymentAttempt) -> PaymentAttemptRecordV2:
     code = row.result_code
-    return PaymentAttemptRecordV1(
+    return PaymentAttemptRecordV2(
         attempt_id=row.id,
         protocol_number=row.protocol_number,
         state=cast(Any, row.state),
@@ -97,6 +97,8 @@ def attempt_record(row: PaymentAttempt) -> PaymentAttemptRecordV1:
         trace_no=row.trace_no,
         receipt_no=row.receipt_no,
         payment_id=row.payment_id,
+        card_read_at=row.card_read_at,
+        authorising_at=row.authorised_at,
     )
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.structured_log import log_event
+from core.terminal_time import terminal_local_time
 from edge.db.base import transaction
 from edge.db.payment_attempts import PaymentAttempt, PaymentEvidence
 from edge.db.payments import Payment
@@ -50,7 +51,6 @@ from edge.payment.ports import (
     TerminalUnreachable,
 )
 from edge.payment.settlement import Settled, settle_in
-from edge.payment.terminal_time import terminal_local_time
 
 log = logging.getLogger(__name__)
 

@@ -356,6 +356,7 @@ class PaymentWorkflow:
             card_expiry=card.expiry,
             card_hash=card.card_hash,
             cardholder_name=card.holder_name,
+            card_read_at=self.clock.now(),
         )
         return card
 

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.receipt_code import encode_receipt_code, receipt_url
+from core.receipt_document import Document
+from core.receipt_layout import CopySpec, ReceiptData, data_from_rows, render_copy
 from core.structured_log import log_event
 from edge.db.base import transaction
 from edge.db.payments import Payment
@@ -25,10 +27,8 @@ from edge.db.protocols import Officer, Protocol
 from edge.db.receipts import JobState, ReceiptJob
 from edge.identity import DeviceIdentity
 from edge.receipts.instructions import OfficerInstruction, instruction_for
-from edge.receipts.layout import CopySpec, ReceiptData, data_from_rows, render_copy
 from edge.receipts.settings import ReceiptSettings
 from edge.sync.outbox import enqueue
-from hardware.printer.document import Document
 from hardware.printer.driver import PrintOutcome
 from hardware.printer.status import PrinterStatus
 
@@ -159,7 +159,8 @@ class ReceiptService:
             payment, protocol, officer.full_name if officer else payment.officer_badge, unit
         )
 
-    def document(self, data: ReceiptData, copy_no: int, duplicate_no: int) -> Document:
+    def spec(self, data: ReceiptData, copy_no: int, duplicate_no: int) -> tuple[CopySpec, str]:
+        """How this copy is printed now, and the signed verification code its QR carries."""
         code = encode_receipt_code(data.claim(), self.identity.private_key)
         mask = self.settings.mask_iin_driver_copy if copy_no == 1 else self.settings.mask_iin_protocol_copy
         spec = CopySpec(
@@ -171,7 +172,10 @@ class ReceiptService:
             timezone=self.settings.timezone,
             software_version=self.settings.software_version,
         )
-        return render_copy(data, spec)
+        return spec, code
+
+    def document(self, data: ReceiptData, copy_no: int, duplicate_no: int) -> Document:
+        return render_copy(data, self.spec(data, copy_no, duplicate_no)[0])
 
     def print_copy(self, payment_id: str, copy_no: int) -> CopyResult:
         """One attempt at one copy: a new job row, a status check, the job, and its outcome, each committed."""
@@ -200,14 +204,23 @@ class ReceiptService:
                 created_at=now,
                 updated_at=now,
             )
+            spec, code = self.spec(data, copy_no, duplicate_no)
+            printed = {
+                "duplicate_no": duplicate_no,
+                "verify_code": code,
+                "mask_iin": spec.mask_iin,
+                "timezone": spec.timezone,
+                "unit": data.unit,
+                "software_version": spec.software_version,
+            }  # receipt_job v2: what it takes to render this very copy again (the evidence export)
             s.add(job)
-            self._event(s, job)
-        doc = self.document(data, copy_no, duplicate_no)
+            self._event(s, job, printed)
+        doc = render_copy(data, spec)
         status = self.printer.status()
         blocked = status.blocking_reason()
         if blocked:
-            return self._finish(job_id, JobState.FAILED, f"{blocked} (not sent)", status, 0)
-        self._finish(job_id, JobState.SENT, "", status, 0)
+            return self._finish(job_id, JobState.FAILED, f"{blocked} (not sent)", status, 0, printed)
+        self._finish(job_id, JobState.SENT, "", status, 0, printed)
         outcome = self.printer.print_document(doc)
         if outcome.confirmed is True:
             state = JobState.CONFIRMED
@@ -215,10 +228,16 @@ class ReceiptService:
             state = JobState.FAILED
         else:
             state = JobState.SENT
-        return self._finish(job_id, state, outcome.reason, outcome.status, outcome.bytes_sent)
+        return self._finish(job_id, state, outcome.reason, outcome.status, outcome.bytes_sent, printed)
 
     def _finish(
-        self, job_id: str, state: JobState, reason: str, status: PrinterStatus, sent: int
+        self,
+        job_id: str,
+        state: JobState,
+        reason: str,
+        status: PrinterStatus,
+        sent: int,
+        printed: dict[str, object],
     ) -> CopyResult:
         with transaction(self.sessions) as s:
             job = s.get(ReceiptJob, job_id)
@@ -228,12 +247,13 @@ class ReceiptService:
             job.printer_status = json.dumps(status.as_dict(), sort_keys=True)
             job.bytes_sent = sent
             job.updated_at = self.clock.now()
-            self._event(s, job)
+            self._event(s, job, printed)
             result = CopyResult(job.id, job.copy_no, job.duplicate_no, state, reason)
         return result
 
-    def _event(self, session: Session, job: ReceiptJob) -> None:
-        """Queue the job's new state for sync (core.sync.records.ReceiptJobRecordV1) in the caller's transaction."""
+    def _event(self, session: Session, job: ReceiptJob, printed: dict[str, object]) -> None:
+        """Queue the job's new state for sync (core.sync.records.ReceiptJobRecordV2) in the caller's
+        transaction; ``printed`` is how the copy is printed (duplicate number, QR code, masking, zone …)."""
         detail = {
             "state": job.state,
             "duplicate_no": job.duplicate_no,
@@ -251,6 +271,7 @@ class ReceiptService:
             else "reprint_requested",
             "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True)[:500],
             "occurred_at": self.clock.now(),
+            **printed,
         }
         enqueue(session, OUTBOX_TYPE, body, now=self.clock.now())
         log_event(

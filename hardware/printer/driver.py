@@ -12,8 +12,8 @@ from escpos.escpos import Escpos
 from escpos.exceptions import DeviceNotFoundError
 
 from core.clock import Clock
+from core.receipt_document import Document
 from core.structured_log import log_event
-from hardware.printer.document import Document
 from hardware.printer.encoder import JobEncoder
 from hardware.printer.profiles import PrinterProfile
 from hardware.printer.status import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from escpos.printer import Dummy
 
 import hardware.printer.codepage as cp
-from hardware.printer.document import Align, Document, Feed, QrCode, Text, wrap
+from core.receipt_document import Align, Document, Feed, QrCode, Text, wrap
 from hardware.printer.profiles import PrinterProfile, TextMode
 from hardware.printer.raster import RasterFont, raster_font
 from hardware.printer.status import confirmation_request

@@ -1,5 +1,5 @@
 """Find the DejaVu Sans Mono font files: an override folder, else the copy shipped with patrolkit
-(``font_files/``), else the machine's own; fail with a message naming the package to install."""
+(``core/fonts/``), else the machine's own; fail with a message naming the package to install."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.fonts import FONT_DIR
+
 REGULAR = "DejaVuSansMono.ttf"
 BOLD = "DejaVuSansMono-Bold.ttf"
 FONT_DIR_ENV = "PATROLKIT_FONT_DIR"
-SHIPPED_DIR = Path(__file__).resolve().parent / "font_files"
+SHIPPED_DIR = FONT_DIR
 
 
 class FontNotFoundError(RuntimeError):

@@ -1,4 +1,5 @@
-"""``patrol-server supervisor add|disable|password|list``: accounts of the supervisor review interface.
+"""``patrol-server supervisor add|disable|password|list``: accounts of the supervisor workspace, each with a
+role (``--role``: supervisor, auditor or admin; ``server.review.roles``).
 
 The password is read from a prompt (asked twice, not echoed) or from the first line of ``--password-file``;
 it is hashed with argon2id and a random salt and never printed, logged or stored in clear.
@@ -61,8 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with make_sessionmaker(engine)() as session, session.begin():
             if args.supervisor_command == "add":
-                add_supervisor(session, args.login, args.name, password, now)
-                message = f"supervisor {args.login} added"
+                add_supervisor(session, args.login, args.name, password, now, args.role)
+                message = f"{args.role} {args.login} added"
             elif args.supervisor_command == "password":
                 set_password(session, args.login, password, now)
                 message = f"password of {args.login} changed; its sessions ended"
@@ -73,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
                 from server.db.supervisors import Supervisor
 
                 for s in session.scalars(select(Supervisor).order_by(Supervisor.login)):
-                    print(f"{s.login}\t{'active' if s.active else 'disabled'}\t{s.full_name}")
+                    print(f"{s.login}\t{s.role}\t{'active' if s.active else 'disabled'}\t{s.full_name}")
                 return 0
     except AccountError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -94,6 +95,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("login", help="2-64 lower-case letters, digits, '.', '_' or '-'")
     add.add_argument("--name", required=True, help="the supervisor's full name")
     add.add_argument("--password-file", default=None, help="read the password from the file's first line")
+    add.add_argument(
+        "--role",
+        default="supervisor",
+        choices=["supervisor", "auditor", "admin"],
+        help="supervisor: review and cases; auditor: read-only plus the audit; admin: accounts and devices",
+    )
     add.set_defaults(handler=_run)
     password = sub.add_parser("password", help="set a new password (ends the account's sessions)")
     password.add_argument("login")

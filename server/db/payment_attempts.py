@@ -37,6 +37,9 @@ class PaymentAttemptCopy(Base):
     receipt_no: Mapped[int | None] = mapped_column(Integer, nullable=True)
     payment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # s0019, payment_attempt v2: when the card was read and the authorisation (PIN) began; None for v1
+    card_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    authorising_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class PaymentSettlementCopy(Base):

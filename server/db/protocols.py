@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UtcDateTime
@@ -20,6 +20,17 @@ class Officer(Base):
 
 class Protocol(Base):
     __tablename__ = "protocol"
+    # the search's look-ups by prefix (server.review.search): on PostgreSQL ``text_pattern_ops`` makes a
+    # ``LIKE 'prefix%'`` an index range scan in any collation (s0018); the number and plate are searched upper
+    # case without spaces and dashes, through expression indexes made by s0018 on PostgreSQL only
+    __table_args__ = (
+        Index("ix_protocol_driver_iin", "driver_iin", postgresql_ops={"driver_iin": "text_pattern_ops"}),
+        Index("ix_protocol_number_upper", text("upper(number) text_pattern_ops")).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_protocol_plate_search",
+            text("upper(replace(replace(vehicle_plate, ' ', ''), '-', '')) text_pattern_ops"),
+        ).ddl_if(dialect="postgresql"),
+    )
 
     number: Mapped[str] = mapped_column(String(32), primary_key=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("device.device_id"), index=True)
@@ -75,3 +86,16 @@ class Payment(Base):
     officer_badge: Mapped[str] = mapped_column(String(32))
     approved_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ProtocolNameKey(Base):
+    """The driver's name of a protocol as search keys (``core.name_search.search_key``, one row per word):
+    a name typed in Cyrillic or Latin letters finds its protocols through them (s0018)."""
+
+    __tablename__ = "protocol_name_key"
+    __table_args__ = (
+        Index("ix_protocol_name_key_key", "key", "protocol_number", postgresql_ops={"key": "text_pattern_ops"}),
+    )
+
+    protocol_number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)

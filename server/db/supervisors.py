@@ -22,6 +22,7 @@ class Supervisor(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(256))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    role: Mapped[str] = mapped_column(String(16), default="supervisor", server_default="supervisor")  # s0017
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -57,8 +58,11 @@ class LoginAttempt(Base):
 
 
 class AccessAudit(Base):
-    """Who looked at what, when: protocol page views, footage plays, searches. Append-only (the migration adds
-    triggers that refuse UPDATE and DELETE)."""
+    """Who looked at what, when, and what they changed: page views, footage plays, searches, verifications,
+    exports, case changes, account changes. Append-only (the migrations add triggers that refuse UPDATE and
+    DELETE) and hash-chained (s0017): ``row_hash`` covers the row and ``prev_hash``, the ``row_hash`` of the
+    row before it (``server.review.audit_chain``). ``supervisor_id`` is empty for the command line's actions;
+    ``supervisor_login`` then names the operator."""
 
     __tablename__ = "review_access_audit"
     __table_args__ = (
@@ -68,12 +72,24 @@ class AccessAudit(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
-    supervisor_id: Mapped[int] = mapped_column(ForeignKey("supervisor.id"))
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("supervisor.id"), nullable=True)
     supervisor_login: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(32))  # protocol.view | footage.play | search
+    action: Mapped[str] = mapped_column(String(32))  # protocol.view | footage.play | search | evidence.export …
     protocol_number: Mapped[str | None] = mapped_column(String(32), nullable=True)
     device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     session_ref: Mapped[str] = mapped_column(String(16), default="")  # first 16 hex of the session hash
     client: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The one row (``id`` 1) naming the audit chain's last row and its hash; a writer locks it first."""
+
+    __tablename__ = "review_audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))

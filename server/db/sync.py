@@ -156,6 +156,13 @@ class ReceiptEvent(Base):
     event: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # s0019, receipt_job v2: what the device printed beyond the synced rows (None for v1)
+    duplicate_no: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    verify_code: Mapped[str | None] = mapped_column(String(400), nullable=True)
+    mask_iin: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    software_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SegmentMeta(Base):
@@ -222,4 +229,5 @@ class DeviceStatus(Base):
     epoch: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(BigInteger)
     body: Mapped[str] = mapped_column(Text)
-    measured_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime)  # the device's clock
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # the server's (s0019)

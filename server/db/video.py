@@ -1,10 +1,11 @@
-"""Server tables of the video store: one row per uploaded (or uploading) segment with its manifest entry."""
+"""Server tables of the video store: one row per uploaded (or uploading) segment with its manifest entry, its
+layout (for playlists) and latest verification; and every verification of a stored segment."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UtcDateTime
@@ -12,7 +13,10 @@ from server.db.base import Base, UtcDateTime
 
 class VideoSegment(Base):
     __tablename__ = "video_segment"
-    __table_args__ = (UniqueConstraint("device_id", "seq", name="uq_video_segment_device_seq"),)
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_video_segment_device_seq"),
+        Index("ix_video_segment_checked", "state", "checked_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -32,3 +36,24 @@ class VideoSegment(Base):
     storage_key: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     stored_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # s0018: byte ranges of the stored object (server.video.fmp4), made when first needed
+    layout_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # latest verification
+    check_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # intact | broken | incomplete
+
+
+class SegmentVerification(Base):
+    """One verification of a stored segment (s0018): the object's SHA-256, the manifest chain and the device's
+    signature, with the verdict and its reasons (one per line); ``checked_by`` is a login or ``background``."""
+
+    __tablename__ = "segment_verification"
+    __table_args__ = (Index("ix_segment_verification_segment", "device_id", "seq", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    verdict: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text)
+    checked_by: Mapped[str] = mapped_column(String(64))
+    sha256_found: Mapped[str | None] = mapped_column(String(64), nullable=True)

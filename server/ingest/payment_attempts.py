@@ -43,6 +43,8 @@ def store_payment_records(session: Session, now: datetime, records: Iterable[Acc
     for a in records:
         row = {**a.body.__dict__, "record_id": a.head.id, "device_id": a.device_id, "received_at": now}
         if a.head.stream == PaymentAttemptRecordV1.record_type:
+            row.setdefault("card_read_at", None)  # v1 has no step times; every row of one INSERT has every key
+            row.setdefault("authorising_at", None)
             held = attempts.get(row["attempt_id"])
             if held is None or (held["device_id"] == row["device_id"] and row["revision"] > held["revision"]):
                 attempts[row["attempt_id"]] = row

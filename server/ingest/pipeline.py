@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.name_search import name_keys
 from core.structured_log import log_event
 from core.sync.control import (
     AckEntry,
@@ -41,7 +42,7 @@ from core.sync.envelope import (
 )
 from core.sync.records import RecordBody, RecordRejected, parse_body
 from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, DOMAIN_REQUEST, BadSignature, KeyRing
-from server.db.protocols import Officer, Payment, Protocol
+from server.db.protocols import Officer, Payment, Protocol, ProtocolNameKey
 from server.db.sync import (
     Bookmark,
     DeviceStatus,
@@ -656,6 +657,7 @@ def _pg_unnest_insert(session: Session, table: Table, rows: list[dict[str, Any]]
 
 
 RecordKey = tuple[str, str, int]
+RECEIPT_V2_FIELDS = ("duplicate_no", "verify_code", "mask_iin", "timezone", "unit", "software_version")
 
 
 def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[RecordKey, str]:
@@ -680,7 +682,11 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
             protocols[b["number"]] = {**b, "device_id": a.device_id, "received_at": now}  # last one wins
         elif t == "payment":
             payments.append((a, {**b, "device_id": a.device_id, "received_at": now}))
-        elif t == "own_card_check" or t == "receipt_job" or t == "recording_gap":
+        elif t == "own_card_check" or t == "recording_gap":
+            rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
+        elif t == "receipt_job":
+            for name in RECEIPT_V2_FIELDS:
+                b.setdefault(name, None)  # v1 has none; every row of one INSERT needs the same keys
             rows[t].append({**b, "record_id": a.head.id, "device_id": a.device_id})
         elif t == "bookmark":
             b["ended_at"] = b.pop("end", None)
@@ -708,6 +714,12 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
     }
     _insert_ignore(session, tables["officer"], rows.get("officer", []))
     _upsert(session, Protocol.__table__, list(protocols.values()), "number", ["status"])  # type: ignore[arg-type]
+    name_rows = [
+        {"protocol_number": number, "key": key[:64]}
+        for number, row in protocols.items()
+        for key in name_keys(row["driver_name"])
+    ]  # the driver's name as search keys (server.review.search); a later record of the protocol adds none
+    _insert_ignore(session, _table(ProtocolNameKey), name_rows)
     refused = _payments(session, now, payments)
     fines_for_synced_protocols(session, now, list(protocols.values()))
     for name in tables:
@@ -715,7 +727,7 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
             _insert_ignore(session, tables[name], rows.get(name, []))
     store_payment_records(session, now, payment_records)
     for device_id, a in latest_status.items():
-        _upsert_status(session, device_id, a)
+        _upsert_status(session, device_id, a, now)
     return refused
 
 
@@ -761,24 +773,26 @@ def _payments(
     return refused
 
 
-def _upsert_status(session: Session, device_id: str, a: _Accepted) -> None:
+def _upsert_status(session: Session, device_id: str, a: _Accepted, now: datetime) -> None:
     current = session.get(DeviceStatus, device_id)
     measured = a.body.model_dump()["measured_at"]
     body = json.dumps(a.body.model_dump(mode="json"), sort_keys=True)
     if current is None:
         session.add(
             DeviceStatus(
-                device_id=device_id, epoch=a.head.epoch, seq=a.head.seq, body=body, measured_at=measured
+                device_id=device_id, epoch=a.head.epoch, seq=a.head.seq, body=body, measured_at=measured,
+                received_at=now,
             )
         )
     elif current.epoch != a.head.epoch or a.head.seq > current.seq:
         if current.epoch != a.head.epoch and measured < current.measured_at:
             return
-        current.epoch, current.seq, current.body, current.measured_at = (
+        current.epoch, current.seq, current.body, current.measured_at, current.received_at = (
             a.head.epoch,
             a.head.seq,
             body,
             measured,
+            now,
         )
 
 

@@ -109,8 +109,15 @@ def check_password(password: str) -> str:
     return password
 
 
-def add_supervisor(session: Session, login: str, full_name: str, password: str, now: datetime) -> Supervisor:
-    """A new active supervisor; ``AccountError`` for a bad login, name or password, or a login already taken."""
+def add_supervisor(
+    session: Session, login: str, full_name: str, password: str, now: datetime, role: str = "supervisor"
+) -> Supervisor:
+    """A new active account with ``role`` (``server.review.roles.Role``); ``AccountError`` for a bad login,
+    name, password or role, or a login already taken."""
+    from server.review.roles import Role
+
+    if role not in {r.value for r in Role}:
+        raise AccountError(f"role {role[:20]!r}: use one of {', '.join(r.value for r in Role)}")
     check_login(login)
     name = full_name.strip()
     if not name or len(name) > 200:
@@ -123,6 +130,7 @@ def add_supervisor(session: Session, login: str, full_name: str, password: str, 
         full_name=name,
         password_hash=hash_password(password),
         active=True,
+        role=role,
         created_at=now,
         password_changed_at=now,
     )

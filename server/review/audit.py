@@ -1,24 +1,47 @@
-"""The access audit (chain of custody): every protocol page view, footage play and search, by whom and when.
-Rows are only ever added (the migration's triggers refuse UPDATE and DELETE)."""
+"""The access audit (chain of custody): every protocol page view, footage play, search, verification, export
+and change (cases, accounts), by whom and when. Rows are only ever added (the migrations' triggers refuse
+UPDATE and DELETE), each chained to the one before (``server.review.audit_chain``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from server.db.supervisors import AccessAudit
-from server.review.auth import Reviewer
+from server.review.audit_chain import append
 
 PLAY_REPEAT = timedelta(minutes=10)  # range requests of one session for one segment within this are one play
 TRAIL_ROWS = 500
 
 
+class Actor(Protocol):
+    """Who did it: a logged-in account (``server.review.auth.Reviewer``) or an operator at the command line."""
+
+    @property
+    def supervisor_id(self) -> int | None: ...
+    @property
+    def login(self) -> str: ...
+    @property
+    def session_ref(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operator at the server's command line (no account): ``login`` names the OS user."""
+
+    login: str
+    supervisor_id: int | None = None
+    session_ref: str = "cli"
+
+
 def record(
     session: Session,
-    reviewer: Reviewer,
+    reviewer: Actor,
     action: str,
     at: datetime,
     *,
@@ -28,25 +51,26 @@ def record(
     client: str = "",
     detail: str = "",
 ) -> None:
-    session.add(
-        AccessAudit(
-            at=at,
-            supervisor_id=reviewer.supervisor_id,
-            supervisor_login=reviewer.login,
-            action=action,
-            protocol_number=protocol_number,
-            device_id=device_id,
-            seq=seq,
-            session_ref=reviewer.session_ref,
-            client=client[:64],
-            detail=detail[:1000],
-        )
+    append(
+        session,
+        {
+            "at": at,
+            "supervisor_id": reviewer.supervisor_id,
+            "supervisor_login": reviewer.login[:64],
+            "action": action,
+            "protocol_number": protocol_number,
+            "device_id": device_id,
+            "seq": seq,
+            "session_ref": reviewer.session_ref[:16],
+            "client": client[:64],
+            "detail": detail[:1000],
+        },
     )
 
 
 def record_play(
     session: Session,
-    reviewer: Reviewer,
+    reviewer: Actor,
     at: datetime,
     device_id: str,
     seq: int,

@@ -61,6 +61,7 @@ class Reviewer:
     full_name: str
     csrf_token: str
     session_ref: str  # first 16 hex of the session hash: names the session in the audit, cannot log in
+    role: str = "supervisor"  # server.review.roles.Role
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class LoginResult:
     outcome: str  # ok | bad_password | disabled | rate_limited (the form answers disabled as bad_password)
     token: str | None = None
     retry_after_s: int = 0
+    role: str = ""
 
 
 def policy_of(app: Any) -> ReviewPolicy:
@@ -154,7 +156,7 @@ def attempt_login(
                 client=client,
             )
         )
-        return LoginResult("ok", token=token)
+        return LoginResult("ok", token=token, role=supervisor.role)
 
 
 def password_workers(app: Any) -> ThreadPoolExecutor:
@@ -202,7 +204,9 @@ def current_reviewer(request: Request) -> Reviewer | None:
             return None
         if now - row.last_seen_at >= TOUCH_EVERY:  # not one write per range request of a playing video
             row.last_seen_at = now
-        return Reviewer(supervisor.id, supervisor.login, supervisor.full_name, row.csrf_token, digest[:16])
+        return Reviewer(
+            supervisor.id, supervisor.login, supervisor.full_name, row.csrf_token, digest[:16], supervisor.role
+        )
 
 
 def end_session(request: Request) -> None:

@@ -6,8 +6,7 @@ its declared size is checked, and then never more than the limit. Numbers in pat
 digits of bounded length; anything else is a 400 naming the field. See ``server.video.uploads`` for the
 status codes.
 Staging files that a crash left behind are swept at server start and every hour (``_lifespan``).
-Playback is guarded by ``playback_guard``: the supervisor UI's authentication replaces it with
-``app.dependency_overrides[playback_guard] = ...``.
+Playback needs a workspace login whose role may review, and is audited (``server.review.playback``).
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from core.upload_auth import (
     verify_request_headers,
 )
 from server.db.devices import Device
+from server.review.playback import playback_access
 from server.video.body_hash import BackgroundHash
 from server.video.storage import FilesystemStore, VideoStore
 from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
@@ -388,14 +388,10 @@ async def segment_status(device_id: str, seq: str, request: Request) -> Response
     return JSONResponse(state.to_dict(), headers={"Upload-Offset": str(state.offset)})
 
 
-def playback_guard() -> None:
-    """Replaced by the supervisor UI's authentication (``app.dependency_overrides``)."""
-
-
 @router.api_route(
     "/segments/{device_id}/{seq}/content",
     methods=["GET", "HEAD"],
-    dependencies=[Depends(playback_guard)],
+    dependencies=[Depends(playback_access)],
     openapi_extra=_documented("Range"),
 )
 def segment_content(device_id: str, seq: str, request: Request) -> Response:

@@ -8,16 +8,18 @@ would map partials to multipart uploads and ``commit`` to CompleteMultipartUploa
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/\d{10}\.mp4$")
+_BLOB_KEY = re.compile(r"^cases/\d{1,12}/[0-9a-f]{64}$")  # files attached to a case: cases/<case id>/<sha256>
 
 
 class OffsetMismatch(Exception):
@@ -96,9 +98,22 @@ class VideoStore(Protocol):
     def commit_staged(self, staged: StagedObject) -> None: ...
     def committed_size(self, key: str) -> int | None: ...
     def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
+    def open_committed(self, key: str) -> BinaryIO: ...
     def free_bytes(self) -> int: ...
     def sweep_staging(self, older_than: float) -> list[str]: ...
     def partial_keys(self, older_than: float) -> list[str]: ...
+    def put_blob(self, area_key: Callable[[str], str], chunks: Iterable[bytes], limit: int) -> BlobStored: ...
+    def read_blob(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
+    def blob_size(self, key: str) -> int | None: ...
+
+
+class BlobTooLarge(Exception):
+    """More bytes came than the limit allows; nothing was kept."""
+
+
+class BlobStored:
+    def __init__(self, key: str, size: int, sha256: str) -> None:
+        self.key, self.size, self.sha256 = key, size, sha256
 
 
 def segment_key(device_id: str, seq: int) -> str:
@@ -213,6 +228,10 @@ class FilesystemStore:
                 left -= len(data)
                 yield data
 
+    def open_committed(self, key: str) -> BinaryIO:
+        """The committed object as a seekable binary file (for reads at random, e.g. box headers)."""
+        return self._path("segments", key).open("rb")
+
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
 
@@ -243,6 +262,53 @@ class FilesystemStore:
                 path.unlink(missing_ok=True)
             removed.append(path.relative_to(self.root / "partial").as_posix())
         return removed
+
+    def _blob_path(self, key: str) -> Path:
+        if not _BLOB_KEY.fullmatch(key):
+            raise ValueError(f"not a valid file key: {key!r}")
+        path = (self.root / "blobs" / key).resolve()
+        if not path.is_relative_to(self.root / "blobs"):
+            raise ValueError(f"key escapes the store: {key!r}")
+        return path
+
+    def put_blob(self, area_key: Callable[[str], str], chunks: Iterable[bytes], limit: int) -> BlobStored:
+        """Keep a file (a case's attachment): written to a temporary file while hashed, at most ``limit``
+        bytes (``BlobTooLarge`` past it, nothing kept), fsynced, then named ``area_key(sha256)``. The same
+        bytes twice are one file."""
+        folder = self.root / "blobs" / "incoming"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, suffix=STAGING_SUFFIX)
+        temp = Path(name)
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for piece in chunks:
+                    size += len(piece)
+                    if size > limit:
+                        raise BlobTooLarge(f"more than {limit} bytes")
+                    hasher.update(piece)
+                    fh.write(piece)
+                fh.flush()
+                os.fsync(fh.fileno())
+            digest = hasher.hexdigest()
+            key = area_key(digest)
+            target = self._blob_path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, target)
+            self._sync_dir(target.parent)
+            return BlobStored(key, size, digest)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def read_blob(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
+        with self._blob_path(key).open("rb") as fh:
+            while data := fh.read(chunk):
+                yield data
+
+    def blob_size(self, key: str) -> int | None:
+        path = self._blob_path(key)
+        return path.stat().st_size if path.exists() else None
 
     def partial_keys(self, older_than: float) -> list[str]:
         """Keys of the partial objects last written before ``older_than`` (not staging files)."""

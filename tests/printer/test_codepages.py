@@ -6,7 +6,7 @@ from __future__ import annotations
 from escpos.printer import Dummy
 
 import hardware.printer.codepage  # noqa: F401  (the RK1048 patch under test)
-from hardware.printer.document import Document, Text
+from core.receipt_document import Document, Text
 from hardware.printer.encoder import JobEncoder
 from hardware.printer.profiles import profile_by_name
 from simulators.printer.virtual_printer import VirtualPrinter

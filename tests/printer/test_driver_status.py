@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from core.clock import FakeClock
-from hardware.printer.document import Document, Text
+from core.receipt_document import Document, Text
 from hardware.printer.driver import EscposPrinter
 from hardware.printer.profiles import profile_by_name
 from hardware.printer.raster import RasterTextReader, raster_font

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from hardware.printer.document import Align, Document, QrCode, Text
+from core.receipt_document import Align, Document, QrCode, Text
 from hardware.printer.encoder import JobEncoder
 from hardware.printer.profiles import profile_by_name
 from simulators.printer.store import ReceiptStore

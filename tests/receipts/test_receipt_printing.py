@@ -10,11 +10,11 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from core.receipt_code import decode_receipt_code, verify_receipt_code
+from core.receipt_document import wrap
+from core.receipt_layout import CopySpec, data_from_rows, fields
 from edge.db.payments import Payment
 from edge.db.receipts import JobState, ReceiptJob
-from edge.receipts.layout import CopySpec, data_from_rows, fields
 from edge.sync.outbox import OutboxContent, OutboxRecord
-from hardware.printer.document import wrap
 from hardware.printer.raster import RasterTextReader, raster_font
 from simulators.printer.receipt import PrintedReceipt
 

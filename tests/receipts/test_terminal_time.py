@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edge.payment.terminal_time import terminal_local_time, terminal_time_text
+from core.terminal_time import terminal_local_time, terminal_time_text
 
 
 @pytest.mark.parametrize(

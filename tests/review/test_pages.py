@@ -1,5 +1,6 @@
-"""Protocol search and the protocol page: what a supervisor sees of a stop (offence, fine, payment with the
-masked card number only, receipts, own-card check, bookmarks) and which footage is selected for it."""
+"""Protocol search and the stop page: what a supervisor sees of a stop (offence, fine, payment with the
+masked card number only, receipts in words, own-card check, bookmarks, times in local time with the offset)
+and which footage is selected for it, with every moment of the window explained."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.protocols import Protocol
 from server.db.supervisors import AccessAudit
-from server.review.footage import Interval, merge_windows, uncovered
+from server.review.footage import FootageSegment, HoleKind, Interval, Neighbour, classify_holes, uncovered
 
 from .conftest import NUMBER, T0, Review, add_protocol
 
@@ -22,7 +23,7 @@ def _audit_rows(sessions: sessionmaker[Session]) -> list[AccessAudit]:
 
 
 def _found(html: str) -> list[str]:
-    return re.findall(r'<a href="/review/protocols/[^"]+">([^<]+)</a>', html)
+    return re.findall(r'<a class="protocol" href="/review/protocols/[^"]+">([^<]+)</a>', html)
 
 
 def test_anonymous_pages_redirect_to_the_login(review: Review) -> None:
@@ -63,7 +64,7 @@ def test_injection_attempts_and_bad_search_fields_get_a_400_naming_the_field(rev
         ({"badge": "B-1001' OR '1'='1"}, "badge"),
         ({"date": "2026-13-45"}, "date"),
         ({"date": "yesterday"}, "date"),
-        ({"sort": "number"}, "unknown search field"),
+        ({"sort": "number"}, "unknown field &#39;sort&#39;"),
     ]:
         response = review.client.get("/review/protocols", params=params)
         assert response.status_code == 400 and word in response.text, params
@@ -82,7 +83,7 @@ def test_unknown_or_malformed_protocol_is_a_clear_4xx_and_writes_no_audit(review
     unknown = review.client.get("/review/protocols/KZ-2026-999999")
     assert unknown.status_code == 404 and "KZ-2026-999999" in unknown.text
     quoted = review.client.get("/review/protocols/%27%20OR%201%3D1")
-    assert quoted.status_code == 404 and "&#x27; OR 1=1" in quoted.text
+    assert quoted.status_code == 404 and "&#39; OR 1=1" in quoted.text
     bad = review.client.get("/review/protocols/" + "9" * 300)
     assert bad.status_code == 400 and "protocol number" in bad.text
     assert _audit_rows(review.sessions) == []
@@ -102,12 +103,14 @@ def test_protocol_page_shows_offence_fine_payment_receipts_and_own_card_check(re
         "21 625.00 ₸",  # fine
         "10 812.50 ₸",  # reduced fine
         "2026-03-11",  # reduced until
-        "paid",
+        "оплачен / paid",
+        "2026-03-02 14:10:00 +05:00",  # the offence time, local with the offset
         "Mastercard •••• 4111",
         "ZHANBOLATOV/ARMAN",
         "A1B2C3",
         "transliteration matches",
-        "printed",
+        "экз. 1, водителю / copy 1, the driver&#39;s — напечатан / printed",
+        "экз. 2, к протоколу / copy 2, for the protocol — напечатан / printed",
     ):
         assert expected in text, expected
     assert "541333" not in text, "only the last four digits of the card are shown"
@@ -116,23 +119,23 @@ def test_protocol_page_shows_offence_fine_payment_receipts_and_own_card_check(re
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
-def test_footage_is_the_devices_segments_overlapping_the_bookmark_with_margin(review: Review) -> None:
+def test_footage_is_one_window_over_the_bookmark_with_margin_and_every_moment_is_explained(review: Review) -> None:
     assert review.login() == 303
     text = review.client.get(f"/review/protocols/{NUMBER}").text
-    sources = re.findall(r'<video controls preload="none" src="([^"]+)"', text)
-    assert sources == [f"/api/video/segments/DEV-REV1/11/content?protocol={NUMBER}"]
     shown = [int(s) for s in re.findall(r'id="seg-DEV-REV1-(\d+)"', text)]
     assert shown == [11, 12, 13, 14, 15], "09:08:00-09:14:30 = bookmark 09:10:00-09:12:30 ± 2 min"
-    section = {seq: text.split(f'id="seg-DEV-REV1-{seq}"')[1].split("</div>")[0] for seq in shown}
+    assert text.count('class="footage"') == 1 and text.count("<video") == 1, "one player for the stop"
+    playlist = re.search(r'data-playlist="([^"]+)"', text)
+    assert playlist is not None and "/review/api/footage/DEV-REV1.m3u8?" in playlist.group(1)
+    section = {seq: text.split(f'id="seg-DEV-REV1-{seq}"')[1].split("</tr>")[0] for seq in shown}
     assert "upload in progress" in section[12]
     assert all("not uploaded yet" in section[s] for s in (13, 14, 15))
-    assert "<video" not in section[13]
     assert (
-        "recording gap 2026-03-02 09:11:00Z – 2026-03-02 09:11:20Z: <strong>потеря питания / power loss (power_loss)</strong>"
-        in text
-    )
-    assert "no segment or gap known" not in text
-    assert text.index('id="seg-DEV-REV1-11"') < text.index("power_loss") < text.index('id="seg-DEV-REV1-12"')
+        "recording gap 2026-03-02 14:11:00 +05:00 – 2026-03-02 14:11:20 +05:00: "
+        "<strong>потеря питания / power loss</strong>" in text
+    ), "times are local (Asia/Almaty) with the offset"
+    assert 'class="tl-gap" data-start="' in text, "the gap is drawn on the timeline"
+    assert "class=\"tl-hole " not in text and "class=\"hole " not in text, "segments and the gap explain it all"
 
 
 def test_protocol_without_bookmarks_shows_the_footage_around_the_offence_time(review: Review) -> None:
@@ -142,7 +145,11 @@ def test_protocol_without_bookmarks_shows_the_footage_around_the_offence_time(re
     assert "around the offence time" in text
     shown = [int(s) for s in re.findall(r'id="seg-DEV-REV1-(\d+)"', text)]
     assert shown == [8, 9, 10, 11, 12, 13, 14, 15]  # 09:01:30-09:16:30
-    assert "no segment or gap known for this time" in text, "09:01:30-09:04:00 has no segment"
+    holes = re.findall(r'<li class="hole hole-(\w+)">([^<]+)<strong>([^<]+)</strong>', text)
+    assert [(kind, when.strip(" :"), words) for kind, when, words in holes] == [
+        ("not_started", "2026-03-02 14:01:30 +05:00 – 2026-03-02 14:04:00 +05:00", "регистратор ещё не был запущен / recorder not started yet"),
+        ("not_synced", "2026-03-02 14:15:20 +05:00 – 2026-03-02 14:16:30 +05:00", "сведения ещё не синхронизированы / not synced yet"),
+    ], "before the first recording: not started; after the last synced segment: not synced"
 
 
 def test_text_from_devices_is_escaped_never_markup(review: Review) -> None:
@@ -152,7 +159,7 @@ def test_text_from_devices_is_escaped_never_markup(review: Review) -> None:
         protocol.driver_name = '<script>alert("x")</script>'
     assert review.login() == 303
     text = review.client.get(f"/review/protocols/{NUMBER}").text
-    assert "<script>" not in text and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "<script>alert" not in text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
 
 
 def test_every_protocol_page_view_is_audited_and_shown_at_the_bottom(review: Review) -> None:
@@ -172,25 +179,25 @@ def test_every_protocol_page_view_is_audited_and_shown_at_the_bottom(review: Rev
     assert trail.count("protocol.view") == 2
 
 
-def test_pure_window_merging_and_uncovered_time() -> None:
+def test_pure_uncovered_time_and_hole_kinds() -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
     m = timedelta(minutes=1)
-    merged = merge_windows(
-        [
-            ("A", Interval(t, t + 2 * m)),
-            ("A", Interval(t + m, t + 3 * m)),
-            ("B", Interval(t, t + m)),
-            ("A", Interval(t + 10 * m, t + 11 * m)),
-        ]
-    )
-    assert [(d, iv.start - t, iv.end - t, members) for d, iv, members in merged] == [
-        ("A", 0 * m, 3 * m, [0, 1]),
-        ("A", 10 * m, 11 * m, [3]),
-        ("B", 0 * m, 1 * m, [2]),
-    ]
     holes = uncovered(Interval(t, t + 10 * m), [Interval(t + m, t + 3 * m), Interval(t + 3 * m, t + 5 * m)])
     assert [(h.start - t, h.end - t) for h in holes] == [(0 * m, 1 * m), (5 * m, 10 * m)]
     assert uncovered(Interval(t, t + m), [Interval(t - m, t + 2 * m)]) == []
+
+    def seg(seq: int, start: int, end: int, recording: str) -> FootageSegment:
+        return FootageSegment("D", seq, t + start * m, t + end * m, "stored", 1, "0" * 64, recording, None, None)
+
+    window_holes = [Interval(t, t + m), Interval(t + 3 * m, t + 4 * m), Interval(t + 6 * m, t + 7 * m)]
+    same = [seg(1, 1, 2, "r1"), seg(2, 2, 3, "r1"), seg(3, 4, 5, "r1"), seg(4, 5, 6, "r1")]
+    kinds = [h.kind for h in classify_holes(window_holes, same, None, None)]
+    assert kinds == [HoleKind.NOT_STARTED, HoleKind.UNEXPLAINED, HoleKind.NOT_SYNCED]
+    restarted = [seg(1, 1, 2, "r1"), seg(2, 2, 3, "r1"), seg(3, 4, 5, "r2"), seg(4, 5, 6, "r2")]
+    kinds = [h.kind for h in classify_holes(window_holes, restarted, Neighbour(t - m, "r0"), Neighbour(t + 9 * m, "r2"))]
+    assert kinds == [HoleKind.NOT_STARTED, HoleKind.NOT_STARTED, HoleKind.UNEXPLAINED], (
+        "a new recording after a hole: the recorder was not running; the same recording: unexplained"
+    )
 
 
 def test_protocol_page_shows_declined_aborted_and_settled_attempts_in_words(review: Review) -> None:
@@ -230,6 +237,7 @@ def test_protocol_page_shows_declined_aborted_and_settled_attempts_in_words(revi
     for expected in (
         "оплаты нет / not paid — попыток / attempts: 4",
         "отклонено / declined",
+        "отклонено / declined",
         "declined by the card issuer (0x05)",
         "declined by the card issuer (0x37)",
         "прервана на терминале / aborted on the terminal",
@@ -238,7 +246,7 @@ def test_protocol_page_shows_declined_aborted_and_settled_attempts_in_words(revi
         "решение / a decision",
         "the terminal refused Repeat Receipt (84 83)",
         "SUP-anna",
-        "driver&#x27;s bank shows no debit",
+        "driver&#39;s bank shows no debit",
         "Visa Debit •••• 1014",
     ):
         assert expected in text, expected

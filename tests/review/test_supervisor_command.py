@@ -93,4 +93,4 @@ def test_disable_and_password_change(
     assert not anna.active and anna.disabled_at is not None
     capsys.readouterr()
     assert main(["--config", config, "supervisor", "list"]) == 0
-    assert capsys.readouterr().out == "anna\tdisabled\tA\n"
+    assert capsys.readouterr().out == "anna\tsupervisor\tdisabled\tA\n"

@@ -5,6 +5,7 @@ device cannot overwrite it) and refuses to change a settlement."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -286,3 +287,25 @@ def test_another_device_cannot_overwrite_an_attempt_and_a_settlement_cannot_be_c
             session.execute(text(sql))
     with server_sessions() as session:
         assert session.scalars(select(PaymentSettlementCopy.outcome)).one() == "not_charged"
+
+
+def test_the_times_of_an_attempts_steps_reach_the_server(
+    rig: SyncRig, device: tuple[SimulatedTerminal, ZvtPaymentTerminal, FakeClock]
+) -> None:
+    """payment_attempt v2: when the card was read and when the authorisation (PIN entry) began, so the
+    supervisor's timeline puts them on the footage's clock."""
+    sim, terminal, clock = device
+    sim.settings.scenario = Scenario.DECLINED
+    _pay(rig, terminal, clock, "S-DECL", Desk(True))
+    sim.settings.scenario = Scenario.APPROVED
+    sim.settings.card = "mc_chip"
+    _pay(rig, terminal, clock, "S-ABORT", Desk(None))
+    rows = _sealed(rig)
+    assert {json.loads(p)["sv"] for _, s, p in rows if s == "payment_attempt"} == {2}
+    _ingest(rig, _messages(rig, rows))
+    with rig.server() as session:
+        attempts = {a.protocol_number: a for a in session.scalars(select(PaymentAttemptCopy))}
+    declined, aborted = attempts["S-DECL"], attempts["S-ABORT"]
+    assert declined.card_read_at is not None and declined.authorising_at is not None
+    assert declined.started_at <= declined.card_read_at <= declined.authorising_at <= declined.updated_at
+    assert aborted.card_read_at is not None and aborted.authorising_at is None, "aborted at the own-card question"

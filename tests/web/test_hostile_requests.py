@@ -20,7 +20,7 @@ from sqlalchemy import select
 from core.upload_auth import HEADER_TIMESTAMP
 from edge.identity import DeviceIdentity
 from server.db.protocols import Protocol
-from server.review.pages import protocol_url
+from server.review.urls import protocol_url
 from server.security_headers import SECURITY_HEADERS
 
 from ..browser_support import OFFENCE_AT, LiveServer, Stop, add_protocol_row, seed_stop

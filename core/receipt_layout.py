@@ -1,18 +1,19 @@
-"""The receipt's content and layout in Russian and Kazakh, rendered from one persisted payment and its protocol."""
+"""The receipt's content and layout in Russian and Kazakh: ``ReceiptData`` (every value a receipt shows) and
+``CopySpec`` (how one copy is printed) become a printer ``Document``. Pure, shared by the device (which
+prints it) and the server (which renders the same receipt from the synced rows for an evidence export)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from core.iin import mask_iin
 from core.money import Money, currency
 from core.receipt_code import ReceiptClaim
-from edge.db.payments import Payment
-from edge.db.protocols import Protocol
-from edge.payment.terminal_time import terminal_time_text
-from hardware.printer.document import Align, Document, Feed, QrCode, Text
+from core.receipt_document import Align, Document, Feed, QrCode, Text
+from core.terminal_time import terminal_time_text
 
 RULE = "-" * 32
 COPY_TITLES = {
@@ -77,8 +78,46 @@ def money_text(m: Money) -> str:
     return m.format(symbol=True).replace("\u00a0", " ")
 
 
-def data_from_rows(payment: Payment, protocol: Protocol, officer_name: str, unit: str) -> ReceiptData:
-    """Build ReceiptData from the persisted payment and protocol rows."""
+class ProtocolRow(Protocol):
+    """The fields of a stored protocol a receipt shows (the device's row and the server's copy alike)."""
+
+    number: str
+    offence_at: datetime
+    place: str
+    article: str
+    article_title: str
+    fine_units: int
+    unit_value_minor: int
+    unit_year: int
+    legal_basis: str
+    driver_name: str
+    driver_iin: str
+    vehicle_plate: str
+    device_id: str
+
+
+class PaymentRow(Protocol):
+    """The fields of a stored payment a receipt shows."""
+
+    currency: str
+    full_amount_minor: int
+    amount_minor: int
+    officer_badge: str
+    card_scheme: str
+    masked_pan: str
+    cardholder_name: str | None
+    name_check: str
+    auth_code: str
+    receipt_no: str
+    trace_no: str
+    terminal_id: str
+    terminal_time: str
+    approved_at: datetime
+
+
+def data_from_rows(payment: PaymentRow, protocol: ProtocolRow, officer_name: str, unit: str) -> ReceiptData:
+    """``ReceiptData`` from a stored payment and its protocol (nothing computed anew): the device prints from
+    its rows, the server draws the same receipt from its copies of them."""
     cur = currency(payment.currency)
     return ReceiptData(
         unit=unit,

@@ -85,3 +85,19 @@ def close_appeal(
 
 def is_appealed(session: Session, number: str) -> bool:
     return bool(session.scalar(select(Fine.appealed).where(Fine.number == number)))
+
+
+def follow_case(session: Session, number: str, *, opened: bool, upheld: bool, reference: str, now: datetime) -> None:
+    """The appealed mark follows the workspace's complaint cases: the first open case of a protocol opens the
+    appeal of its fine, the last one closed decides it (``upheld`` cancels the fine; rejected or partly upheld
+    lets the clocks run again, longer by the paused days). A protocol without a fine, or a fine that cannot be
+    appealed any more (paid, closed), is left as it is and the reason logged: the case itself stands."""
+    try:
+        row = _locked(session, number)
+        on = local_day(rules_by_label(session, row.rules), now)
+        if opened:
+            open_appeal(session, number, on, reference, now)
+        else:
+            close_appeal(session, number, on, upheld, reference, now)
+    except (UnknownFine, EventRefused) as exc:
+        log_event(log, "fines.appeal_not_followed", fine=number, opened=opened, reason=str(exc))

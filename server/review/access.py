@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from server.review.auth import Reviewer, current_reviewer
 from server.review.roles import GRANTS, Permission, allowed
 
-NEXT_URL_PATTERN = r"^/review/[A-Za-z0-9/_.~%?=&+-]{0,1000}$"
+NEXT_URL_PATTERN = r"^/(?:review|fines)(?:/[A-Za-z0-9/_.~%?=&+-]{0,1000})?$"
 
 # Routes anyone may call, by path: why each needs no workspace login.
 PUBLIC: dict[str, str] = {
@@ -38,6 +38,13 @@ PUBLIC: dict[str, str] = {
     "/docs": "the API description",
     "/docs/oauth2-redirect": "the API description",
     "/redoc": "the API description",
+    "/fines/static/fines.css": "the back office's style sheet",
+    "/api/fines/import": "fine imports: each request carries a client key with the import scope",
+    "/api/fines/unpaid": "the unpaid look-up for state systems: a client key with the lookup scope, rate-limited, audited",
+    "/api/fines/payments": "payment providers: each request is signed with the provider's HMAC key",
+    "/api/fines/notices/outcomes": "postal delivery outcomes: a client key with the post scope",
+    "/api/fines/bailiff/batches/{batch_id}": "the bailiff's hand-over batches: a client key with the bailiff scope",
+    "/api/fines/bailiff/batches/{batch_id}/ack": "the bailiff's acknowledgement: a client key with the bailiff scope",
 }
 
 
@@ -90,6 +97,7 @@ HandlingCases = Annotated[Reviewer, Depends(require(Permission.CASES))]
 Auditing = Annotated[Reviewer, Depends(require(Permission.AUDIT))]
 WatchingFleet = Annotated[Reviewer, Depends(require(Permission.FLEET))]
 ManagingAccounts = Annotated[Reviewer, Depends(require(Permission.ACCOUNTS))]
+ReadingFines = Annotated[Reviewer, Depends(require(Permission.FINES))]
 
 
 def asked_for(request: Request) -> str:
@@ -103,9 +111,9 @@ def _is_page(request: Request) -> bool:
     path = request.url.path
     return (
         request.method in ("GET", "HEAD")
-        and path.startswith("/review")
+        and path.startswith(("/review", "/fines"))
         and not path.startswith("/review/api/")
-        and not path.endswith((".m3u8", ".zip"))
+        and not path.endswith((".m3u8", ".zip", ".json", ".csv"))
     )
 
 

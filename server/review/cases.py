@@ -5,7 +5,8 @@
 ``CaseState`` and ``TRANSITIONS`` are the whole machine: any other move is refused (``CaseError``), a
 decision needs its outcome and a text, and every change is one ``review_case_event`` row and one access-audit
 row, written in the caller's transaction. While a case of a protocol is not closed, the protocol is
-*appealed*: ``protocol_appeal_open`` is the one question the fine lifecycle asks before its next step.
+*appealed*: the first open case of a protocol pauses its fine's clocks and the last one closed decides the
+appeal (``server.fines.appeals.follow_case``); ``protocol_appeal_open`` answers whether a case is open.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from server.db.cases import Case, CaseEvent, CaseFile
 from server.db.protocols import Protocol
+from server.fines.appeals import follow_case
 from server.review import audit
 from server.review.audit import Actor
 
@@ -133,8 +135,11 @@ def open_case(session: Session, new: NewCase, who: Actor, at: datetime, client: 
         summary=new.summary.strip(), state=CaseState.RECEIVED.value, outcome=None, decision_text="",
         opened_at=at, opened_by=who.login, updated_at=at, closed_at=None,
     )  # fmt: skip
+    first = not protocol_appeal_open(session, new.protocol_number)
     session.add(case)
     session.flush()
+    if first:
+        follow_case(session, case.protocol_number, opened=True, upheld=False, reference=f"case {case.id}", now=at)
     _event(session, case, at, who, "opened", f"{new.channel.value} {case.reference}: {case.summary}",
            None, CaseState.RECEIVED.value)  # fmt: skip
     return case
@@ -169,6 +174,10 @@ def move_case(
     case.updated_at = at
     if to is CaseState.CLOSED:
         case.closed_at = at
+        session.flush()
+        if not protocol_appeal_open(session, case.protocol_number):
+            follow_case(session, case.protocol_number, opened=False, upheld=case.outcome == Outcome.UPHELD.value,
+                        reference=f"case {case.id}: {case.outcome}", now=at)  # fmt: skip
     _event(session, case, at, who, "moved", text, before.value, to.value)
     return case
 

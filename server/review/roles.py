@@ -3,7 +3,9 @@
 
 - supervisor: reviews stops (search, stop page, footage, verification, evidence export) and handles cases;
 - auditor: reads everything a supervisor reads, changes nothing, and reads the access audit;
-- admin: accounts and devices (the fleet view), and nothing of the evidence.
+- admin: accounts and devices (the fleet view), and nothing of the evidence;
+- the fines back office (fines by state, a fine's history, bailiff batches, reconciliation, publications) is read
+  by supervisors and auditors.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Permission(enum.StrEnum):
     AUDIT = "audit"  # the whole access audit and its chain
     FLEET = "fleet"  # the devices: one row each, what needs attention first
     ACCOUNTS = "accounts"  # the accounts and their roles
+    FINES = "fines"  # the fines back office (read)
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -35,6 +38,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.AUDIT: frozenset({Role.AUDITOR}),
     Permission.FLEET: frozenset({Role.ADMIN, Role.AUDITOR}),
     Permission.ACCOUNTS: frozenset({Role.ADMIN}),
+    Permission.FINES: frozenset({Role.SUPERVISOR, Role.AUDITOR}),
 }
 
 ROLE_LABELS = {

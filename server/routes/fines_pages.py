@@ -16,7 +16,7 @@ from datetime import date
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from core.fines.fine_state import FineState
@@ -24,7 +24,8 @@ from core.sync.signing import b64e
 from server.fines import enforcement, pages
 from server.fines.publication_list import publication_csv
 from server.fines.runtime import runtime_of
-from server.review.auth import Reviewer, current_reviewer
+from server.review.access import ReadingFines
+from server.review.auth import Reviewer
 
 router = APIRouter(prefix="/fines", tags=["fines pages"], include_in_schema=False)
 HEADERS = {
@@ -39,14 +40,6 @@ STATES = "|".join(s.value for s in FineState)
 CSS = resources.files("server.fines").joinpath("static/fines.css").read_bytes()
 
 
-def supervisor(request: Request) -> Reviewer:
-    reviewer = current_reviewer(request)
-    if reviewer is None:
-        raise HTTPException(303, "log in first", headers={"Location": "/review/login", **HEADERS})
-    return reviewer
-
-
-Supervisor = Annotated[Reviewer, Depends(supervisor)]
 Number = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9./_-]{0,63}$")]
 
 
@@ -60,7 +53,7 @@ def css() -> Response:
 
 
 @router.get("", response_class=HTMLResponse)
-def overview(request: Request, reviewer: Supervisor) -> HTMLResponse:
+def overview(request: Request, reviewer: ReadingFines) -> HTMLResponse:
     with request.app.state.sessions() as session:
         return _page("overview.html", reviewer, pages.overview(session))
 
@@ -68,7 +61,7 @@ def overview(request: Request, reviewer: Supervisor) -> HTMLResponse:
 @router.get("/list", response_class=HTMLResponse)
 def fine_list(
     request: Request,
-    reviewer: Supervisor,
+    reviewer: ReadingFines,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
     state: Annotated[str | None, Query(pattern=rf"^({STATES})$")] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -86,7 +79,7 @@ def fine_list(
 
 
 @router.get("/fine/{number}", response_class=HTMLResponse)
-def fine(request: Request, reviewer: Supervisor, number: Number) -> HTMLResponse:
+def fine(request: Request, reviewer: ReadingFines, number: Number) -> HTMLResponse:
     with request.app.state.sessions() as session:
         context = pages.fine_history(session, number)
     if context is None:
@@ -95,13 +88,13 @@ def fine(request: Request, reviewer: Supervisor, number: Number) -> HTMLResponse
 
 
 @router.get("/bailiff", response_class=HTMLResponse)
-def batches(request: Request, reviewer: Supervisor) -> HTMLResponse:
+def batches(request: Request, reviewer: ReadingFines) -> HTMLResponse:
     with request.app.state.sessions() as session:
         return _page("batches.html", reviewer, pages.batches(session))
 
 
 @router.get("/bailiff/{batch_id}.json")
-def batch_json(request: Request, reviewer: Supervisor, batch_id: Annotated[int, Path(ge=1)]) -> JSONResponse:
+def batch_json(request: Request, reviewer: ReadingFines, batch_id: Annotated[int, Path(ge=1)]) -> JSONResponse:
     signer = runtime_of(request.app).work.signer
     with request.app.state.sessions() as session:
         found = enforcement.batch_export(session, batch_id, b64e(signer.public_raw()))
@@ -113,7 +106,7 @@ def batch_json(request: Request, reviewer: Supervisor, batch_id: Annotated[int, 
 
 
 @router.get("/bailiff/{batch_id}", response_class=HTMLResponse)
-def batch(request: Request, reviewer: Supervisor, batch_id: Annotated[int, Path(ge=1)]) -> HTMLResponse:
+def batch(request: Request, reviewer: ReadingFines, batch_id: Annotated[int, Path(ge=1)]) -> HTMLResponse:
     signer = runtime_of(request.app).work.signer
     with request.app.state.sessions() as session:
         context = pages.batch(session, batch_id)
@@ -127,13 +120,13 @@ def batch(request: Request, reviewer: Supervisor, batch_id: Annotated[int, Path(
 
 
 @router.get("/reconciliation", response_class=HTMLResponse)
-def reports(request: Request, reviewer: Supervisor) -> HTMLResponse:
+def reports(request: Request, reviewer: ReadingFines) -> HTMLResponse:
     with request.app.state.sessions() as session:
         return _page("reports.html", reviewer, pages.reports(session))
 
 
 @router.get("/reconciliation/{report_id}", response_class=HTMLResponse)
-def report(request: Request, reviewer: Supervisor, report_id: Annotated[int, Path(ge=1)]) -> HTMLResponse:
+def report(request: Request, reviewer: ReadingFines, report_id: Annotated[int, Path(ge=1)]) -> HTMLResponse:
     with request.app.state.sessions() as session:
         context = pages.report(session, report_id)
     if context is None:
@@ -144,7 +137,7 @@ def report(request: Request, reviewer: Supervisor, report_id: Annotated[int, Pat
 @router.get("/publications", response_class=HTMLResponse)
 def publications(
     request: Request,
-    reviewer: Supervisor,
+    reviewer: ReadingFines,
     since: Annotated[date | None, Query(alias="from")] = None,
     until: Annotated[date | None, Query(alias="to")] = None,
 ) -> HTMLResponse:
@@ -155,7 +148,7 @@ def publications(
 @router.get("/publications.csv")
 def publications_csv(
     request: Request,
-    reviewer: Supervisor,
+    reviewer: ReadingFines,
     since: Annotated[date | None, Query(alias="from")] = None,
     until: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:

@@ -17,7 +17,7 @@ from server.review.roles import GRANTS, Permission, Role
 
 from .conftest import ACCOUNTS, DEVICE, Workspace
 
-SAMPLES = {"number": "KZ-2026-001234", "device_id": DEVICE, "seq": "1", "case_id": "1", "file_id": "1", "code": "x"}
+SAMPLES = {"number": "KZ-2026-001234", "device_id": DEVICE, "seq": "1", "case_id": "1", "file_id": "1", "code": "x", "batch_id": "1", "report_id": "1"}
 LOGIN_OF = {role: login for login, role in ACCOUNTS.items()}
 
 

@@ -46,6 +46,9 @@ class MqttSection(Section):
     )
     gap_timeout_s: float = Field(30.0, gt=0)
     resend_interval_s: float = Field(60.0, gt=0)
+    stall_s: float = Field(
+        60.0, gt=0
+    )  # /healthz: 503 once a message has waited this long for an ingest worker
     tls_ca: str | None = None  # with mqtts://: CA of the broker; cert/key = the ingest-svc client certificate
     tls_cert: str | None = None
     tls_key: str | None = None

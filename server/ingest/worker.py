@@ -6,9 +6,11 @@ split the load through ``$share/<group>/...`` (Mosquitto, EMQX, HiveMQ); without
 everything and idempotent inserts make the extra copies harmless duplicates.
 
 No message stops a worker. If a batch's transaction fails for any reason but a database that does not answer,
-its messages are taken again one per transaction, and one that still fails alone is dead-lettered with the
-error and acknowledged to the broker, so that it is never redelivered; the worker goes on with the next. While
-the database does not answer, nothing is acknowledged (the device resends). ``health()`` says whether the
+its messages are taken again one per transaction, and one that still fails alone (a database error: three
+times, a second apart) is dead-lettered with the error and acknowledged to the broker, so that it is never
+redelivered; the worker goes on with the next. While the database does not answer, nothing is acknowledged
+(the device resends: acknowledging a message to the broker never frees a record on the device, only the
+server's signed ack does). ``health()`` says whether the
 worker is up, connected and keeping up (no message waiting longer than ``stall_s``); ``ensure_running()``
 restarts its thread if it ended anyway, first taking the messages it held one at a time and dead-lettering
 one it died on alone (``server.ingest.supervisor`` calls both).
@@ -207,6 +209,10 @@ class IngestWorker:
             return f"stalled: a message has waited {waited:.0f} s (limit {self.settings.stall_s:.0f} s)"
         return "ok"
 
+    def pending(self) -> int:
+        """Messages received and not yet handled (the batch in hand and the queue)."""
+        return len(self._in_hand) + self._inbox.qsize()
+
     def oldest_wait(self) -> float:
         """Seconds the oldest message not yet handled has waited (0 when none waits)."""
         held = self._in_hand
@@ -293,15 +299,21 @@ class IngestWorker:
                         "error": f"{type(exc).__name__}: {exc}"[:300]})  # fmt: skip
         total = BatchOutcome()
         for done, message in enumerate(incoming):
-            try:
-                total.merge(self._commit([message]))
-            except Exception as exc:
-                if self._database_down(exc):
-                    return total, done
-                log.error("ingest.message_failed", exc_info=exc,
-                          extra={"event": "ingest.message_failed", "topic": message.topic[:256]})  # fmt: skip
-                if not self._dead_letter(message, "internal_error", f"{type(exc).__name__}: {exc}"):
-                    return total, done
+            for attempt in range(3):
+                try:
+                    total.merge(self._commit([message]))
+                    break
+                except Exception as exc:
+                    if self._database_down(exc):
+                        return total, done
+                    if isinstance(exc, _DB_ERRORS) and attempt < 2:  # a lock or a restart passes: retry
+                        self._stop.wait(1.0)
+                        continue
+                    log.error("ingest.message_failed", exc_info=exc,
+                              extra={"event": "ingest.message_failed", "topic": message.topic[:256]})  # fmt: skip
+                    if not self._dead_letter(message, "internal_error", f"{type(exc).__name__}: {exc}"):
+                        return total, done
+                    break
         return total, len(incoming)
 
     def _commit(self, incoming: list[Incoming]) -> BatchOutcome:

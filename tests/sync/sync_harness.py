@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock
 from core.sync.broker_url import parse_broker_url
 from core.sync.records import Payment, Protocol, Segment
 from core.sync.signing import KeyRing, Signer, Verifier
@@ -65,11 +66,12 @@ class SyncRig:
     def signer(self) -> Signer:
         return Signer.from_b64(self.dev.private_key_b64)
 
-    def worker(self, n: int = 1, shared: bool = False, **kw: Any) -> IngestWorker:
+    def worker(self, n: int = 1, shared: bool = False, client_id: str | None = None, clock: Clock | None = None,
+               **kw: Any) -> IngestWorker:  # fmt: skip
         w = IngestWorker(
             IngestSettings(
                 mqtt_url=self.mqtt_url,
-                client_id=f"ingest-{uuid.uuid4().hex[:8]}-{n}",
+                client_id=client_id or f"ingest-{uuid.uuid4().hex[:8]}-{n}",
                 username="ingest-svc",
                 password=self.accounts.ingest_password,
                 shared_group=self.share_group if shared else None,
@@ -77,6 +79,7 @@ class SyncRig:
             ),
             self.server,
             self.server_signer,
+            clock,
         )
         w.start()
         self.workers.append(w)

@@ -23,7 +23,7 @@ from core.sync.records import Payment, Protocol, Segment
 from core.sync.signing import KeyRing, Signer, Verifier
 from edge.sync.outbox import enqueue_many, stats
 from edge.sync.sender import SenderSettings, SyncSender
-from server.commands.device import ProvisionedDevice
+from server.commands.device import ProvisionedDevice, add_device
 from server.ingest.worker import IngestSettings, IngestWorker
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -211,6 +211,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    """Until something listens on 127.0.0.1:``port`` (a broker just started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listened on {port} after {timeout} s")
+
+
+def provision(server: sessionmaker[Session]) -> tuple[ProvisionedDevice, Signer]:
+    """A freshly registered device of a unique id, and its signing key."""
+    with server() as session, session.begin():
+        dev = add_device(session, f"PD-{uuid.uuid4().hex[:8]}", T0)
+    return dev, Signer.from_b64(dev.private_key_b64)
 
 
 def mosquitto_binary() -> str | None:

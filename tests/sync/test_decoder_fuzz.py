@@ -20,6 +20,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session, sessionmaker
+from sync_harness import provision
 
 from core.sync.control import (
     AckEntry,
@@ -44,7 +45,6 @@ from core.sync.envelope import (
 )
 from core.sync.records import RECORD_MODELS, RecordRejected, parse_body
 from core.sync.signing import DOMAIN_ACK, DOMAIN_REQUEST, BadSignature, KeyRing, Signer, Verifier, b64e
-from server.commands.device import add_device
 from server.ingest.limits import body_problem, head_problem
 from server.ingest.pipeline import Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
@@ -368,9 +368,7 @@ def signed_message(draw: st.DrawFn, dev: str, signer: Signer) -> Incoming:
 def test_the_ingest_never_raises_and_always_commits_on_hostile_signed_messages(
     server_sessions: sessionmaker[Session],
 ) -> None:
-    with server_sessions() as session, session.begin():
-        dev = add_device(session, f"PD-{uuid.uuid4().hex[:8]}", T0)
-    signer = Signer.from_b64(dev.private_key_b64)
+    dev, signer = provision(server_sessions)
     devices = DeviceRegistry(server_sessions)
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -417,9 +415,7 @@ def every_field_mutation(dev: str) -> list[dict[str, Any]]:
 def test_every_field_of_every_record_type_at_every_boundary_is_refused_or_stored_never_raised(
     server_sessions: sessionmaker[Session],
 ) -> None:
-    with server_sessions() as session, session.begin():
-        dev = add_device(session, f"PD-{uuid.uuid4().hex[:8]}", T0)
-    signer = Signer.from_b64(dev.private_key_b64)
+    dev, signer = provision(server_sessions)
     devices = DeviceRegistry(server_sessions)
     payloads = every_field_mutation(dev.device_id)
     requests_ = [

@@ -4,14 +4,13 @@ on loopback unless ``mqtt.bind`` says otherwise."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
-from sync_harness import T0, free_port
+from sync_harness import T0, free_port, wait_port
 from test_mosquitto_acl import CONNACK_ACCEPTED, connack
 
 from server.broker import start_embedded
@@ -35,18 +34,6 @@ def listening_addresses(port: int) -> set[str]:
     return found
 
 
-def wait_listening(port: int) -> None:
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            import time
-
-            time.sleep(0.05)
-    raise AssertionError(f"the embedded broker did not listen on {port}")
-
-
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads the listening sockets from /proc (Linux)")
 def test_embedded_broker_admits_provisioned_devices_and_the_ingest_only_and_listens_on_loopback(
     server_sessions: sessionmaker[Session],
@@ -62,7 +49,7 @@ def test_embedded_broker_admits_provisioned_devices_and_the_ingest_only_and_list
     )
     thread, stop = start_embedded(config, server_sessions)
     try:
-        wait_listening(port)
+        wait_port(port)
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only, by default
         assert connack(port, dev.mqtt_username, dev.mqtt_password, dev.device_id) == CONNACK_ACCEPTED
         assert connack(port, "ingest-svc", ingest_password, "ingest-7") == CONNACK_ACCEPTED

@@ -12,12 +12,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import BigInteger, Column, Integer, MetaData, SmallInteger, String, Table, Text, select
 from sqlalchemy.orm import Session, sessionmaker
+from sync_harness import provision
 
 from core.sync.control import up_topic
 from core.sync.envelope import encode_batch_message, make_payload
 from core.sync.records import RECORD_MODELS, parse_body
-from core.sync.signing import Signer
-from server.commands.device import add_device
 from server.db.column_bounds import table_bounds, too_big
 from server.db.sync import SyncDeadLetter, SyncInbox
 from server.ingest.limits import STORED_IN, body_checks, body_problem
@@ -102,9 +101,7 @@ def test_records_within_every_limit_are_stored_exactly_as_signed(
     server_sessions: sessionmaker[Session],
 ) -> None:
     """The limits refuse nothing a real device makes: a 64-character epoch, the largest seq a BIGINT holds."""
-    with server_sessions() as session, session.begin():
-        dev = add_device(session, f"PD-{uuid.uuid4().hex[:8]}", T0)
-    signer = Signer.from_b64(dev.private_key_b64)
+    dev, signer = provision(server_sessions)
     body = {"bookmark_id": str(uuid.uuid4()), "at": T0.isoformat(), "end": None, "label": "x" * 200,
             "protocol_number": "N" * 32, "officer_badge": "B" * 32}  # fmt: skip
     payload = make_payload(dev=dev.device_id, epoch="e" * 64, seq=2**63 - 1, record_id="r" * 64,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from sync_harness import free_port, mosquitto_binary
+from sync_harness import free_port, mosquitto_binary, wait_port
 
 from server.mqtt_accounts import hash_password
 from server.mqtt_acl import PACKAGED_ACL
@@ -34,18 +34,6 @@ class AclBroker:
     device_port: int  # devices connect here (Mosquitto: use_username_as_clientid, as in production)
     service_port: int  # the ingest connects here
     passwords: dict[str, str]
-
-
-def _wait_port(port: int) -> None:
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            import time
-
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
 
 
 @pytest.fixture(params=["mosquitto", "embedded"])
@@ -69,8 +57,8 @@ def acl_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AclBr
                "--acl-file", str(PACKAGED_ACL)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_port(dev)
-        _wait_port(svc)
+        wait_port(dev)
+        wait_port(svc)
         yield AclBroker(request.param, dev, svc, users)
     finally:
         proc.terminate()

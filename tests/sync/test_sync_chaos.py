@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import SyncRig, fill_outbox, wait_for
+from sync_harness import SyncRig, fill_outbox, free_port, wait_for, wait_port
 
 from core.sync.signing import b64e
 from edge.sync.outbox import stats
@@ -26,23 +25,6 @@ from server.mqtt_accounts import hash_password
 
 ROOT = Path(__file__).resolve().parents[2]
 N = int(os.environ.get("PATROLKIT_SYNC_CHAOS_N", "6000"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"broker did not listen on {port}")
 
 
 def broker_starter(tmp: Path, port: int, accounts: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:

@@ -85,17 +85,13 @@ class _Check:
 
 def head_problem(head: RecordPayload) -> str | None:
     """Why the record header does not fit ``sync_inbox`` (its epoch, seq, id, …), or None."""
-    for name, where, bound in _head_checks():
-        why = too_big(bound, getattr(head, name))
-        if why is not None:
-            return f"{name} ({where}): {why}"
-    return None
+    return _first_problem(_head_checks(), head)
 
 
 @functools.cache
-def _head_checks() -> tuple[tuple[str, str, ColumnBound], ...]:
+def _head_checks() -> tuple[_Check, ...]:
     bounds = table_bounds(_t(SyncInbox))
-    return tuple((name, f"sync_inbox.{column}", bounds[column]) for name, column in _HEAD_COLUMNS)
+    return tuple(_Check(name, f"sync_inbox.{column}", bounds[column]) for name, column in _HEAD_COLUMNS)
 
 
 def body_problem(stream: str, body: RecordBody) -> str | None:
@@ -103,10 +99,25 @@ def body_problem(stream: str, body: RecordBody) -> str | None:
     checks = body_checks(type(body), stream)
     if checks is None:
         return f"no column limits are known for record type {stream!r}, so it cannot be stored"
+    return _first_problem(checks, body)
+
+
+def _first_problem(checks: tuple[_Check, ...], obj: object) -> str | None:
+    """The first field of ``obj`` beyond its column, named; per record on the ingest's hot path, so the
+    common case (a string or integer well within) is decided inline."""
     for check in checks:
-        why = too_big(check.bound, getattr(body, check.field))
-        if why is not None:
-            return f"{check.field} ({check.where}): {why}"
+        value = getattr(obj, check.field)
+        kind = type(value)
+        bound = check.bound
+        if kind is str:
+            if bound.max_chars is None or len(value) <= bound.max_chars:
+                continue
+        elif kind is int:
+            if bound.low is None or bound.low <= value <= bound.high:
+                continue
+        else:
+            continue  # None, and types no column bound applies to
+        return f"{check.field} ({check.where}): {too_big(bound, value)}"
     return None
 
 

@@ -10,10 +10,10 @@ its messages are taken again one per transaction, and one that still fails alone
 times, a second apart) is dead-lettered with the error and acknowledged to the broker, so that it is never
 redelivered; the worker goes on with the next. While the database does not answer, nothing is acknowledged
 (the device resends: acknowledging a message to the broker never frees a record on the device, only the
-server's signed ack does). ``health()`` says whether the
-worker is up, connected and keeping up (no message waiting longer than ``stall_s``); ``ensure_running()``
-restarts its thread if it ended anyway, first taking the messages it held one at a time and dead-lettering
-one it died on alone (``server.ingest.supervisor`` calls both).
+server's signed ack does). ``health()`` says whether the worker is up, connected and keeping up (no message
+waiting longer than ``stall_s``); ``ensure_running()`` restarts its thread if it ended anyway, first taking the
+messages it held one at a time and dead-lettering one it died on alone (``server.ingest.supervisor`` calls
+both).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ are worked out once: a field whose model already bounds it within its column (``
 from __future__ import annotations
 
 import functools
+import operator
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,9 +90,11 @@ def head_problem(head: RecordPayload) -> str | None:
 
 
 @functools.cache
-def _head_checks() -> tuple[_Check, ...]:
+def _head_checks() -> _Checks:
     bounds = table_bounds(_t(SyncInbox))
-    return tuple(_Check(name, f"sync_inbox.{column}", bounds[column]) for name, column in _HEAD_COLUMNS)
+    return _Checks(
+        tuple(_Check(name, f"sync_inbox.{column}", bounds[column]) for name, column in _HEAD_COLUMNS)
+    )
 
 
 def body_problem(stream: str, body: RecordBody) -> str | None:
@@ -102,46 +105,58 @@ def body_problem(stream: str, body: RecordBody) -> str | None:
     return _first_problem(checks, body)
 
 
-def _first_problem(checks: tuple[_Check, ...], obj: object) -> str | None:
-    """The first field of ``obj`` beyond its column, named; per record on the ingest's hot path, so the
-    common case (a string or integer well within) is decided inline."""
-    for check in checks:
-        value = getattr(obj, check.field)
+class _Checks:
+    """Checks of several fields of one kind of object, ready for the ingest's hot path: the values are read
+    with one ``attrgetter`` and compared with plain tuples of limits."""
+
+    def __init__(self, checks: tuple[_Check, ...]) -> None:
+        self.checks = checks
+        names = [c.field for c in checks]
+        getter = operator.attrgetter(*names) if names else None
+        self.values = (lambda obj: (getter(obj),)) if len(names) == 1 else getter  # type: ignore[misc]
+        self.limits = tuple((c.bound.max_chars, c.bound.low, c.bound.high) for c in checks)
+
+
+def _first_problem(checks: _Checks, obj: object) -> str | None:
+    """The first field of ``obj`` beyond its column, named (None and other types are left to the models)."""
+    if checks.values is None:
+        return None
+    for value, (chars, low, high) in zip(checks.values(obj), checks.limits, strict=True):
         kind = type(value)
-        bound = check.bound
         if kind is str:
-            if bound.max_chars is None or len(value) <= bound.max_chars:
+            if chars is None or len(value) <= chars:
                 continue
-        elif kind is int:
-            if bound.low is None or bound.low <= value <= bound.high:
-                continue
-        else:
-            continue  # None, and types no column bound applies to
-        return f"{check.field} ({check.where}): {too_big(bound, value)}"
+        elif kind is not int or low is None or low <= value <= high:
+            continue
+        for check in checks.checks:  # the rare case: find and name it
+            why = too_big(check.bound, getattr(obj, check.field))
+            if why is not None:
+                return f"{check.field} ({check.where}): {why}"
     return None
 
 
 @functools.cache
-def body_checks(model: type[RecordBody], stream: str) -> tuple[_Check, ...] | None:
+def body_checks(model: type[RecordBody], stream: str) -> _Checks | None:
     """The per-record checks of ``model`` (only the fields its own constraints do not already keep within
     their columns); None if ``stream`` has no entry in ``STORED_IN``. ``KeyError`` names a field that has no
     column."""
     stored = STORED_IN.get(stream)
     if stored is None:
         return None
-    if stored.table is None:
-        return ()
     checks: list[_Check] = []
+    home = stored.table
+    if home is None:
+        return _Checks(())
     for name, info in model.model_fields.items():
         if name in stored.not_stored:
             continue
-        for table, column in stored.lands_in.get(name, ((stored.table, name),)):
+        for table, column in stored.lands_in.get(name, ((home, name),)):
             if column not in table.c:
                 raise KeyError(f"{stream}.{name}: {table.name} has no column {column!r} (see STORED_IN)")
             bound = table_bounds(table).get(column)
             if bound is not None and not _model_keeps_within(info, bound):
                 checks.append(_Check(name, f"{table.name}.{column}", bound))
-    return tuple(checks)
+    return _Checks(tuple(checks))
 
 
 def _model_keeps_within(info: FieldInfo, bound: ColumnBound) -> bool:
@@ -151,6 +166,8 @@ def _model_keeps_within(info: FieldInfo, bound: ColumnBound) -> bool:
         if literal is not None:
             return all(not isinstance(v, str) or len(v) <= bound.max_chars for v in literal)
         longest = min((m.max_length for m in info.metadata if isinstance(m, MaxLen)), default=None)
+        patterns = [m.pattern for m in info.metadata if isinstance(getattr(m, "pattern", None), str)]
+        longest = min([n for n in (longest, *map(_longest_match, patterns)) if n is not None], default=None)
         return longest is not None and longest <= bound.max_chars
     # a value > gt is >= gt, and < lt is <= lt: bounds taken as inclusive (never too lenient)
     lows: list[Any] = [m.ge if isinstance(m, Ge) else m.gt for m in info.metadata if isinstance(m, Ge | Gt)]
@@ -158,6 +175,19 @@ def _model_keeps_within(info: FieldInfo, bound: ColumnBound) -> bool:
     if not lows or not highs or bound.low is None or bound.high is None:
         return False
     return bool(bound.low <= max(lows) and min(highs) <= bound.high)
+
+
+def _longest_match(pattern: str) -> int | None:
+    """The longest string an anchored ``pattern`` can match (``^[0-9a-f]{64}$``: 64), or None if unknown."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        return None
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        longest = _parser.parse(pattern).getwidth()[1]
+    except Exception:  # another Python's regex internals: the field is checked per record instead
+        return None
+    return int(longest) if longest < 2**31 else None
 
 
 def _literal_values(annotation: Any) -> tuple[Any, ...] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import operator
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,25 @@ class _Check:
 
 def head_problem(head: RecordPayload) -> str | None:
     """Why the record header does not fit ``sync_inbox`` (its epoch, seq, id, …), or None."""
-    return _first_problem(_head_checks(), head)
+    return None if _head_fits()(head) else _first_problem(_head_checks(), head)
+
+
+@functools.cache
+def _head_fits() -> Callable[[RecordPayload], bool]:
+    """The common case in one expression (``parse_payload`` made the types exact): limits of sync_inbox."""
+    b = table_bounds(_t(SyncInbox))
+    if {c for _f, c in _HEAD_COLUMNS} != {"device_id", "epoch", "record_id", "stream", "seq", "sv"}:
+        raise AssertionError("_HEAD_COLUMNS changed: change _head_fits with it")
+    dev, epoch, rid, stream = (b[c].max_chars for c in ("device_id", "epoch", "record_id", "stream"))
+    seq, sv = b["seq"], b["sv"]
+
+    def fits(h: RecordPayload) -> bool:
+        return (
+            len(h.dev) <= dev and len(h.epoch) <= epoch and len(h.id) <= rid and len(h.stream) <= stream  # type: ignore[operator]
+            and seq.low <= h.seq <= seq.high and sv.low <= h.sv <= sv.high  # type: ignore[operator]
+        )  # fmt: skip
+
+    return fits
 
 
 @functools.cache

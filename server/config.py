@@ -38,8 +38,9 @@ class HttpSection(Section):
 class MqttSection(Section):
     url: str = "mqtt://127.0.0.1:1883"
     embedded: bool = True  # start an amqtt broker inside the server process (demo, laptop)
+    bind: str = "127.0.0.1"  # the embedded broker's address ("0.0.0.0": reachable by devices on the network)
     username: str = "ingest-svc"
-    password: str | None = None
+    password: str | None = None  # the ingest account's; embedded without it: a fresh secret at every start
     topic_root: str = "pd/v1"
     workers: int = Field(1, ge=0, le=64)
     shared_group: str = (
@@ -47,6 +48,9 @@ class MqttSection(Section):
     )
     gap_timeout_s: float = Field(30.0, gt=0)
     resend_interval_s: float = Field(60.0, gt=0)
+    stall_s: float = Field(
+        60.0, gt=0
+    )  # /healthz: 503 once a message has waited this long for an ingest worker
     tls_ca: str | None = None  # with mqtts://: CA of the broker; cert/key = the ingest-svc client certificate
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -8,6 +8,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from server.config import ServerConfig
+from server.ingest.supervisor import IngestSupervisor
 from server.ingest.worker import IngestSettings, start_ingest_workers
 from server.keys import load_server_signer
 
@@ -17,7 +18,8 @@ class Service(Protocol):
 
 
 def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
-    """Start the ingest workers on the app's database; the caller stops them in reverse order."""
+    """Start the ingest workers on the app's database under a watchdog (``app.state.ingest``, which
+    ``/healthz`` reads); the caller stops them in reverse order."""
     services: list[Service] = []
     if config.mqtt.workers:
         signer = load_server_signer(config.keys.signing_key_file)
@@ -32,8 +34,11 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             tls_ca=config.mqtt.tls_ca,
             tls_cert=config.mqtt.tls_cert,
             tls_key=config.mqtt.tls_key,
+            stall_s=config.mqtt.stall_s,
         )
-        services.extend(start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers))
+        workers = start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers)
+        app.state.ingest = IngestSupervisor(workers).start()
+        services.append(app.state.ingest)
     if config.review.verify_interval_s > 0:
         from server.routes.video import service_for
         from server.video.verifier import BackgroundVerifier

@@ -14,12 +14,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock
+from server.mqtt_accounts import hash_password
+from server.mqtt_acl import PACKAGED_ACL
 from simulators.demo import free_port
 
 from .browser_support import browser, fold_browser_skip, live_server, page  # noqa: F401  (fixtures for every test)
@@ -39,31 +42,75 @@ def _wait_port(host: str, port: int, timeout: float) -> None:
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def mqtt_url() -> Iterator[str]:
-    """URL of the broker under test: the real one from the environment, or an amqtt broker started here.
+@dataclass
+class BrokerAccounts:
+    """The accounts of the broker under test. The embedded one (``server.broker``) checks them: a Mosquitto
+    password file it reads again when it changes, and the production ACL plus a read-only observer for tests
+    that watch another client's topics. An external broker (``PATROLKIT_TEST_MQTT_URL``) has its own
+    accounts: ``add`` does nothing there."""
 
-    Clients must send a username (the embedded broker refuses anonymous sessions)."""
-    env = os.environ.get("PATROLKIT_TEST_MQTT_URL")
-    if env:
-        yield env
-        return
-    port = free_port()
+    password_file: Path | None
+    ingest_password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    observer_password: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def add(self, username: str, password: str) -> None:
+        if self.password_file is not None:
+            with self.password_file.open("a", encoding="utf-8") as fh:
+                fh.write(f"{username}:{hash_password(password)}\n")
+
+
+OBSERVER = "test-observer"  # may read every pd/v1 topic of the embedded test broker (tests/conftest.py)
+
+
+def start_embedded_broker(directory: Path, port: int) -> tuple[subprocess.Popen[bytes], BrokerAccounts]:
+    """``python -m server.broker`` on ``port`` with a password file (``ingest-svc`` and the observer in it)
+    and the production ACL plus the observer's read rule, all in ``directory``."""
+    accounts = BrokerAccounts(directory / "passwd")
+    accounts.password_file.write_text("")  # type: ignore[union-attr]
+    accounts.add("ingest-svc", accounts.ingest_password)
+    accounts.add(OBSERVER, accounts.observer_password)
+    acl = directory / "patrolkit-test.acl"
+    acl.write_text(PACKAGED_ACL.read_text(encoding="utf-8") + f"\nuser {OBSERVER}\ntopic read pd/v1/#\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.broker", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "server.broker", "--host", "127.0.0.1", "--port", str(port),
+         "--password-file", str(accounts.password_file), "--acl-file", str(acl)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
+    _wait_port("127.0.0.1", port, 20)
+    return proc, accounts
+
+
+@pytest.fixture(scope="session")
+def _broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, BrokerAccounts]]:
+    env = os.environ.get("PATROLKIT_TEST_MQTT_URL")
+    if env:
+        yield env, BrokerAccounts(None)
+        return
+    port = free_port()
+    proc, accounts = start_embedded_broker(tmp_path_factory.mktemp("broker"), port)
     try:
-        _wait_port("127.0.0.1", port, 20)
-        yield f"mqtt://127.0.0.1:{port}"
+        yield f"mqtt://127.0.0.1:{port}", accounts
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(_broker: tuple[str, BrokerAccounts]) -> str:
+    """URL of the broker under test: the real one from the environment, or an amqtt broker started here.
+
+    The embedded broker checks accounts and the ACL as production does: see ``broker_accounts``."""
+    return _broker[0]
+
+
+@pytest.fixture(scope="session")
+def broker_accounts(_broker: tuple[str, BrokerAccounts]) -> BrokerAccounts:
+    return _broker[1]
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +165,7 @@ def fake_clock() -> FakeClock:
     return FakeClock()
 
 
-_BACKEND_FIXTURES = {"mqtt_url", "server_db_url", "server_sessions", "live_server"}
+_BACKEND_FIXTURES = {"mqtt_url", "broker_accounts", "server_db_url", "server_sessions", "live_server"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,14 +11,13 @@ Topics (``{d}`` = device id): records go up on ``pd/v1/{d}/up/{stream}``; ``hell
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from core.sync.envelope import WIRE_VERSION, EnvelopeError
+from core.sync.envelope import MAX_JSON_DEPTH, WIRE_VERSION, EnvelopeError, json_depth_within, parse_json
 from core.sync.signing import KeyRing, Signer, b64d, b64e
 
 MAX_CONTROL_BYTES = 4 * 1024 * 1024
@@ -101,10 +100,7 @@ def parse_ack(payload: bytes) -> tuple[str, list[AckEntry]]:
     """A verified ``ack`` payload → ``(device id, entries)``, by the same rules as the ``Ack`` model
     (exact keys and JSON types, seq >= 1, sha256 hex, a known status) checked by hand: an ack carries up
     to 500 entries and the model costs several µs each. ``EnvelopeError`` names the first bad field."""
-    try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeError("malformed", f"ack is not UTF-8 JSON: {exc}") from None
+    obj = parse_json(payload, "ack", MAX_CONTROL_BYTES)
     if type(obj) is not dict or obj.keys() != _ACK_KEYS or obj["type"] != "ack":
         raise EnvelopeError("malformed", "not an ack message (keys type, dev, ts, acks)")
     dev, ts, items = obj["dev"], obj["ts"], obj["acks"]
@@ -201,12 +197,7 @@ def seal(signer: Signer, domain: bytes, obj: dict[str, Any] | BaseModel) -> byte
 def open_signed(data: bytes, keys: KeyRing, domain: bytes) -> tuple[bytes, str]:
     """Check the wrapper and the signature; return ``(payload bytes, kid)``. Raises ``EnvelopeError``
     (malformed, oversized, unknown_version) or ``BadSignature``."""
-    if len(data) > MAX_CONTROL_BYTES:
-        raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_CONTROL_BYTES}")
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError("malformed", f"message is not UTF-8 JSON: {exc}") from None
+    obj = parse_json(data, "message", MAX_CONTROL_BYTES)
     if not isinstance(obj, dict) or set(obj) != {"v", "p", "s", "k"}:
         raise EnvelopeError("malformed", "signed message must have exactly 'v', 'p', 's', 'k'")
     if obj["v"] != WIRE_VERSION:
@@ -224,6 +215,10 @@ def open_signed(data: bytes, keys: KeyRing, domain: bytes) -> tuple[bytes, str]:
 
 def parse_control(payload: bytes) -> Ack | Resend | Hello | SyncRef | RefApplied:
     """Parse a verified control payload; ``EnvelopeError`` for unknown types or bad fields."""
+    if len(payload) > MAX_CONTROL_BYTES or not json_depth_within(payload, MAX_JSON_DEPTH):
+        raise EnvelopeError(
+            "malformed", f"control message over {MAX_CONTROL_BYTES} bytes or too deeply nested"
+        )
     try:
         return _CONTROL.validate_json(payload)
     except ValidationError as exc:

@@ -26,7 +26,6 @@ Wire forms (topic ``pd/v1/{d}/down/ref``):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from core.sync.envelope import WIRE_VERSION, EnvelopeError, canonical_json, sha256_hex
+from core.sync.envelope import WIRE_VERSION, EnvelopeError, canonical_json, parse_json, sha256_hex
 from core.sync.signing import DOMAIN_MANIFEST, KeyRing, Signer, b64d, b64e
 
 MAX_DATASET_BYTES = 1024 * 1024  # largest dataset sent as one message (wire v1)
@@ -162,7 +161,7 @@ class DatasetChunk:
 
 def parse_manifest(data: bytes) -> AnyManifest:
     """The manifest model of signed manifest bytes (chunked when it lists chunk hashes)."""
-    obj = json.loads(data)
+    obj = parse_json(data, "manifest", MAX_REF_MESSAGE_BYTES)
     if isinstance(obj, dict) and "chunks" in obj:
         return ChunkedManifest.model_validate(obj)
     return Manifest.model_validate(obj)
@@ -212,14 +211,7 @@ def sign_dataset(
 
 def _read_wire(data: bytes, keys: KeyRing) -> tuple[dict[str, Any], bytes, bytes, str, bytes]:
     """Shared first steps of both wire forms: size, JSON, fields, base64 and the manifest signature."""
-    if len(data) > MAX_REF_MESSAGE_BYTES:
-        raise EnvelopeError(
-            "oversized", f"dataset message is {len(data)} bytes, limit {MAX_REF_MESSAGE_BYTES}"
-        )
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError("malformed", f"dataset message is not UTF-8 JSON: {exc}") from None
+    obj = parse_json(data, "dataset message", MAX_REF_MESSAGE_BYTES)
     if not isinstance(obj, dict) or "v" not in obj:
         raise EnvelopeError("malformed", "dataset message must be an object with a 'v'")
     if obj["v"] == WIRE_VERSION:

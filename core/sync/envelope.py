@@ -23,7 +23,8 @@ An up-message (topic ``pd/v1/{dev}/up/{stream}``) comes in two wire versions:
   big-endian; nothing may follow the last payload.
 
 ``decode_up`` and ``parse_payload`` reject anything malformed, oversized or of an unknown version with an
-``EnvelopeError`` whose ``reason`` is a short code; nothing is half-read.
+``EnvelopeError`` whose ``reason`` is a short code; nothing is half-read. Every JSON this contract reads goes
+through ``parse_json``: its size and nesting depth are bounded before it is parsed.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _SIG_BYTES = 64
 MAX_RECORD_BYTES = 32 * 1024
 MAX_MESSAGE_BYTES = 512 * 1024
 MAX_RECORDS_PER_MESSAGE = 500
+MAX_JSON_DEPTH = 16  # no message of the contract nests deeper than 5
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -70,6 +72,46 @@ def valid_device_id(device_id: str) -> bool:
 def canonical_json(obj: Any) -> bytes:
     """Compact, key-sorted UTF-8 JSON: how payloads are made (once) on the device."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+
+
+def json_depth_within(data: bytes, limit: int) -> bool:
+    """False if ``data`` nests arrays and objects more than ``limit`` deep (True guarantees at most
+    ``2 * limit``), found at C speed without parsing: escaped backslashes and quotes are dropped, everything
+    but brackets and quotes deleted, strings cut out (two adjacent quotes first: nothing lies between them),
+    then the innermost bracket pairs peeled off, one or two levels per pass. Unbalanced brackets count as too
+    deep (such JSON is malformed anyway)."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return True
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = data.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in skeleton:
+        skeleton = b"".join(skeleton.split(b'"')[::2])
+    for _ in range(limit):
+        peeled = skeleton.replace(b"[]", b"").replace(b"{}", b"")
+        if not peeled:
+            return True
+        if peeled == skeleton:
+            return False
+        skeleton = peeled
+    return False
+
+
+def parse_json(data: bytes, what: str, max_bytes: int, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Strict JSON (RFC 8259, UTF-8, no NaN) of at most ``max_bytes`` bytes nested at most ``max_depth``
+    deep (see ``json_depth_within``), both checked before parsing; ``EnvelopeError`` naming ``what`` and
+    the reason otherwise. Never ``RecursionError``, whatever the input."""
+    if len(data) > max_bytes:
+        raise EnvelopeError("oversized", f"{what} is {len(data)} bytes, limit {max_bytes}")
+    if not json_depth_within(data, max_depth):
+        raise EnvelopeError("malformed", f"{what} nests deeper than {max_depth} levels")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("malformed", f"{what} is not UTF-8 JSON: {exc}") from None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -147,12 +189,7 @@ _FIELD_TYPES = tuple(_PAYLOAD_FIELDS.items())
 
 def parse_payload(payload: bytes) -> RecordPayload:
     """Parse signed record bytes (after the signature was checked); ``EnvelopeError`` if malformed."""
-    if len(payload) > MAX_RECORD_BYTES:
-        raise EnvelopeError("oversized", f"record payload is {len(payload)} bytes, limit {MAX_RECORD_BYTES}")
-    try:
-        obj = orjson.loads(payload)  # strict RFC 8259: no NaN/Infinity, UTF-8 checked, ints within 64 bits
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeError("malformed", f"record payload is not UTF-8 JSON: {exc}") from None
+    obj = parse_json(payload, "record payload", MAX_RECORD_BYTES)
     if type(obj) is not dict:
         raise EnvelopeError("malformed", "record payload is not a JSON object")
     if obj.keys() != _FIELD_NAMES:
@@ -206,12 +243,7 @@ def encode_up_message(records: list[SignedRecord]) -> bytes:
 
 def decode_up_message(data: bytes) -> list[SignedRecord]:
     """Split an up-message into signed records (signatures not yet checked); ``EnvelopeError`` if bad."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_MESSAGE_BYTES}")
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError("malformed", f"message is not UTF-8 JSON: {exc}") from None
+    obj = parse_json(data, "message", MAX_MESSAGE_BYTES)
     if not isinstance(obj, dict) or set(obj) != {"v", "records"}:
         raise EnvelopeError("malformed", "message must be an object with exactly 'v' and 'records'")
     if obj["v"] != WIRE_VERSION:
@@ -361,10 +393,7 @@ def decode_up(data: bytes) -> list[SignedRecord] | SignedBatch:
         raise EnvelopeError(
             "unknown_version", f"binary wire version {version} unknown; this server speaks 1, 2, 3"
         )
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError("malformed", f"message is not UTF-8 JSON: {exc}") from None
+    obj = parse_json(data, "message", MAX_MESSAGE_BYTES)
     if not isinstance(obj, dict) or obj.get("v") != BATCH_WIRE_VERSION:
         return decode_up_message(data)
     if set(obj) != {"v", "k", "s", "p"} or not isinstance(obj["k"], str):

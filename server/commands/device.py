@@ -6,7 +6,6 @@ or write its configuration; ``device cert`` issues its TLS client certificate (C
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import secrets
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.sync.envelope import valid_device_id
 from core.sync.signing import Signer, b64e
+from server.mqtt_accounts import hash_password
 
 
 @dataclass(frozen=True)
@@ -30,16 +30,6 @@ class ProvisionedDevice:
     public_key_b64: str
     mqtt_username: str
     mqtt_password: str
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    """PBKDF2-SHA512 in Mosquitto's ``mosquitto_passwd`` format: ``$7$iterations$salt$hash``."""
-    salt = salt or os.urandom(12)
-    iterations = 101
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    import base64
-
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def add_device(session: Session, device_id: str, now: datetime, label: str = "") -> ProvisionedDevice:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import logging
-import threading
+import secrets
 from typing import Any
 
 from core.process_stop import StopSignals, serve_until_stopped
 from core.structured_log import log_event
-from server.config import ServerConfig, load_server_config
+from server.config import load_server_config
 
 log = logging.getLogger("server")
 
@@ -39,35 +37,13 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_embedded_broker(cfg: ServerConfig) -> tuple[threading.Thread, Any]:
-    """Run the amqtt broker on its own event loop thread; returns the thread and a stop callable."""
-    from urllib.parse import urlparse
-
-    from server.broker import serve
-
-    u = urlparse(cfg.mqtt.url)
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    started = threading.Event()
-
-    def _run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(started.set)
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(serve(u.hostname or "127.0.0.1", u.port or 1883, stop))
-
-    thread = threading.Thread(target=_run, name="mqtt-broker", daemon=True)
-    thread.start()
-    started.wait(5)
-    return thread, lambda: loop.call_soon_threadsafe(stop.set)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """The server process. SIGTERM or SIGINT stops the HTTP server, the ingest workers and the embedded broker,
     in that order, and logs ``server.stopped``."""
     import uvicorn
 
     from server.app import create_app
+    from server.broker import start_embedded
     from server.db.migrate import upgrade
     from server.services import Service, start_services
 
@@ -82,10 +58,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     broker_thread = None
     services: list[Service] = []
     served = False
+    if cfg.mqtt.embedded and cfg.mqtt.password is None:  # the ingest account: a secret of this run only
+        cfg = cfg.model_copy(
+            update={"mqtt": cfg.mqtt.model_copy(update={"password": secrets.token_urlsafe(24)})}
+        )
     try:
-        if cfg.mqtt.embedded:
-            broker_thread, stop_broker = _start_embedded_broker(cfg)
         app = create_app(cfg)
+        if cfg.mqtt.embedded:
+            broker_thread, stop_broker = start_embedded(cfg, app.state.sessions)
         services = start_services(cfg, app)
         log_event(log, "server.started", http=f"http://{cfg.http.host}:{cfg.http.port}", mqtt=cfg.mqtt.url)
         server = uvicorn.Server(

@@ -67,7 +67,10 @@ class SyncStream(Base):
 
 
 class SyncDeadLetter(Base):
-    """A message or record that was rejected, with its reason; never silently dropped."""
+    """A message or record that was rejected, with its reason; never silently dropped.
+
+    ``data`` keeps at most the first 64 KiB of it; ``size_bytes`` and ``sha256`` are of the whole (s0013).
+    """
 
     __tablename__ = "sync_dead_letter"
 
@@ -78,6 +81,8 @@ class SyncDeadLetter(Base):
     detail: Mapped[str] = mapped_column(Text)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class SyncConflict(Base):

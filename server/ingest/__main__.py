@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.sync.signing import Signer
 from server.db.base import make_engine, make_sessionmaker
+from server.ingest.supervisor import IngestSupervisor
 from server.ingest.worker import IngestSettings, start_ingest_workers
 
 
@@ -45,12 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     workers = start_ingest_workers(
         settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers
     )
+    supervisor = IngestSupervisor(workers).start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with contextlib.suppress(KeyboardInterrupt):
         done.wait()
-    for w in workers:
-        w.stop()
+    supervisor.stop()
     engine.dispose()
     return 0
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from core.name_search import name_keys
 from core.structured_log import log_event
 from core.sync.control import (
+    MAX_CONTROL_BYTES,
     AckEntry,
     Hello,
     RefApplied,
@@ -38,7 +39,10 @@ from core.sync.envelope import (
     SignedBatch,
     SignedRecord,
     decode_up,
+    parse_json,
     parse_payload,
+    sha256_hex,
+    valid_device_id,
 )
 from core.sync.records import RecordBody, RecordRejected, parse_body
 from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, DOMAIN_REQUEST, BadSignature, KeyRing
@@ -60,10 +64,18 @@ from server.db.sync import (
 from server.fines.issuing import fines_for_synced_protocols
 from server.ingest.payment_attempts import STREAMS as PAYMENT_ATTEMPT_STREAMS
 from server.ingest.payment_attempts import store_payment_records
+from server.ingest.limits import (
+    body_problem,
+    dataset_in_use_problem,
+    fits_device_id,
+    head_problem,
+    hello_problem,
+)
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
 _HWM_CHUNK = 500  # seqs read per step while raising the contiguous high-water mark
+DEAD_LETTER_KEPT_BYTES = 64 * 1024  # of a refused message; its size and SHA-256 are of the whole
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,16 @@ class BatchOutcome:
     conflicts: int = 0
     dead_letters: int = 0
 
+    def merge(self, other: BatchOutcome) -> None:
+        """Add ``other`` (the outcome of further messages) to this one."""
+        for device_id, entries in other.acks.items():
+            self.acks[device_id].extend(entries)
+        self.dataset_requests.extend(other.dataset_requests)
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.conflicts += other.conflicts
+        self.dead_letters += other.dead_letters
+
 
 @dataclass(slots=True)
 class _Accepted:
@@ -94,50 +116,87 @@ class _Accepted:
 
 def _dead(session: Session, out: BatchOutcome, now: datetime, topic: str, device: str | None, reason: str,
           detail: str, data: bytes) -> None:  # fmt: skip
+    """Keep a refused message or record aside: its reason, and its first ``DEAD_LETTER_KEPT_BYTES`` with
+    the size and SHA-256 of the whole. Every text is cut to its column and NUL-free, so this insert cannot
+    fail whatever the message held."""
     session.add(
         SyncDeadLetter(
-            device_id=device,
-            topic=topic[:256],
-            reason=reason[:32],
-            detail=detail[:2000],
-            data=data,
+            device_id=device if device is not None and fits_device_id(device) else None,
+            topic=_storable(topic, 256),
+            reason=_storable(reason, 32),
+            detail=_storable(detail, 2000),
+            data=data[:DEAD_LETTER_KEPT_BYTES],
+            size_bytes=len(data),
+            sha256=sha256_hex(data),
             received_at=now,
         )
     )
     out.dead_letters += 1
-    log_event(log, "sync.dead_letter", device=device, topic=topic[:256], reason=reason, detail=detail[:300])
+    log_event(log, "sync.dead_letter", device=device, topic=topic[:256], reason=reason, detail=detail[:300],
+              size=len(data))  # fmt: skip
+
+
+def dead_letter(session: Session, now: datetime, message: Incoming, reason: str, detail: str) -> None:
+    """Dead-letter a whole message that could not be handled (in the caller's transaction)."""
+    where = topic_device(message.topic)
+    _dead(session, BatchOutcome(), now, message.topic, where[0] if where else None, reason, detail,
+          message.payload)  # fmt: skip
+
+
+def _storable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters that any text column can hold (no NUL, no lone surrogate)."""
+    cut = text[:limit]
+    if cut.isascii() and "\x00" not in cut:
+        return cut
+    return cut.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
 
 
 def ingest_batch(
     session: Session, messages: list[Incoming], devices: DeviceRegistry, now: datetime
 ) -> BatchOutcome:
-    """Process ``messages`` in the caller's transaction (the caller commits, then publishes the acks)."""
+    """Process ``messages`` in the caller's transaction (the caller commits, then publishes the acks).
+
+    A message whose checks raise anything is dead-lettered with the error (reason ``internal_error``) and
+    the others go on; an error while storing fails the transaction, and the worker then takes the batch's
+    messages one at a time (``server.ingest.worker``)."""
     out = BatchOutcome()
     accepted: list[_Accepted] = []
     for msg in messages:
-        where = topic_device(msg.topic)
-        if where is None:
-            _dead(session, out, now, msg.topic, None, "bad_topic", "not a device topic", msg.payload)
-            continue
-        device_id, kind = where
-        if kind == "req":
-            _request(session, out, now, msg, device_id, devices)
-            continue
         try:
-            up = decode_up(msg.payload)
-        except EnvelopeError as exc:
-            _dead(session, out, now, msg.topic, device_id, exc.reason, exc.detail, msg.payload)
-            continue
-        if isinstance(up, SignedBatch):
-            accepted.extend(_check_batch(session, out, now, msg, device_id, up, devices))
-            continue
-        for rec in up:
-            checked = _check(session, out, now, msg.topic, device_id, rec, devices)
-            if checked is not None:
-                accepted.append(checked)
+            accepted.extend(_check_message(session, out, now, msg, devices))
+        except Exception as exc:  # no message may stop the others: it is kept aside with the error
+            log.exception("sync.check_failed", extra={"event": "sync.check_failed", "topic": msg.topic[:256]})
+            _dead(session, out, now, msg.topic, None, "internal_error", f"{type(exc).__name__}: {exc}"[:2000],
+                  msg.payload)  # fmt: skip
     if accepted:
         _store(session, out, now, accepted)
     return out
+
+
+def _check_message(session: Session, out: BatchOutcome, now: datetime, msg: Incoming,
+                   devices: DeviceRegistry) -> list[_Accepted]:  # fmt: skip
+    """The records of one message that passed every check; the rest dead-lettered (and acked if rejected)."""
+    where = topic_device(msg.topic)
+    if where is None or not valid_device_id(where[0]) or not fits_device_id(where[0]):
+        _dead(session, out, now, msg.topic, None, "bad_topic", "not a device topic", msg.payload)
+        return []
+    device_id, kind = where
+    if kind == "req":
+        _request(session, out, now, msg, device_id, devices)
+        return []
+    try:
+        up = decode_up(msg.payload)
+    except EnvelopeError as exc:
+        _dead(session, out, now, msg.topic, device_id, exc.reason, exc.detail, msg.payload)
+        return []
+    if isinstance(up, SignedBatch):
+        return _check_batch(session, out, now, msg, device_id, up, devices)
+    found = []
+    for rec in up:
+        checked = _check(session, out, now, msg.topic, device_id, rec, devices)
+        if checked is not None:
+            found.append(checked)
+    return found
 
 
 def _check(session: Session, out: BatchOutcome, now: datetime, topic: str, device_id: str, rec: SignedRecord,
@@ -207,6 +266,9 @@ def _check_signed(session: Session, out: BatchOutcome, now: datetime, topic: str
     digest = digest or rec.sha256
     try:
         head = parse_payload(rec.payload)
+        too_big = head_problem(head)
+        if too_big is not None:
+            raise EnvelopeError("out_of_range", too_big)
     except EnvelopeError as exc:
         _dead(session, out, now, topic, device_id, exc.reason, exc.detail, rec.payload)
         return None
@@ -226,6 +288,9 @@ def _check_signed(session: Session, out: BatchOutcome, now: datetime, topic: str
         if b"\\u0000" in rec.payload:  # valid JSON, but no PostgreSQL text column can hold it
             raise RecordRejected("invalid_body", "a string holds a NUL character (\\u0000)")
         body = parse_body(head.stream, head.sv, head.body)
+        too_big = body_problem(head.stream, body)
+        if too_big is not None:
+            raise RecordRejected("out_of_range", too_big)
     except RecordRejected as exc:
         _dead(session, out, now, topic, device_id, exc.reason, exc.detail, rec.payload)
         # the record is genuinely the device's: tell it, so it stops resending and raises an alert
@@ -916,6 +981,14 @@ def _request(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, 
             msg.payload,
         )
         return
+    too_big = (
+        hello_problem(req.epoch, req.max_seq) if isinstance(req, Hello)
+        else dataset_in_use_problem(req.dataset, req.version) if isinstance(req, RefApplied)
+        else None
+    )  # fmt: skip
+    if too_big is not None:
+        _dead(session, out, now, msg.topic, device_id, "out_of_range", f"{req.type} {too_big}", msg.payload)
+        return
     if isinstance(req, Hello):
         _raise_marks(session, device_id, req.epoch, now, req.max_seq)
         log_event(log, "sync.hello", device=device_id, epoch=req.epoch, max_seq=req.max_seq)
@@ -948,8 +1021,8 @@ def _request(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, 
 def _ring_for(devices: DeviceRegistry, data: bytes) -> KeyRing:
     """A key ring holding the key the message names (if registered), for ``open_signed``."""
     try:
-        kid = json.loads(data.decode("utf-8")).get("k")
-    except (UnicodeDecodeError, ValueError, AttributeError):
+        kid = parse_json(data, "request", MAX_CONTROL_BYTES).get("k")
+    except (EnvelopeError, AttributeError):
         return KeyRing()
     key = devices.lookup(kid) if isinstance(kid, str) else None
     return KeyRing([key.verifier] if key else [])

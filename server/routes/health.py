@@ -13,7 +13,8 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 when the process is up and its database answers; 503 with the reason otherwise."""
+    """200 when the process is up, its database answers and every ingest worker runs, is connected and keeps
+    up with its input; 503 with the reasons otherwise."""
     checks: dict[str, Any] = {}
     try:
         with request.app.state.sessions() as session:
@@ -21,6 +22,10 @@ def healthz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # the health endpoint reports any failure instead of raising
         checks["database"] = f"error: {type(exc).__name__}"
+    ingest = getattr(request.app.state, "ingest", None)
+    if ingest is not None:
+        for client_id, state in ingest.health().items():
+            checks[f"ingest {client_id}"] = state
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503

@@ -6,6 +6,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,12 +21,16 @@ from server.commands.device import add_device
 
 @pytest.fixture
 def rig(
-    mqtt_url: str, server_sessions: sessionmaker[Session], device_sessions: sessionmaker[Session]
+    mqtt_url: str,
+    broker_accounts: Any,
+    server_sessions: sessionmaker[Session],
+    device_sessions: sessionmaker[Session],
 ) -> Iterator[SyncRig]:
     device_id = f"PD-{uuid.uuid4().hex[:10]}"
     with server_sessions() as session, session.begin():
         dev = add_device(session, device_id, T0)
-    r = SyncRig(mqtt_url, server_sessions, device_sessions, dev, Signer.generate(), [], [])
+    broker_accounts.add(dev.mqtt_username, dev.mqtt_password)
+    r = SyncRig(mqtt_url, server_sessions, device_sessions, dev, Signer.generate(), [], [], broker_accounts)
     try:
         yield r
     finally:

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,16 +14,39 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock
+from core.sync.broker_url import parse_broker_url
 from core.sync.records import Payment, Protocol, Segment
 from core.sync.signing import KeyRing, Signer, Verifier
 from edge.sync.outbox import enqueue_many, stats
 from edge.sync.sender import SenderSettings, SyncSender
-from server.commands.device import ProvisionedDevice
+from server.commands.device import ProvisionedDevice, add_device
 from server.ingest.worker import IngestSettings, IngestWorker
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class Accounts(typing.Protocol):
+    """The broker's accounts (``BrokerAccounts`` in tests/conftest.py)."""
+
+    ingest_password: str
+    observer_password: str
+
+    def add(self, username: str, password: str) -> None: ...
+
+
+@dataclass
+class CertificateAccounts:
+    """A broker that takes identities from TLS client certificates: no passwords to register."""
+
+    ingest_password: str = ""
+    observer_password: str = ""
+
+    def add(self, username: str, password: str) -> None:
+        pass
 
 
 @dataclass
@@ -34,6 +58,7 @@ class SyncRig:
     server_signer: Signer
     workers: list[IngestWorker]
     senders: list[SyncSender]
+    accounts: Accounts
     # unique per test: a dead worker's persistent session stays in its share group on a persistent broker
     share_group: str = field(default_factory=lambda: f"ingest{uuid.uuid4().hex[:8]}")
 
@@ -41,17 +66,20 @@ class SyncRig:
     def signer(self) -> Signer:
         return Signer.from_b64(self.dev.private_key_b64)
 
-    def worker(self, n: int = 1, shared: bool = False, **kw: Any) -> IngestWorker:
+    def worker(self, n: int = 1, shared: bool = False, client_id: str | None = None, clock: Clock | None = None,
+               **kw: Any) -> IngestWorker:  # fmt: skip
         w = IngestWorker(
             IngestSettings(
                 mqtt_url=self.mqtt_url,
-                client_id=f"ingest-{uuid.uuid4().hex[:8]}-{n}",
+                client_id=client_id or f"ingest-{uuid.uuid4().hex[:8]}-{n}",
                 username="ingest-svc",
+                password=self.accounts.ingest_password,
                 shared_group=self.share_group if shared else None,
                 **kw,
             ),
             self.server,
             self.server_signer,
+            clock,
         )
         w.start()
         self.workers.append(w)
@@ -60,7 +88,13 @@ class SyncRig:
 
     def sender(self, **kw: Any) -> SyncSender:
         s = SyncSender(
-            SenderSettings(mqtt_url=self.mqtt_url, device_id=self.dev.device_id, **kw),
+            SenderSettings(
+                mqtt_url=self.mqtt_url,
+                device_id=self.dev.device_id,
+                username=self.dev.mqtt_username,
+                password=self.dev.mqtt_password,
+                **kw,
+            ),
             self.device,
             self.signer,
             KeyRing([Verifier(self.server_signer.public_raw())]),
@@ -72,6 +106,28 @@ class SyncRig:
     def pending(self) -> int:
         with self.device() as session:
             return stats(session).pending
+
+
+def raw_client(url: str, username: str, password: str, client_id: str | None = None) -> mqtt.Client:
+    """A plain paho client, connected and looping (as an outsider would use the broker)."""
+    addr = parse_broker_url(url)
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or username, protocol=mqtt.MQTTv311)
+    c.username_pw_set(username, password)
+    c.connect(addr.host, addr.port)
+    c.loop_start()
+    return c
+
+
+def publish_as(url: str, username: str, password: str, messages: list[tuple[str, bytes]],
+               client_id: str | None = None) -> None:  # fmt: skip
+    """Publish ``(topic, payload)`` pairs at QoS 1 over one connection, then disconnect."""
+    c = raw_client(url, username, password, client_id)
+    try:
+        for topic, data in messages:
+            c.publish(topic, data, qos=1).wait_for_publish(10)
+    finally:
+        c.disconnect()
+        c.loop_stop()
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -155,6 +211,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    """Until something listens on 127.0.0.1:``port`` (a broker just started)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listened on {port} after {timeout} s")
+
+
+def provision(server: sessionmaker[Session]) -> tuple[ProvisionedDevice, Signer]:
+    """A freshly registered device of a unique id, and its signing key."""
+    with server() as session, session.begin():
+        dev = add_device(session, f"PD-{uuid.uuid4().hex[:8]}", T0)
+    return dev, Signer.from_b64(dev.private_key_b64)
 
 
 def mosquitto_binary() -> str | None:

@@ -328,7 +328,7 @@ def test_a_device_restarted_mid_download_gets_only_the_missing_chunks_through_th
     subscribed = threading.Event()
     spy.on_connect = lambda c, *_a: c.subscribe(ref_topic(rig.dev.device_id), qos=1)
     spy.on_subscribe = lambda *_a: subscribed.set()
-    spy.username_pw_set("spy")
+    spy.username_pw_set("test-observer", rig.accounts.observer_password)  # may read every device's topics
     addr = parse_broker_url(rig.mqtt_url)
     spy.connect(addr.host, addr.port)
     spy.loop_start()

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from sync_harness import T0, SyncRig, fill_outbox, free_port, mosquitto_binary, wait_for
+from sync_harness import T0, CertificateAccounts, SyncRig, fill_outbox, free_port, mosquitto_binary, wait_for
 
 from core.sync.signing import Signer
 from server.cli import main as server_cli
@@ -280,7 +280,8 @@ def test_real_sender_and_ingest_sync_end_to_end_over_tls_client_certificates(
     device_id = f"PD-{uuid.uuid4().hex[:8]}"
     with server_sessions() as session, session.begin():
         dev = add_device(session, device_id, T0)
-    rig = SyncRig(broker.device_url, server_sessions, device_sessions, dev, Signer.generate(), [], [])
+    rig = SyncRig(broker.device_url, server_sessions, device_sessions, dev, Signer.generate(), [], [],
+                  CertificateAccounts())  # fmt: skip
     svc = pki.issue("ingest-svc", pki.services_ca)
     try:
         for n in range(2):  # two workers on one service identity, sharing the load as in production

@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import func, select
-from sync_harness import T0, SyncRig, fill_outbox, payment_body, protocol_body, wait_for
+from sync_harness import T0, SyncRig, fill_outbox, payment_body, protocol_body, publish_as, wait_for
 
-from core.sync.broker_url import parse_broker_url
 from core.sync.control import up_topic
 from core.sync.datasets import sign_dataset
 from core.sync.envelope import SignedRecord, encode_up_message, make_payload, sign_record
@@ -24,15 +22,16 @@ from server.db.sync import SyncDeadLetter, SyncDeviceDataset, SyncInbox
 from server.ingest.datasets import publish_dataset
 
 
-def publish_raw(url: str, topic: str, data: bytes) -> None:
-    addr = parse_broker_url(url)
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"attacker-{uuid.uuid4().hex[:6]}")
-    c.username_pw_set("attacker")
-    c.connect(addr.host, addr.port)
-    c.loop_start()
-    c.publish(topic, data, qos=1).wait_for_publish(10)
-    c.disconnect()
-    c.loop_stop()
+def publish_raw(rig: SyncRig, messages: list[tuple[str, bytes]]) -> None:
+    """Publish as the device's own broker account (its stolen credentials): the only account the broker's
+    ACL lets write on its topics."""
+    publish_as(rig.mqtt_url, rig.dev.mqtt_username, rig.dev.mqtt_password, messages)
+
+
+def publish_as_ingest(rig: SyncRig, topic: str, data: bytes) -> None:
+    """Publish as the ingest's account: the only one the ACL lets write on a device's down topics."""
+    publish_as(rig.mqtt_url, "ingest-svc", rig.accounts.ingest_password, [(topic, data)],
+               client_id=f"forger-{uuid.uuid4().hex[:6]}")  # fmt: skip
 
 
 def counts(rig: SyncRig) -> tuple[int, int, int, int]:
@@ -71,17 +70,19 @@ def test_attacks_are_rejected_recorded_and_change_no_business_table(rig: SyncRig
     other_rec = record(rig, Signer.from_b64(other.private_key_b64), 2, payment_body(str(uuid.uuid4()), "N0"),
                        dev=other.device_id)  # fmt: skip
     future = record(rig, rig.signer, 3, {"amount": 1}, sv=9)
-    for rec in (forged, tampered):
-        publish_raw(rig.mqtt_url, topic, encode_up_message([rec]))
-    publish_raw(rig.mqtt_url, topic, encode_up_message([other_rec]))  # another device's record on this topic
-    publish_raw(rig.mqtt_url, topic, b'{"v":1,"records":[{"p":"***"}]}')  # malformed
-    publish_raw(rig.mqtt_url, topic, b"{" + b" " * (600 * 1024) + b"}")  # oversized
-    publish_raw(rig.mqtt_url, topic, encode_up_message([future]))  # unknown version
     with rig.device() as s:
         first = s.scalars(select(OutboxRecord).where(OutboxRecord.seq == 1)).one()
         content = s.get_one(OutboxContent, 1)
     replay = SignedRecord(content.payload or b"", content.sig or b"", first.kid or "")
-    publish_raw(rig.mqtt_url, up_topic(rig.dev.device_id, first.record_type), encode_up_message([replay]))
+    publish_raw(rig, [
+        (topic, encode_up_message([forged])),
+        (topic, encode_up_message([tampered])),
+        (topic, encode_up_message([other_rec])),  # another device's record on this topic
+        (topic, b'{"v":1,"records":[{"p":"***"}]}'),  # malformed
+        (topic, b"{" + b" " * (600 * 1024) + b"}"),  # oversized
+        (topic, encode_up_message([future])),  # unknown version
+        (up_topic(rig.dev.device_id, first.record_type), encode_up_message([replay])),
+    ])  # fmt: skip
     expected = ["bad_signature", "bad_signature", "malformed", "oversized", "unknown_version", "wrong_device"]
     wait_for(lambda: len(dead_reasons(rig)) >= len(expected), what="dead letters recorded")
     assert dead_reasons(rig) == expected
@@ -114,9 +115,9 @@ def test_dataset_published_while_offline_is_applied_on_reconnect_and_rollback_re
     old = sign_dataset(rig.server_signer, "tariffs", 1, b'{"mrp_minor":393200}', T0)
     from core.sync.control import ref_topic
 
-    publish_raw(rig.mqtt_url, ref_topic(rig.dev.device_id), old.to_wire())
+    publish_as_ingest(rig, ref_topic(rig.dev.device_id), old.to_wire())
     forged = sign_dataset(Signer.generate(), "tariffs", 99, b"{}", T0)
-    publish_raw(rig.mqtt_url, ref_topic(rig.dev.device_id), forged.to_wire())
+    publish_as_ingest(rig, ref_topic(rig.dev.device_id), forged.to_wire())
     with rig.device() as s, s.begin():
         enqueue(s, "protocol", protocol_body("AFTER-1"), now=T0)
     wait_for(lambda: rig.pending() == 0, what="record synced")
@@ -143,6 +144,6 @@ def _reported(rig: SyncRig) -> int | None:
 def test_invalid_body_from_the_real_device_is_acked_rejected_and_kept(rig: SyncRig, stream: str) -> None:
     bad = record(rig, rig.signer, 5, {"amount_minor": -5}, stream=stream)
     rig.worker()
-    publish_raw(rig.mqtt_url, up_topic(rig.dev.device_id, stream), encode_up_message([bad]))
+    publish_raw(rig, [(up_topic(rig.dev.device_id, stream), encode_up_message([bad]))])
     wait_for(lambda: dead_reasons(rig) == ["invalid_body"], what="invalid body dead-lettered")
     assert counts(rig)[:3] == (0, 0, 0)

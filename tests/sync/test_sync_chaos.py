@@ -8,7 +8,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,35 +16,20 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import SyncRig, fill_outbox, wait_for
+from sync_harness import SyncRig, fill_outbox, free_port, wait_for, wait_port
 
 from core.sync.signing import b64e
 from edge.sync.outbox import stats
 from server.db.sync import SyncInbox
+from server.mqtt_accounts import hash_password
 
 ROOT = Path(__file__).resolve().parents[2]
 N = int(os.environ.get("PATROLKIT_SYNC_CHAOS_N", "6000"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"broker did not listen on {port}")
-
-
-def broker_starter(tmp: Path, port: int) -> Callable[[], subprocess.Popen[bytes]]:
-    """A private broker on ``port``: Mosquitto (persistence off) when installed, else amqtt."""
+def broker_starter(tmp: Path, port: int, accounts: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+    """A private broker on ``port``: Mosquitto (persistence off, anonymous) when installed, else the embedded
+    amqtt broker with ``accounts`` (username -> password) and the production ACL."""
     mosquitto = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
@@ -56,7 +40,10 @@ def broker_starter(tmp: Path, port: int) -> Callable[[], subprocess.Popen[bytes]
         )
         cmd = [mosquitto, "-c", str(conf)]
     else:
-        cmd = [sys.executable, "-m", "server.broker", "--host", "127.0.0.1", "--port", str(port)]
+        passwd = tmp / "passwd"
+        passwd.write_text("".join(f"{u}:{hash_password(pw)}\n" for u, pw in accounts.items()))
+        cmd = [sys.executable, "-m", "server.broker", "--host", "127.0.0.1", "--port", str(port),
+               "--password-file", str(passwd)]  # fmt: skip
 
     def start() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,6 +60,7 @@ def test_every_record_arrives_exactly_once_through_kills_of_device_broker_and_in
     fill_outbox(rig.device, N)
     port = free_port()
     url = f"mqtt://127.0.0.1:{port}"
+    device_url = f"mqtt://{rig.dev.mqtt_username}:{rig.dev.mqtt_password}@127.0.0.1:{port}"
     server_key = tmp_path / "server.key"
     server_key.write_text(b64e(rig.server_signer.private_raw()))
     server_pub = tmp_path / "server.pub"
@@ -87,12 +75,13 @@ def test_every_record_arrives_exactly_once_through_kills_of_device_broker_and_in
     def start_device() -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "edge.commands.sync", "sync", "run", "--db", device_db, "--device-id",
                rig.dev.device_id, "--key-file", str(device_key), "--server-key", str(server_pub),
-               "--mqtt-url", url, "--window", "300", "--batch", "50", "--ack-timeout", "3"]  # fmt: skip
+               "--mqtt-url", device_url, "--window", "300", "--batch", "50", "--ack-timeout", "3"]  # fmt: skip
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs["device"])
 
     def start_ingest() -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "server.ingest", "--db", server_db, "--mqtt-url", url, "--key-file",
-               str(server_key), "--client-id", "chaos-ingest", "--gap-timeout", "2"]  # fmt: skip
+               str(server_key), "--client-id", "chaos-ingest", "--gap-timeout", "2",
+               "--password", rig.accounts.ingest_password]  # fmt: skip
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=logs["ingest"])
 
     def stored() -> int:
@@ -100,7 +89,11 @@ def test_every_record_arrives_exactly_once_through_kills_of_device_broker_and_in
             return int(s.scalar(select(func.count()).select_from(SyncInbox)) or 0)
 
     rng = random.Random(int(os.environ.get("PATROLKIT_SYNC_CHAOS_SEED", "6")))
-    start_broker = broker_starter(tmp_path, port)
+    start_broker = broker_starter(
+        tmp_path,
+        port,
+        {rig.dev.mqtt_username: rig.dev.mqtt_password, "ingest-svc": rig.accounts.ingest_password},
+    )
     procs = {"broker": start_broker(), "ingest": start_ingest(), "device": start_device()}
     starters = {"broker": start_broker, "ingest": start_ingest, "device": start_device}
     try:

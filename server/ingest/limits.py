@@ -1,0 +1,249 @@
+"""The limits a record or request must meet before anything of it is stored: each field against the column
+that will hold it, with the bounds read from the column types (``server.db.column_bounds``). A value beyond
+them is refused with reason ``out_of_range`` naming the field, never truncated and never left to the database
+(where it would fail the whole batch's transaction).
+
+``STORED_IN`` says, per record type, which table its body goes to and where a field lands when that is not
+the table's column of the same name. A record type missing there is refused whole, and a test checks that
+every field of every model in ``core.sync.records.RECORD_MODELS`` has its place. The checks of each model
+are worked out once: a field whose model already bounds it within its column (``max_length``, ``le``, a
+``Literal`` of short strings) costs nothing per record.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from annotated_types import Ge, Gt, Le, Lt, MaxLen
+from pydantic.fields import FieldInfo
+from sqlalchemy import Table
+
+from core.sync.envelope import RecordPayload
+from core.sync.records import RecordBody
+from server.db.column_bounds import ColumnBound, table_bounds, too_big
+from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
+from server.db.protocols import Officer, Payment, Protocol
+from server.db.sync import (
+    Bookmark,
+    OwnCardCheck,
+    ReceiptEvent,
+    RecordingGap,
+    SegmentMeta,
+    SyncDeviceDataset,
+    SyncInbox,
+    SyncStream,
+)
+
+
+def _t(model: type[Any]) -> Table:
+    return typing.cast(Table, model.__table__)
+
+
+@dataclass(frozen=True)
+class StoredAs:
+    """Where a record type's body goes: ``table`` (None: kept whole as JSON text, no column limits), the
+    columns a field lands in when not ``table``'s own of the same name, and the fields not stored at all."""
+
+    table: Table | None
+    lands_in: Mapping[str, tuple[tuple[Table, str], ...]] = field(default_factory=dict)
+    not_stored: frozenset[str] = frozenset()
+
+
+STORED_IN: dict[str, StoredAs] = {
+    "protocol": StoredAs(
+        _t(Protocol),
+        {
+            "officer_name": ((_t(Officer), "full_name"),),
+            "officer_badge": ((_t(Protocol), "officer_badge"), (_t(Officer), "badge")),
+        },
+    ),
+    "payment": StoredAs(_t(Payment)),
+    "own_card_check": StoredAs(_t(OwnCardCheck)),
+    "receipt_job": StoredAs(_t(ReceiptEvent)),
+    "segment": StoredAs(
+        _t(SegmentMeta), {"index": ((_t(SegmentMeta), "idx"),)}, frozenset({"width", "height", "fps"})
+    ),
+    "recording_gap": StoredAs(_t(RecordingGap)),
+    "bookmark": StoredAs(_t(Bookmark), {"end": ((_t(Bookmark), "ended_at"),)}),
+    "payment_attempt": StoredAs(_t(PaymentAttemptCopy)),
+    "payment_settlement": StoredAs(_t(PaymentSettlementCopy)),
+    "device_status": StoredAs(None),  # the latest body is kept as JSON text (sync_device_status.body)
+}
+
+# The record header's fields and the sync_inbox columns that hold them
+_HEAD_COLUMNS = (("dev", "device_id"), ("epoch", "epoch"), ("seq", "seq"), ("id", "record_id"),
+                 ("stream", "stream"), ("sv", "sv"))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    field: str
+    where: str  # table.column, for the reason
+    bound: ColumnBound
+
+
+def head_problem(head: RecordPayload) -> str | None:
+    """Why the record header does not fit ``sync_inbox`` (its epoch, seq, id, …), or None."""
+    return None if _head_fits()(head) else _first_problem(_head_checks(), head)
+
+
+@functools.cache
+def _head_fits() -> Callable[[RecordPayload], bool]:
+    """The common case in one expression (``parse_payload`` made the types exact): limits of sync_inbox."""
+    b = table_bounds(_t(SyncInbox))
+    if {c for _f, c in _HEAD_COLUMNS} != {"device_id", "epoch", "record_id", "stream", "seq", "sv"}:
+        raise AssertionError("_HEAD_COLUMNS changed: change _head_fits with it")
+    dev, epoch, rid, stream = (b[c].max_chars for c in ("device_id", "epoch", "record_id", "stream"))
+    seq, sv = b["seq"], b["sv"]
+
+    def fits(h: RecordPayload) -> bool:
+        return (
+            len(h.dev) <= dev and len(h.epoch) <= epoch and len(h.id) <= rid and len(h.stream) <= stream  # type: ignore[operator]
+            and seq.low <= h.seq <= seq.high and sv.low <= h.sv <= sv.high  # type: ignore[operator]
+        )  # fmt: skip
+
+    return fits
+
+
+@functools.cache
+def _head_checks() -> _Checks:
+    bounds = table_bounds(_t(SyncInbox))
+    return _Checks(
+        tuple(_Check(name, f"sync_inbox.{column}", bounds[column]) for name, column in _HEAD_COLUMNS)
+    )
+
+
+def body_problem(stream: str, body: RecordBody) -> str | None:
+    """Why a validated body does not fit the columns it goes to, or None."""
+    checks = body_checks(type(body), stream)
+    if checks is None:
+        return f"no column limits are known for record type {stream!r}, so it cannot be stored"
+    return _first_problem(checks, body)
+
+
+class _Checks:
+    """Checks of several fields of one kind of object, ready for the ingest's hot path: the values are read
+    with one ``attrgetter`` and compared with plain tuples of limits."""
+
+    def __init__(self, checks: tuple[_Check, ...]) -> None:
+        self.checks = checks
+        names = [c.field for c in checks]
+        getter = operator.attrgetter(*names) if names else None
+        self.values = (lambda obj: (getter(obj),)) if len(names) == 1 else getter  # type: ignore[misc]
+        self.limits = tuple((c.bound.max_chars, c.bound.low, c.bound.high) for c in checks)
+
+
+def _first_problem(checks: _Checks, obj: object) -> str | None:
+    """The first field of ``obj`` beyond its column, named (None and other types are left to the models)."""
+    if checks.values is None:
+        return None
+    for value, (chars, low, high) in zip(checks.values(obj), checks.limits, strict=True):
+        kind = type(value)
+        if kind is str:
+            if chars is None or len(value) <= chars:
+                continue
+        elif kind is not int or low is None or low <= value <= high:
+            continue
+        for check in checks.checks:  # the rare case: find and name it
+            why = too_big(check.bound, getattr(obj, check.field))
+            if why is not None:
+                return f"{check.field} ({check.where}): {why}"
+    return None
+
+
+@functools.cache
+def body_checks(model: type[RecordBody], stream: str) -> _Checks | None:
+    """The per-record checks of ``model`` (only the fields its own constraints do not already keep within
+    their columns); None if ``stream`` has no entry in ``STORED_IN``. ``KeyError`` names a field that has no
+    column."""
+    stored = STORED_IN.get(stream)
+    if stored is None:
+        return None
+    checks: list[_Check] = []
+    home = stored.table
+    if home is None:
+        return _Checks(())
+    for name, info in model.model_fields.items():
+        if name in stored.not_stored:
+            continue
+        for table, column in stored.lands_in.get(name, ((home, name),)):
+            if column not in table.c:
+                raise KeyError(f"{stream}.{name}: {table.name} has no column {column!r} (see STORED_IN)")
+            bound = table_bounds(table).get(column)
+            if bound is not None and not _model_keeps_within(info, bound):
+                checks.append(_Check(name, f"{table.name}.{column}", bound))
+    return _Checks(tuple(checks))
+
+
+def _model_keeps_within(info: FieldInfo, bound: ColumnBound) -> bool:
+    """True if the model's own constraints already keep every valid value of the field within ``bound``."""
+    if bound.max_chars is not None:
+        literal = _literal_values(info.annotation)
+        if literal is not None:
+            return all(not isinstance(v, str) or len(v) <= bound.max_chars for v in literal)
+        longest = min((m.max_length for m in info.metadata if isinstance(m, MaxLen)), default=None)
+        patterns = [m.pattern for m in info.metadata if isinstance(getattr(m, "pattern", None), str)]
+        longest = min([n for n in (longest, *map(_longest_match, patterns)) if n is not None], default=None)
+        return longest is not None and longest <= bound.max_chars
+    # a value > gt is >= gt, and < lt is <= lt: bounds taken as inclusive (never too lenient)
+    lows: list[Any] = [m.ge if isinstance(m, Ge) else m.gt for m in info.metadata if isinstance(m, Ge | Gt)]
+    highs: list[Any] = [m.le if isinstance(m, Le) else m.lt for m in info.metadata if isinstance(m, Le | Lt)]
+    if not lows or not highs or bound.low is None or bound.high is None:
+        return False
+    return bool(bound.low <= max(lows) and min(highs) <= bound.high)
+
+
+def _longest_match(pattern: str) -> int | None:
+    """The longest string an anchored ``pattern`` can match (``^[0-9a-f]{64}$``: 64), or None if unknown."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        return None
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        longest = _parser.parse(pattern).getwidth()[1]
+    except Exception:  # another Python's regex internals: the field is checked per record instead
+        return None
+    return int(longest) if longest < 2**31 else None
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...] | None:
+    """The values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation, else None."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    args = typing.get_args(annotation)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and typing.get_origin(rest[0]) is typing.Literal:
+            return typing.get_args(rest[0])
+    return None
+
+
+def values_problem(table: Table, values: Mapping[str, Any]) -> str | None:
+    """Why one of ``values`` (column name -> value) does not fit its column of ``table``, or None."""
+    bounds = table_bounds(table)
+    for column, value in values.items():
+        bound = bounds.get(column)
+        why = too_big(bound, value) if bound is not None else None
+        if why is not None:
+            return f"{column} ({table.name}.{column}): {why}"
+    return None
+
+
+def hello_problem(epoch: str, max_seq: int) -> str | None:
+    """Why a device's hello (its epoch and highest seq) does not fit ``sync_stream``, or None."""
+    return values_problem(_t(SyncStream), {"epoch": epoch, "max_seq": max_seq})
+
+
+def dataset_in_use_problem(dataset: str, version: int) -> str | None:
+    """Why a device's ``ref_applied`` does not fit ``sync_device_dataset``, or None."""
+    return values_problem(_t(SyncDeviceDataset), {"dataset": dataset, "version": version})
+
+
+def fits_device_id(device_id: str) -> bool:
+    """True if ``device_id`` fits the columns that hold device ids (``sync_inbox.device_id``)."""
+    return too_big(table_bounds(_t(SyncInbox))["device_id"], device_id) is None

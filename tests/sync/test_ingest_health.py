@@ -1,0 +1,147 @@
+"""``/healthz`` tells the truth about the ingest: 503 while a worker's thread is down or a message has waited
+longer than ``stall_s`` for it, 200 again once the watchdog restarted it or the database let it go on. The
+thread is killed for real (an exception raised inside it, as a fatal bug would), and the database is blocked
+by a real lock held from another connection."""
+
+from __future__ import annotations
+
+import ctypes
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sync_harness import T0, SyncRig, protocol_body, wait_for
+
+from core.clock import FakeClock
+from edge.sync.outbox import enqueue
+from server.app import create_app
+from server.config import ServerConfig
+from server.ingest.supervisor import IngestSupervisor
+from server.ingest.worker import IngestWorker
+
+
+def healthz(client: TestClient) -> tuple[int, dict[str, str]]:
+    reply = client.get("/healthz")
+    return reply.status_code, reply.json()["checks"]
+
+
+def app_for(rig: SyncRig, supervisor: IngestSupervisor) -> TestClient:
+    app = create_app(ServerConfig(), sessions=rig.server)
+    app.state.ingest = supervisor
+    return TestClient(app)
+
+
+def kill_thread(thread: threading.Thread) -> None:
+    """Raise SystemExit inside ``thread`` (as a fatal error would), and wait until it has ended."""
+    assert thread.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def send(rig: SyncRig, number: str) -> None:
+    with rig.device() as s, s.begin():
+        enqueue(s, "protocol", protocol_body(number), now=T0)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the thread we killed
+def test_a_dead_worker_makes_healthz_503_until_the_watchdog_restarts_it(rig: SyncRig) -> None:
+    worker = rig.worker()
+    supervisor = IngestSupervisor([worker])  # not started: the test runs its check
+    client = app_for(rig, supervisor)
+    key = f"ingest {worker.settings.client_id}"
+    assert healthz(client) == (200, {"database": "ok", key: "ok"})
+    kill_thread(worker._thread)  # type: ignore[arg-type]
+    status, checks = healthz(client)
+    assert (status, checks[key]) == (503, "down: its thread ended")
+    assert supervisor.check() == 1 and worker.restarts == 1
+    assert healthz(client) == (200, {"database": "ok", key: "ok"})
+    send(rig, "AFTER-RESTART")
+    rig.sender()
+    wait_for(lambda: rig.pending() == 0, timeout=30, what="a record synced by the restarted worker")
+
+
+@contextmanager
+def database_locked(rig: SyncRig) -> Iterator[None]:
+    """Hold a write lock on ``sync_inbox`` from another connection (PostgreSQL: LOCK TABLE; SQLite: the
+    database's write lock), so the worker's insert waits."""
+    engine = rig.server.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("LOCK TABLE sync_inbox IN ACCESS EXCLUSIVE MODE"))
+            yield
+            conn.rollback()
+        return
+    holder = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_worker_stuck_on_its_input_makes_healthz_503_until_it_moves_again(rig: SyncRig) -> None:
+    clock = FakeClock()
+    worker: IngestWorker = rig.worker(clock=clock, stall_s=30.0)
+    client = app_for(rig, IngestSupervisor([worker]))
+    key = f"ingest {worker.settings.client_id}"
+    rig.sender()
+    wait_for(lambda: rig.pending() == 0, timeout=30, what="the device's hello handled")
+    with database_locked(rig):
+        send(rig, "WAITS")
+        wait_for(lambda: worker.pending() > 0, timeout=30, what="the record at the worker")
+        clock.advance(29)
+        assert healthz(client)[0] == 200  # waiting, but not yet too long
+        clock.advance(2)
+        status, checks = healthz(client)
+        assert status == 503 and checks[key].startswith("stalled: a message has waited 31 s")
+    wait_for(lambda: rig.pending() == 0, timeout=30, what="the record stored once the lock is gone")
+    assert healthz(client) == (200, {"database": "ok", key: "ok"})
+
+
+def dead_reasons(rig: SyncRig) -> list[str]:
+    from sqlalchemy import select
+
+    from server.db.sync import SyncDeadLetter
+
+    with rig.server() as s:
+        return sorted(s.scalars(select(SyncDeadLetter.reason)))
+
+
+def kill_while_handling(
+    rig: SyncRig, worker: IngestWorker, restart_first: IngestSupervisor | None = None
+) -> None:
+    """Kill the worker's thread while it holds a message: it waits on a locked database, the exception is
+    raised inside it, and it dies as soon as the database lets its statement return. ``restart_first``:
+    restart the worker (with this supervisor) once the database is locked, and kill the new thread."""
+    with database_locked(rig):
+        if restart_first is not None:
+            assert restart_first.check() == 1
+        thread = worker._thread
+        assert thread is not None and thread.ident is not None
+        wait_for(lambda: worker.pending() > 0, timeout=30, what="a message in the worker's hands")
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
+    thread.join(15)
+    assert not thread.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the threads we killed
+def test_a_message_the_worker_dies_on_is_taken_alone_then_dead_lettered_and_the_device_resends_it(
+    rig: SyncRig,
+) -> None:
+    worker = rig.worker()
+    supervisor = IngestSupervisor([worker])
+    rig.sender(ack_timeout_s=2.0, backoff_max_s=2.0)
+    wait_for(lambda: rig.pending() == 0, timeout=30, what="the device's hello handled")
+    send(rig, "DIES-TWICE")
+    kill_while_handling(rig, worker)  # died holding a batch: the next thread takes its messages one by one
+    kill_while_handling(rig, worker, restart_first=supervisor)  # and died again, on that message alone
+    assert supervisor.check() == 1 and worker.restarts == 2
+    wait_for(lambda: "worker_died" in dead_reasons(rig), timeout=30, what="the message dead-lettered")
+    wait_for(lambda: rig.pending() == 0, timeout=60, what="the record resent by the device and stored")
+    assert worker.health() == "ok"

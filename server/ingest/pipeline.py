@@ -62,8 +62,6 @@ from server.db.sync import (
     SyncStream,
 )
 from server.fines.issuing import fines_for_synced_protocols
-from server.ingest.payment_attempts import STREAMS as PAYMENT_ATTEMPT_STREAMS
-from server.ingest.payment_attempts import store_payment_records
 from server.ingest.limits import (
     body_problem,
     dataset_in_use_problem,
@@ -71,6 +69,8 @@ from server.ingest.limits import (
     head_problem,
     hello_problem,
 )
+from server.ingest.payment_attempts import STREAMS as PAYMENT_ATTEMPT_STREAMS
+from server.ingest.payment_attempts import store_payment_records
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
@@ -235,6 +237,21 @@ def provision(server: sessionmaker[Session]) -> tuple[ProvisionedDevice, Signer]
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     return found or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+REQUIRE_MOSQUITTO = "PATROLKIT_REQUIRE_MOSQUITTO"
+NO_MOSQUITTO = "needs the mosquitto binary: apt-get install mosquitto"
+
+
+def require_mosquitto() -> str:
+    """The mosquitto binary of a test that starts its own broker; without one the test is skipped with one line
+    naming the package, or fails when ``PATROLKIT_REQUIRE_MOSQUITTO=1`` (CI, which installs it)."""
+    binary = mosquitto_binary()
+    if binary is None:
+        if os.environ.get(REQUIRE_MOSQUITTO) == "1":
+            pytest.fail(f"{NO_MOSQUITTO} ({REQUIRE_MOSQUITTO}=1)", pytrace=False)
+        pytest.skip(NO_MOSQUITTO)
+    return binary
 
 
 class PrivateMosquitto:

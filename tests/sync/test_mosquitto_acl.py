@@ -18,7 +18,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from sync_harness import free_port, mosquitto_binary, wait_port
+from sync_harness import free_port, mosquitto_binary, require_mosquitto, wait_port
 
 from server.mqtt_accounts import hash_password
 from server.mqtt_acl import PACKAGED_ACL
@@ -38,8 +38,8 @@ class AclBroker:
 
 @pytest.fixture(params=["mosquitto", "embedded"])
 def acl_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AclBroker]:
-    if request.param == "mosquitto" and MOSQUITTO is None:
-        pytest.skip("needs the mosquitto binary (apt-get install mosquitto; installed in CI)")
+    if request.param == "mosquitto":
+        require_mosquitto()
     users = {"PD-A": uuid.uuid4().hex, "PD-B": uuid.uuid4().hex, "ingest-svc": uuid.uuid4().hex}
     passwd = tmp_path / "passwd"
     passwd.write_text("".join(f"{u}:{hash_password(p)}\n" for u, p in users.items()))  # `device add`'s lines
@@ -174,7 +174,10 @@ def test_a_device_account_cannot_take_over_the_ingests_client_id(acl_broker: Acl
     ingest = Client(acl_broker.service_port, "ingest-svc", pw["ingest-svc"], "ingest-0", clean_session=False)
     try:
         assert ingest.subscribe("pd/v1/+/up/#")
-        for clean in (True, False):  # a clean session would delete the ingest's session, a resumed one take it
+        for clean in (
+            True,
+            False,
+        ):  # a clean session would delete the ingest's session, a resumed one take it
             try:
                 thief = Client(acl_broker.device_port, "PD-A", pw["PD-A"], "ingest-0", clean_session=clean)
             except ConnectionRefusedError:

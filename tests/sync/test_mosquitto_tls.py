@@ -28,7 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
-from sync_harness import T0, CertificateAccounts, SyncRig, fill_outbox, free_port, mosquitto_binary, wait_for
+from sync_harness import (
+    T0,
+    CertificateAccounts,
+    SyncRig,
+    fill_outbox,
+    free_port,
+    mosquitto_binary,
+    require_mosquitto,
+    wait_for,
+)
 
 from core.sync.signing import Signer
 from server.cli import main as server_cli
@@ -38,7 +47,13 @@ from server.ingest.worker import IngestSettings, IngestWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO = mosquitto_binary()
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary (installed in CI)")
+
+
+@pytest.fixture(autouse=True)
+def _mosquitto() -> None:
+    require_mosquitto()
+
+
 NOW = datetime.now(UTC)
 
 
@@ -465,7 +480,8 @@ def test_a_revoked_device_certificate_is_refused_and_the_others_still_connect(
         assert server_cli([*revoke, str(later.cert)]) == 0
         listed = x509.load_pem_x509_crl(crl.read_bytes())
         assert {r.serial_number for r in listed} == {
-            serial, x509.load_pem_x509_certificate(later.cert.read_bytes()).serial_number
+            serial,
+            x509.load_pem_x509_certificate(later.cert.read_bytes()).serial_number,
         }
         assert listed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
         proc.send_signal(signal.SIGHUP)

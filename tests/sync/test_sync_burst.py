@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import PrivateMosquitto, SyncRig, fill_outbox, mosquitto_binary, wait_for
+from sync_harness import PrivateMosquitto, SyncRig, fill_outbox, require_mosquitto, wait_for
 
 from server.db.sync import SyncConflict, SyncDeadLetter, SyncInbox
 
@@ -20,10 +20,10 @@ N = int(os.environ.get("PATROLKIT_SYNC_BURST_N", "20000"))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(mosquitto_binary() is None, reason="needs the mosquitto binary (installed in CI)")
 def test_burst_after_a_long_offline_period_through_a_stock_mosquitto_loses_nothing(
     rig: SyncRig, tmp_path: Path
 ) -> None:
+    require_mosquitto()
     broker = PrivateMosquitto(tmp_path)
     broker.start()
     try:

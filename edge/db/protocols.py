@@ -16,7 +16,9 @@ class Officer(Base):
     badge: Mapped[str] = mapped_column(String(32), primary_key=True)
     full_name: Mapped[str] = mapped_column(String(200))
     unit: Mapped[str] = mapped_column(String(200), default="")
-    pin_hash: Mapped[str | None] = mapped_column(Text, nullable=True)  # argon2id; the PIN itself is never kept
+    pin_hash: Mapped[str | None] = mapped_column(
+        Text, nullable=True
+    )  # argon2id; the PIN itself is never kept
     language: Mapped[str] = mapped_column(String(2), default="ru", server_default="ru")  # kk | ru | en
     pin_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     pin_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -63,7 +63,8 @@ def _signin_page(
     t = app.translator(lang)
     token = signin_token(request)
     response = app.page(
-        request, "signin.html", t, status=status, token=token, next=safe_next(next_), lang=t.lang, **context
+        request, "signin.html", t, status=status, token=token, next=safe_next(next_), lang=t.lang,
+        chosen=lang if lang in LANGUAGES else "", **context,
     )
     _cookie(response, SIGNIN_COOKIE, token)
     return response

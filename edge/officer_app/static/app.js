@@ -38,15 +38,24 @@
   }
   onceForms(document);
 
-  /* the article picker: every word typed must appear in the article's number or titles (any language) */
+  /* the article picker: a number ("592", "592 3", "592.3-1", "592 ч.3") picks articles by their code; words
+     must each appear in the number or a title (any language) */
   var filters = document.querySelectorAll("input[data-filter]");
   for (var k = 0; k < filters.length; k++) {
     filters[k].addEventListener("input", function (ev) {
-      var words = ev.target.value.toLowerCase().replace(/[ч.\/]+/g, " ").split(/\s+/).filter(Boolean);
+      var raw = ev.target.value.toLowerCase().replace(/ст\.?|статья|бап|часть|ч\.?|part/g, " ");
+      var words = raw.replace(/[.\/,]+/g, " ").split(/\s+/).filter(Boolean);
+      var number = words.length && words.every(function (w) { return /^\d+(-\d+)?$/.test(w); }) ? words.join(".") : null;
       var items = document.querySelectorAll(ev.target.getAttribute("data-filter"));
       for (var i = 0; i < items.length; i++) {
-        var text = items[i].getAttribute("data-search").replace(/[.\-]/g, " ") + " " + items[i].getAttribute("data-search");
-        var show = words.every(function (w) { return text.indexOf(w) >= 0; });
+        var show;
+        if (number !== null) {
+          var code = items[i].getAttribute("data-code");
+          show = code === number || code.indexOf(number + ".") === 0 || code.indexOf(number + "-") === 0;
+        } else {
+          var text = items[i].getAttribute("data-search");
+          show = words.every(function (w) { return text.indexOf(w) >= 0; });
+        }
         items[i].hidden = !show;
       }
     });

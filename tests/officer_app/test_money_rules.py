@@ -62,7 +62,7 @@ def test_numbered_duplicate_on_request_and_the_preview_follows_the_paper_layout(
     rig.store.wait_for(len(rig.store.receipts), 1)
     copies = rig.printed(number)
     assert len(copies) == 3
-    assert any("ДУБЛИКАТ / DUPLICATE № 1" in line for line in copies[2].text_lines())
+    assert any("КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" in line for line in copies[2].text_lines())
     with rig.sessions() as s:
         dups = s.scalars(select(ReceiptJob.duplicate_no).where(ReceiptJob.protocol_number == number, ReceiptJob.copy_no == 1)).all()
     assert sorted(dups) == [0, 1]

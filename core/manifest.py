@@ -108,9 +108,7 @@ def format_utc(moment: datetime) -> str:
 
 
 def parse_utc(text: str, field: str = "time") -> datetime:
-    if not isinstance(text, str) or not re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text, re.ASCII
-    ):
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text, re.ASCII):
         raise ManifestError(f"{field}: expected UTC time like 2026-03-02T09:00:00.000Z, got {text!r}")
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -228,7 +228,7 @@ def _live(t: Translator, job: PaymentJob) -> tuple[str, str]:
 
 
 def payment_panel(
-    t: Translator, s: Session, number: str, job: PaymentJob | None, note: str = ""
+    t: Translator, s: Session, number: str, job: PaymentJob | None, note: str = "", printing: bool = False
 ) -> PaymentPanel | None:
     protocol = s.get(Protocol, number)
     if protocol is None:
@@ -248,7 +248,9 @@ def payment_panel(
             )
         )
     )
-    receipts = receipts_view(t, s, payment, bool(job and job.printing)) if payment is not None else None
+    receipts = (
+        receipts_view(t, s, payment, bool(job and job.printing) or printing) if payment is not None else None
+    )
     card = f"****{attempt.masked_pan[-4:]}" if attempt is not None and attempt.masked_pan else ""
     if job is not None and not job.finished and job.outcome is None:
         phase, headline = _live(t, job)

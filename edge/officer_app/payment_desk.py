@@ -184,6 +184,7 @@ class PaymentDesk:
         self._readiness = DeviceReadiness("unknown", "", None, "unknown", "", None)
         self._last_poll = float("-inf")
         self.recovery_note: dict[str, str] = {}  # protocol -> what the last recovery found (its evidence)
+        self._printing: set[str] = set()  # protocols whose receipts are being printed on request
 
     # ------------------------------------------------------------------ hardware
     def _terminal(self, events: PaymentEvents) -> tuple[SerialChannel, ZvtPaymentTerminal]:
@@ -415,7 +416,13 @@ class PaymentDesk:
                 holder.printing = False
             self.bus.notify()
 
-    def _in_background(self, name: str, work: Callable[[], None]) -> None:
+    def printing(self, protocol_number: str) -> bool:
+        return protocol_number in self._printing
+
+    def _in_background(self, name: str, work: Callable[[], None], receipts_of: str | None = None) -> None:
+        if receipts_of is not None:
+            self._printing.add(receipts_of)
+
         def run() -> None:
             try:
                 with self._using_hardware():
@@ -426,6 +433,8 @@ class PaymentDesk:
                     extra={"event": "officer_app.background_failed", "work": name},
                 )
             finally:
+                if receipts_of is not None:
+                    self._printing.discard(receipts_of)
                 self.bus.notify()
 
         threading.Thread(target=run, name=name, daemon=True).start()
@@ -440,7 +449,7 @@ class PaymentDesk:
             finally:
                 printer.close()
 
-        self._in_background(f"receipts-{protocol_number}", work)
+        self._in_background(f"receipts-{protocol_number}", work, protocol_number)
 
     def duplicate(self, protocol_number: str, copy_no: int) -> None:
         """A numbered duplicate of one copy, on request."""
@@ -454,7 +463,7 @@ class PaymentDesk:
             finally:
                 printer.close()
 
-        self._in_background(f"duplicate-{protocol_number}", work)
+        self._in_background(f"duplicate-{protocol_number}", work, protocol_number)
 
     # ------------------------------------------------------------------ recovery
     def unsettled(self) -> bool:

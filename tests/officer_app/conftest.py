@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from officer_rig import OfficerRig, running_rig  # noqa: E402
+from officer_rig import OfficerRig, running_rig
 
 
 @pytest.fixture(scope="module")

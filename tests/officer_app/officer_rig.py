@@ -53,7 +53,11 @@ from simulators.zvt.scenarios import Scenario, TerminalSettings
 from simulators.zvt.terminal import SimulatedTerminal
 
 START = datetime(2026, 3, 2, 5, 30, tzinfo=UTC)  # Monday 2 March 2026, 10:30 in Almaty
-OFFICERS = {"B-1": ("1234", "ru", "Серікбаев Әділет"), "B-2": ("5678", "kk", "Нұрланов Асқар"), "B-3": ("2468", "en", "Ivanova Olga")}
+OFFICERS = {
+    "B-1": ("1234", "ru", "Серікбаев Әділет"),
+    "B-2": ("5678", "kk", "Нұрланов Асқар"),
+    "B-3": ("2468", "en", "Ivanova Olga"),
+}
 DRIVER_NAME = "Жанболатов Арман"
 DRIVER_IIN = "850101300124"
 
@@ -102,7 +106,9 @@ class OfficerRig:
         return [r for r in self.store.receipts if any(number in line for line in r.text_lines())]
 
     # ------------------------------------------------------------------ the browser
-    def sign_in(self, page: Any, badge: str = "B-1", pin: str | None = None, next_: str = "/stops/new") -> None:
+    def sign_in(
+        self, page: Any, badge: str = "B-1", pin: str | None = None, next_: str = "/stops/new"
+    ) -> None:
         page.goto(f"{self.url}/signin?next={next_}")
         page.fill("#badge", badge)
         page.fill("#pin", pin if pin is not None else OFFICERS[badge][0])
@@ -196,14 +202,18 @@ def running_rig(root: Path, paced_baud: int | None = None, **officer: Any) -> It
     app = create_device_app(config, DeviceIdentity("DEV-OA", new_private_key()), sessions, None, clock)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        )
     )
     thread = threading.Thread(target=server.run, name="officer-app", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    rig = OfficerRig(root, clock, sessions, terminal, printer, store, power, config, f"http://127.0.0.1:{port}", app)
+    rig = OfficerRig(
+        root, clock, sessions, terminal, printer, store, power, config, f"http://127.0.0.1:{port}", app
+    )
     rig.reset_hardware()
     status = threading.Thread(target=_keep_recorder_status, args=(rig,), daemon=True)
     status.start()

@@ -32,7 +32,12 @@ def _stored(rig: OfficerRig) -> tuple[int, int]:
 
 def _submit(rig: OfficerRig, page: Any, article: str = "592.1", **fields: str) -> None:
     page.goto(f"{rig.url}/stops/new")
-    values = {"driver_iin": DRIVER_IIN, "driver_name": "Жанболатов Арман", "vehicle_plate": "123ABC01", **fields}
+    values = {
+        "driver_iin": DRIVER_IIN,
+        "driver_name": "Жанболатов Арман",
+        "vehicle_plate": "123ABC01",
+        **fields,
+    }
     for name, value in values.items():
         page.fill(f"#{name}", value)
     page.click(f"button.article-button[value='{article}']")
@@ -72,20 +77,32 @@ def test_a_wrong_field_is_named_beside_it_and_nothing_is_stored(
         assert tablet.get_attribute(f"#{field}", "aria-invalid") == "true"
 
 
-def test_an_article_that_cannot_be_paid_on_the_spot_says_why_and_cannot_be_chosen(rig: OfficerRig, tablet: Any) -> None:
+def test_an_article_that_cannot_be_paid_on_the_spot_says_why_and_cannot_be_chosen(
+    rig: OfficerRig, tablet: Any
+) -> None:
     rig.sign_in(tablet, "B-3")
     tablet.goto(f"{rig.url}/stops/new")
     button = tablet.locator("button.article-button[value='596.3']")
     assert button.is_disabled()
     assert "not payable on the spot" in button.inner_text() and "not a fine" in button.inner_text()
     payable = tablet.locator("button.article-button[value='592.1']").inner_text().replace("\u00a0", " ")
-    assert "Fine 21 625.00 ₸" in payable and "now 10 812.50 ₸, until 12.03.2026" in payable  # 8 March moved to Monday 9
+    assert (
+        "Fine 21 625.00 ₸" in payable and "now 10 812.50 ₸, until 12.03.2026" in payable
+    )  # 8 March moved to Monday 9
 
 
 def test_every_error_at_once_in_kazakh(rig: OfficerRig, tablet: Any) -> None:
     rig.sign_in(tablet, "B-2")
     before = _stored(rig)
-    _submit(rig, tablet, "592.1", driver_iin="850101300125", driver_name="Ivan Иванов", vehicle_plate="1", driver_phone="99")
+    _submit(
+        rig,
+        tablet,
+        "592.1",
+        driver_iin="850101300125",
+        driver_name="Ivan Иванов",
+        vehicle_plate="1",
+        driver_phone="99",
+    )
     errors = tablet.locator(".field-error").all_inner_texts()
     assert len(errors) == 4
     assert "ЖСН бақылау саны сәйкес емес: цифрларды тексеріңіз." in errors
@@ -139,7 +156,11 @@ def test_phone_given_later_syncs_as_a_new_protocol_record(rig: OfficerRig, table
             .order_by(OutboxRecord.seq)
         ).all()
         sv = s.scalars(select(OutboxRecord.sv).where(OutboxRecord.record_type == "protocol")).all()
-    assert len(bodies) == 2 and '"driver_phone":null' in bodies[0] and '"driver_phone":"+77011234567"' in bodies[1]
+    assert (
+        len(bodies) == 2
+        and '"driver_phone":null' in bodies[0]
+        and '"driver_phone":"+77011234567"' in bodies[1]
+    )
     assert set(sv) == {2}
 
 
@@ -153,7 +174,10 @@ def test_roadside_check_without_a_list_then_with_one(rig: OfficerRig, tablet: An
     server = Signer.generate()
     made = rig.clock.now() - timedelta(hours=3)
     content = encode_unpaid(
-        [UnpaidEntry(DRIVER_IIN, 3, 6_487_500, date(2025, 11, 20)), UnpaidEntry("900101300001", 1, 100, date(2026, 1, 1))],
+        [
+            UnpaidEntry(DRIVER_IIN, 3, 6_487_500, date(2025, 11, 20)),
+            UnpaidEntry("900101300001", 1, 100, date(2026, 1, 1)),
+        ],
         "KZT",
     )
     with transaction(rig.sessions) as s:

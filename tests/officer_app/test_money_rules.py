@@ -17,7 +17,9 @@ from edge.db.receipts import ReceiptJob
 pytestmark = pytest.mark.browser
 
 
-def test_paper_out_between_the_copies_then_continue_prints_the_missing_copy(rig: OfficerRig, tablet: Any) -> None:
+def test_paper_out_between_the_copies_then_continue_prints_the_missing_copy(
+    rig: OfficerRig, tablet: Any
+) -> None:
     rig.printer.configure(paper_out_after_cuts=1)  # the roll ends right after copy 1 is cut
     rig.sign_in(tablet)
     number = rig.new_stop(tablet)
@@ -29,7 +31,9 @@ def test_paper_out_between_the_copies_then_continue_prints_the_missing_copy(rig:
     assert tablet.locator("#copy-1").get_attribute("data-state") == "printed"
     assert tablet.locator("#copy-2").get_attribute("data-state") == "failed"
     instruction = tablet.inner_text("#paper-instruction")
-    assert "Замените бумагу" in instruction and "«Продолжить»" in instruction and "НЕ оплачивать" in instruction
+    assert (
+        "Замените бумагу" in instruction and "«Продолжить»" in instruction and "НЕ оплачивать" in instruction
+    )
     assert len(rig.printed(number)) == 1
 
     rig.printer.load_paper()
@@ -41,7 +45,9 @@ def test_paper_out_between_the_copies_then_continue_prints_the_missing_copy(rig:
     assert tablet.is_visible("#done")
 
 
-def test_numbered_duplicate_on_request_and_the_preview_follows_the_paper_layout(rig: OfficerRig, tablet: Any) -> None:
+def test_numbered_duplicate_on_request_and_the_preview_follows_the_paper_layout(
+    rig: OfficerRig, tablet: Any
+) -> None:
     rig.sign_in(tablet)
     number = rig.new_stop(tablet)
     rig.to_payment(tablet, "ru")
@@ -58,23 +64,29 @@ def test_numbered_duplicate_on_request_and_the_preview_follows_the_paper_layout(
     assert tablet.locator("#preview-1 img").count() == 1
 
     tablet.click("#duplicate-1")
-    tablet.wait_for_function("document.querySelector('#copy-1') && /1/.test(document.querySelector('#copy-1').textContent.split('·').pop())")
+    tablet.locator("#copy-1", has_text="дубликатов: 1").wait_for()
     rig.store.wait_for(len(rig.store.receipts), 1)
     copies = rig.printed(number)
     assert len(copies) == 3
     assert any("КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" in line for line in copies[2].text_lines())
     with rig.sessions() as s:
-        dups = s.scalars(select(ReceiptJob.duplicate_no).where(ReceiptJob.protocol_number == number, ReceiptJob.copy_no == 1)).all()
+        dups = s.scalars(
+            select(ReceiptJob.duplicate_no).where(
+                ReceiptJob.protocol_number == number, ReceiptJob.copy_no == 1
+            )
+        ).all()
     assert sorted(dups) == [0, 1]
 
 
-def test_reload_and_a_second_tab_in_the_middle_of_a_payment_show_the_live_state(rig: OfficerRig, tablet: Any) -> None:
+def test_reload_and_a_second_tab_in_the_middle_of_a_payment_show_the_live_state(
+    rig: OfficerRig, tablet: Any
+) -> None:
     rig.terminal.settings.auto_present = False  # the driver has not presented the card yet
     before = len(rig.charges())
     rig.sign_in(tablet)
     number = rig.new_stop(tablet)
     rig.to_payment(tablet, "ru")
-    tablet.wait_for_function("/карт/i.test(document.querySelector('#pay-headline').textContent)")
+    tablet.locator("#pay-headline", has_text="карту").wait_for()
 
     tablet.reload()
     assert tablet.locator("#pay-panel").get_attribute("data-phase") == "running"

@@ -37,7 +37,12 @@ def _signed_in_client(rig: OfficerRig) -> tuple[httpx.Client, str]:
     return client, csrf.group(1)
 
 
-STOP = {"driver_iin": DRIVER_IIN, "driver_name": "Жанболатов Арман", "vehicle_plate": "123ABC01", "article": "592.1"}
+STOP = {
+    "driver_iin": DRIVER_IIN,
+    "driver_name": "Жанболатов Арман",
+    "vehicle_plate": "123ABC01",
+    "article": "592.1",
+}
 
 
 def test_writes_without_the_token_or_from_another_origin_are_refused(rig: OfficerRig) -> None:
@@ -46,24 +51,38 @@ def test_writes_without_the_token_or_from_another_origin_are_refused(rig: Office
     try:
         missing = client.post("/stops", data={**STOP, "number": "X-1"})
         stale = client.post("/stops", data={**STOP, "number": "X-2", "csrf": "not-the-token"})
-        cross_site = client.post("/stops", data={**STOP, "number": "X-3", "csrf": csrf}, headers={"Sec-Fetch-Site": "cross-site"})
-        same_site = client.post("/stops", data={**STOP, "number": "X-4", "csrf": csrf}, headers={"Sec-Fetch-Site": "same-site"})
-        other_origin = client.post("/stops", data={**STOP, "number": "X-5", "csrf": csrf}, headers={"Origin": "http://evil.example"})
+        cross_site = client.post(
+            "/stops", data={**STOP, "number": "X-3", "csrf": csrf}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        same_site = client.post(
+            "/stops", data={**STOP, "number": "X-4", "csrf": csrf}, headers={"Sec-Fetch-Site": "same-site"}
+        )
+        other_origin = client.post(
+            "/stops", data={**STOP, "number": "X-5", "csrf": csrf}, headers={"Origin": "http://evil.example"}
+        )
         signin_forged = client.post("/signin", data={"badge": "B-1", "pin": "1234", "csrf": "guess"})
-        good = client.post("/stops", data={**STOP, "number": "X-6", "csrf": csrf}, headers={"Sec-Fetch-Site": "same-origin"})
+        good = client.post(
+            "/stops", data={**STOP, "number": "X-6", "csrf": csrf}, headers={"Sec-Fetch-Site": "same-origin"}
+        )
     finally:
         client.close()
     assert missing.status_code == 422  # the token is a required field of every form
     assert [r.status_code for r in (stale, cross_site, same_site, other_origin, signin_forged)] == [403] * 5
-    assert "another site" in cross_site.text and "another origin" in other_origin.text and "token" in stale.text
+    assert (
+        "another site" in cross_site.text and "another origin" in other_origin.text and "token" in stale.text
+    )
     assert good.status_code == 200 and _count(rig) == before + 1
 
 
-def test_a_page_of_another_origin_cannot_post_through_the_officers_browser(rig: OfficerRig, tablet: Any) -> None:
+def test_a_page_of_another_origin_cannot_post_through_the_officers_browser(
+    rig: OfficerRig, tablet: Any
+) -> None:
     """An attacker's page on another port of the same host: the kiosk's cookies go along (same site), the
     browser says ``Sec-Fetch-Site: same-site``, and the app refuses."""
     rig.sign_in(tablet)
-    form = "".join(f'<input name="{k}" value="{v}">' for k, v in {**STOP, "number": "EVIL-1", "csrf": "x"}.items())
+    form = "".join(
+        f'<input name="{k}" value="{v}">' for k, v in {**STOP, "number": "EVIL-1", "csrf": "x"}.items()
+    )
     html = f'<form id="f" method="post" action="{rig.url}/stops">{form}</form>'.encode()
 
     class Evil(BaseHTTPRequestHandler):
@@ -104,7 +123,10 @@ def test_security_headers_and_no_asset_from_elsewhere(rig: OfficerRig, tablet: A
     reply = tablet.goto(f"{rig.url}/stops/new")
     assert reply is not None
     headers = reply.headers
-    assert "script-src 'self'" in headers["content-security-policy"] and "default-src 'none'" in headers["content-security-policy"]
+    assert (
+        "script-src 'self'" in headers["content-security-policy"]
+        and "default-src 'none'" in headers["content-security-policy"]
+    )
     assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
     assert headers["cache-control"] == "no-store" and headers["server-timing"].startswith("app;dur=")
     rig.new_stop(tablet)

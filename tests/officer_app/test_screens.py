@@ -50,7 +50,12 @@ MEASURE = """() => {
 }"""
 
 WORDS = {  # one text per screen that proves the language
-    "kk": {"new": "Жаңа хаттама", "driver": "Сіздің айыппұлыңыз", "shift": "Осы ауысым", "signin": "Жүйеге кіру"},
+    "kk": {
+        "new": "Жаңа хаттама",
+        "driver": "Сіздің айыппұлыңыз",
+        "shift": "Осы ауысым",
+        "signin": "Жүйеге кіру",
+    },
     "ru": {"new": "Новый протокол", "driver": "Ваш штраф", "shift": "Эта смена", "signin": "Вход"},
     "en": {"new": "New protocol", "driver": "Your fine", "shift": "This shift", "signin": "Sign in"},
 }
@@ -67,7 +72,9 @@ def check_screen(rig: OfficerRig, page: Any, name: str, lang: str) -> None:
 
 
 @pytest.mark.parametrize("lang", ["kk", "ru", "en"])
-def test_every_screen_in_each_language_has_big_targets_and_strong_contrast(rig: OfficerRig, tablet: Any, lang: str) -> None:
+def test_every_screen_in_each_language_has_big_targets_and_strong_contrast(
+    rig: OfficerRig, tablet: Any, lang: str
+) -> None:
     words = WORDS[lang]
     tablet.goto(f"{rig.url}/signin?lang={lang}")
     assert words["signin"] in tablet.inner_text("h1")

@@ -62,7 +62,9 @@ def test_idle_app_locks_itself_and_the_pin_returns_to_the_same_page(rig: Officer
     tablet.goto(f"{rig.url}/shift")
     tablet.wait_for_selector("#status-bar")
     rig.clock.advance(rig.config.officer.idle_lock_s + 1)
-    tablet.wait_for_url(re.compile(r"/lock\?next="), timeout=10_000)  # the open page learns it from its live stream
+    tablet.wait_for_url(
+        re.compile(r"/lock\?next="), timeout=10_000
+    )  # the open page learns it from its live stream
     rig.shot(tablet, "01c-idle-lock")
     tablet.goto(f"{rig.url}/stops/new")  # no page opens while locked
     assert "/lock" in tablet.url
@@ -78,8 +80,17 @@ def test_idle_app_locks_itself_and_the_pin_returns_to_the_same_page(rig: Officer
 def test_an_officer_from_the_officers_dataset_signs_in_with_its_pin(rig: OfficerRig, tablet: Any) -> None:
     server = Signer.generate()
     content = json.dumps(
-        {"officers": [{"badge": "DS-77", "full_name": "Әлиев Бауыржан", "unit": "ДПС", "language": "kk",
-                       "pin_argon2": hash_pin("8642")}]}  # fmt: skip
+        {
+            "officers": [
+                {
+                    "badge": "DS-77",
+                    "full_name": "Әлиев Бауыржан",
+                    "unit": "ДПС",
+                    "language": "kk",
+                    "pin_argon2": hash_pin("8642"),
+                }
+            ]
+        }
     ).encode()
     signed = sign_dataset(server, "officers", 1, content, rig.clock.now())
     with transaction(rig.sessions) as s:

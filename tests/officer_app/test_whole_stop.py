@@ -92,11 +92,17 @@ def test_card_without_a_name_is_attested_by_the_officer_then_paid(rig: OfficerRi
     rig.phase(tablet, "paid")
 
     payment = _paid(rig, number)
-    assert payment is not None and payment.name_check == "UNAVAILABLE" and payment.name_check_attested_by == "B-1"
+    assert (
+        payment is not None
+        and payment.name_check == "UNAVAILABLE"
+        and payment.name_check_attested_by == "B-1"
+    )
     assert len(_charges_of(rig, before)) == 1
 
 
-def test_another_persons_card_is_refused_with_the_reason_shown_and_nothing_charged(rig: OfficerRig, tablet: Any) -> None:
+def test_another_persons_card_is_refused_with_the_reason_shown_and_nothing_charged(
+    rig: OfficerRig, tablet: Any
+) -> None:
     rig.terminal.settings.card = "visa_other"  # PETROV/IVAN
     before = len(rig.charges())
     rig.sign_in(tablet)
@@ -137,7 +143,7 @@ def test_driver_who_walks_away_ends_the_payment_with_nothing_charged(rig: Office
     rig.sign_in(tablet)
     number = rig.new_stop(tablet)
     rig.to_payment(tablet, "en")
-    tablet.wait_for_function("document.querySelector('#pay-headline') && /card/i.test(document.querySelector('#pay-headline').textContent)")
+    tablet.locator("#pay-headline", has_text="card").wait_for()
     rig.shot(tablet, "04-insert-card")
     rig.terminal.walk_away()
     rig.phase(tablet, "not_paid")
@@ -155,7 +161,7 @@ def test_cancel_aborts_on_the_terminal_and_charges_nothing(rig: OfficerRig, tabl
     number = rig.new_stop(tablet)
     rig.to_payment(tablet, "ru")
     tablet.wait_for_selector("#cancel")
-    tablet.wait_for_function("/карт/i.test(document.querySelector('#pay-headline').textContent)")
+    tablet.locator("#pay-headline", has_text="карту").wait_for()
     tablet.click("#cancel")
     rig.phase(tablet, "aborted")
 

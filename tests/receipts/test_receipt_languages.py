@@ -22,7 +22,9 @@ def test_receipt_headings_labels_and_offence_are_kazakh_first(make_rig: Any) -> 
     text, r = _printed(rig, rig.store.receipts[0])
 
     assert text.startswith(r.canonical("ҚР ІІМ / МВД РК"))
-    assert text.index(r.canonical("Әкімшілік айыппұлды төлеу туралы түбіртек")) < text.index(r.canonical("Квитанция об уплате"))
+    assert text.index(r.canonical("Әкімшілік айыппұлды төлеу туралы түбіртек")) < text.index(
+        r.canonical("Квитанция об уплате")
+    )
     for line in (
         "Хаттама / Протокол №: ERAP-2026-000123",
         "МАҚҰЛДАНДЫ / ОДОБРЕНО / APPROVED",

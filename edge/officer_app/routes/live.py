@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edge.officer_app.guards import SESSION_COOKIE, Officer, app_of, safe_next, signed_in
 from edge.officer_app.routes.payment import render_panel
+from edge.officer_app.routes.receipts import render_receipts
 
 router = APIRouter()
 TICK_S = 1.0  # how often an open stream looks at the clock (idle lock) and the status bar
@@ -41,7 +42,11 @@ async def live(
         t = app.translator(view.language)
         out = {"status": app.render_fragment("_status.html", t=t, status_items=app.status_items(t))}
         if n:
-            out["panel"] = render_panel(request, officer, n, lang)
+            out["panel"] = (
+                render_receipts(request, officer, n)
+                if view == "receipts"
+                else render_panel(request, officer, n, lang)
+            )
         return out
 
     async def stream() -> AsyncIterator[str]:

@@ -48,7 +48,9 @@ def render_panel(request: Request, officer: Officer, n: str, lang: str) -> str:
     app = app_of(request)
     d = app.translator(driver_lang(officer, lang))
     with app.sessions() as s:
-        panel = payment_panel(d, s, n, app.desk.job(n), app.desk.recovery_note.get(n, ""))
+        panel = payment_panel(
+            d, s, n, app.desk.job(n), app.desk.recovery_note.get(n, ""), app.desk.printing(n)
+        )
     return app.render_fragment("_pay_panel.html", panel=panel, d=d, t=officer.t, csrf=officer.session.csrf, n=n,
                                lang=d.lang, stop_url=stop_url)  # fmt: skip
 

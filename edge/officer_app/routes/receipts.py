@@ -39,6 +39,19 @@ def _payment(request: Request, n: str) -> Payment:
     return payment
 
 
+def render_receipts(request: Request, officer: Officer, n: str) -> str:
+    """The print state of both copies with Continue, as the page and the live stream show it."""
+    app = app_of(request)
+    payment = _payment(request, n)
+    job = app.desk.job(n)
+    with app.sessions() as s:
+        view = receipts_view(officer.t, s, payment, bool(job and job.printing) or app.desk.printing(n))
+    return app.render_fragment(
+        "_receipts_block.html", view=view, t=officer.t, csrf=officer.session.csrf, n=n, back="receipts",
+        stop_url=stop_url,
+    )  # fmt: skip
+
+
 @router.get("/stop/receipts", response_class=HTMLResponse)
 def receipts_page(request: Request, officer: Annotated[Officer, Depends(signed_in)], n: str) -> HTMLResponse:
     app = app_of(request)
@@ -46,12 +59,10 @@ def receipts_page(request: Request, officer: Annotated[Officer, Depends(signed_i
     service = app.desk.receipt_service()
     profile = profile_by_name(app.config.printer.profile)
     copies = [preview(service.preview(payment.id, c), profile) for c in (1, 2)]
-    job = app.desk.job(n)
-    with app.sessions() as s:
-        view = receipts_view(officer.t, s, payment, bool(job and job.printing))
     return app.page(
-        request, "receipts.html", officer.t, officer, n=n, copies=copies, view=view, stop_url=stop_url
-    )
+        request, "receipts.html", officer.t, officer, n=n, copies=copies, stop_url=stop_url,
+        block_html=render_receipts(request, officer, n),
+    )  # fmt: skip
 
 
 @router.get("/stop/receipts/qr.svg")

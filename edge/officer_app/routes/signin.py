@@ -56,15 +56,20 @@ def home(officer: Annotated[Officer, Depends(signed_in)]) -> RedirectResponse:
     return RedirectResponse("/stops/new", status_code=303)
 
 
-def _signin_page(
-    request: Request, lang: str, next_: str, status: int = 200, **context: Any
-) -> HTMLResponse:
+def _signin_page(request: Request, lang: str, next_: str, status: int = 200, **context: Any) -> HTMLResponse:
     app = app_of(request)
     t = app.translator(lang)
     token = signin_token(request)
     response = app.page(
-        request, "signin.html", t, status=status, token=token, next=safe_next(next_), lang=t.lang,
-        chosen=lang if lang in LANGUAGES else "", **context,
+        request,
+        "signin.html",
+        t,
+        status=status,
+        token=token,
+        next=safe_next(next_),
+        lang=t.lang,
+        chosen=lang if lang in LANGUAGES else "",
+        **context,
     )
     _cookie(response, SIGNIN_COOKIE, token)
     return response

@@ -2,13 +2,21 @@
 
 The officer's keypad is numeric, so the number is typed as digits: ``7011234567`` (10 digits after +7),
 ``87011234567`` or ``77011234567`` (11 digits, trunk prefix 8 or country code 7). Spaces, hyphens, brackets and
-a leading ``+`` are ignored. Mobile numbers in Kazakhstan start with 7 after the country code (+7 7xx); a
-number that does not is refused (a landline cannot receive the SMS notices). Stored as E.164: ``+77011234567``.
+a leading ``+`` are ignored. Stored as E.164: ``+77011234567``.
+
+Only mobile numbers are taken (a landline cannot receive the SMS notices): after +7 the operator code is one of
+``MOBILE_CODES`` (700-709, 747, 750-751, 760-764, 771, 775-778: the codes of Kazakhstan's mobile operators as
+commonly listed; unverified, keep the list current). Landlines also start with 7 (Astana 7172, Almaty 727).
 """
 
 from __future__ import annotations
 
 import re
+
+
+MOBILE_CODES = frozenset(
+    [f"70{d}" for d in range(10)] + ["747", "750", "751"] + [f"76{d}" for d in range(5)] + ["771", "775", "776", "777", "778"]
+)
 
 
 class InvalidPhone(ValueError):
@@ -24,6 +32,6 @@ def parse_kz_mobile(text: str) -> str:
         digits = digits[1:]
     if len(digits) != 10:
         raise InvalidPhone(f"phone {text!r}: 10 digits after +7 expected, got {len(digits)}")
-    if digits[0] != "7":
-        raise InvalidPhone(f"phone +7{digits}: not a mobile number (+7 7xx …)")
+    if digits[:3] not in MOBILE_CODES:
+        raise InvalidPhone(f"phone +7{digits}: {digits[:3]} is not a mobile operator's code")
     return "+7" + digits

@@ -31,7 +31,7 @@ def test_every_message_has_all_three_languages_and_formats_in_each() -> None:
 
 
 def test_a_message_missing_a_language_is_refused_at_load() -> None:
-    with pytest.raises(CatalogueError, match="nav.lock: missing \\['kk'\\]"):
+    with pytest.raises(CatalogueError, match=r"nav\.lock: missing \[.kk.\]"):
         _flatten({"nav": {"lock": {"ru": "a", "en": "b"}}})
 
 

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import FakeClock
 from edge.db.base import transaction
 from edge.db.protocols import Protocol
-from edge.stops import StopDetails, StopInvalid, add_officer, open_protocol, record_agreement, set_driver_phone
+from edge.stops import (
+    StopDetails,
+    StopInvalid,
+    add_officer,
+    open_protocol,
+    record_agreement,
+    set_driver_phone,
+)
 from edge.sync.outbox import OutboxContent, OutboxRecord
 
 CLOCK_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

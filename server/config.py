@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -60,6 +61,65 @@ class KeysSection(Section):
     signing_key_file: Path = Path("var/server/server_ed25519.key")  # base64 raw; public half in <file>.pub
 
 
+class SmsSection(Section):
+    """How the fine lifecycle's SMS go out: ``log`` (writes what it would send), ``smpp`` or ``http``."""
+
+    gateway: Literal["log", "smpp", "http"] = "log"
+    log_file: Path | None = None  # default <data_dir>/sms.log
+    smpp_url: str = "smpp://patrolkit@127.0.0.1:2775"  # smpp://system_id:password@host:port
+    smpp_system_type: str = ""
+    source_addr: str = "POLICE"
+    http_url: str = ""  # POST {"to","text","reference"} -> {"id"}
+    http_token: str | None = None
+    http_idempotent: bool = True  # the HTTP gateway drops a repeated reference: a cut-off send may be retried
+    timeout_s: float = Field(10.0, gt=0, le=300)
+    max_attempts: int = Field(6, ge=1, le=100)
+    retry_s: float = Field(60.0, gt=0)
+    retry_max_s: float = Field(6 * 3600.0, gt=0)
+    send_every_s: float = Field(15.0, gt=0)
+
+    @field_validator("smpp_url")
+    @classmethod
+    def _smpp(cls, v: str) -> str:
+        if not v.startswith("smpp://"):
+            raise ValueError("expected smpp://system_id:password@host:port")
+        return v
+
+
+class FinesSection(Section):
+    """The fine lifecycle: the daily run, the unpaid-fines dataset and notifications."""
+
+    enabled: bool = True  # patrol-server run starts the daily run and the SMS sender
+    run_at: str = "02:00"  # local time of the daily run
+    timezone: str = "Asia/Almaty"
+    batch: int = Field(2000, ge=1, le=100_000)
+    unmatched_refund_days: int = Field(7, ge=0, le=365)
+    unpaid_dataset_jurisdiction: Literal["KZ", "GE"] = "KZ"
+    unpaid_dataset_every_s: float = Field(6 * 3600.0, gt=0)  # and after each daily run
+    sms: SmsSection = SmsSection()
+
+    @field_validator("run_at")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        import re
+
+        m = re.fullmatch(r"([01][0-9]|2[0-3]):([0-5][0-9])", v)
+        if m is None:
+            raise ValueError("expected HH:MM (24 h), e.g. 02:00")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
 class ServerConfig(Section):
     data_dir: Path = Path("var/server")
     database: DatabaseSection = DatabaseSection()
@@ -67,6 +127,7 @@ class ServerConfig(Section):
     mqtt: MqttSection = MqttSection()
     storage: StorageSection = StorageSection()
     keys: KeysSection = KeysSection()
+    fines: FinesSection = FinesSection()
 
 
 def load_server_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> ServerConfig:

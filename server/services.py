@@ -1,4 +1,5 @@
-"""Long-running parts of the server process (the MQTT ingest workers), started by `run` and stopped in reverse."""
+"""Long-running parts of the server process (the MQTT ingest workers, the fine lifecycle's scheduler and SMS
+receipt listener), started by `run` and stopped in reverse."""
 
 from __future__ import annotations
 
@@ -33,4 +34,43 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             tls_key=config.mqtt.tls_key,
         )
         services.extend(start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers))
+    if config.fines.enabled:
+        services.extend(start_fines(config, app))
     return services
+
+
+def start_fines(config: ServerConfig, app: FastAPI) -> list[Service]:
+    """The daily run, SMS sender and unpaid-fines list (one thread), and with SMPP the receipt listener."""
+    from datetime import UTC, datetime
+
+    from server.fines.daily_run import RunSettings
+    from server.fines.notifier import apply_receipt
+    from server.fines.runtime import make_gateway, notify_settings, runtime_of
+    from server.fines.scheduler import FinesScheduler
+
+    sessions = app.state.sessions
+    f = config.fines
+    started: list[Service] = []
+    if f.sms.gateway == "smpp":
+        from server.fines.smpp_gateway import SmppReceiptListener, SmppTarget
+
+        target = SmppTarget.from_url(f.sms.smpp_url, f.sms.smpp_system_type)
+        started.append(
+            SmppReceiptListener(
+                target, lambda r: apply_receipt(sessions, r, datetime.now(UTC)), f.sms.timeout_s
+            ).start()
+        )
+    scheduler = FinesScheduler(
+        sessions,
+        runtime_of(app).work,
+        make_gateway(config),
+        run_at=f.run_at,
+        timezone=f.timezone,
+        every_s=f.sms.send_every_s,
+        dataset_every_s=f.unpaid_dataset_every_s,
+        dataset_jurisdiction=f.unpaid_dataset_jurisdiction,
+        run_settings=RunSettings(batch=f.batch, unmatched_refund_days=f.unmatched_refund_days),
+        notify=notify_settings(config),
+    )
+    started.append(scheduler.start())
+    return started

@@ -5,14 +5,19 @@ Typical use::
     jur = load_jurisdiction("kz")
     cal = load_holiday_calendar("kz")
     rf = reduced_fine(jur, "592.1", offence_date, decision_date, cal)   # rf.due, rf.deadline, rf.legal_basis
+
+What happens to a fine after the stop is data too (``<code>_lifecycle.toml``, ``load_lifecycle``) and runs in
+the pure engine of ``core.fines.lifecycle_engine`` over the states of ``core.fines.fine_state``.
 """
 
 from core.fines.datasets import (
     available_jurisdictions,
     load_holiday_calendar,
     load_jurisdiction,
+    load_lifecycle,
     parse_holiday_rules,
     parse_jurisdiction,
+    parse_lifecycle,
 )
 from core.fines.discount_window import discount_deadline, is_within_discount
 from core.fines.errors import (
@@ -25,8 +30,10 @@ from core.fines.errors import (
     UnknownArticle,
     UnknownJurisdiction,
 )
+from core.fines.fine_state import FineState, TransitionRefused
 from core.fines.holiday_calendar import HolidayCalendar, HolidayRules, build_calendar
 from core.fines.jurisdiction import Article, DayCount, DiscountRule, Jurisdiction, Sanction, YearRule
+from core.fines.lifecycle_rules import LifecycleRules
 from core.fines.tariff import (
     DiscountContext,
     DiscountEligibility,
@@ -48,14 +55,17 @@ __all__ = [
     "DiscountEligibility",
     "DiscountRule",
     "FineError",
+    "FineState",
     "HolidayCalendar",
     "HolidayRules",
     "Jurisdiction",
+    "LifecycleRules",
     "MissingRate",
     "NoMonetarySanction",
     "NotPayableOnSpot",
     "ReducedFine",
     "Sanction",
+    "TransitionRefused",
     "UnknownArticle",
     "UnknownJurisdiction",
     "YearRule",
@@ -68,9 +78,11 @@ __all__ = [
     "is_within_discount",
     "load_holiday_calendar",
     "load_jurisdiction",
+    "load_lifecycle",
     "no_discount_with_pending_appeal",
     "parse_holiday_rules",
     "parse_jurisdiction",
+    "parse_lifecycle",
     "reduce_amount",
     "reduced_fine",
 ]

@@ -16,11 +16,14 @@ from pydantic import BaseModel, ValidationError
 from core.fines.errors import DatasetError, UnknownJurisdiction
 from core.fines.holiday_calendar import HolidayCalendar, HolidayRules, build_calendar
 from core.fines.jurisdiction import Jurisdiction
+from core.fines.lifecycle_rules import LifecycleRules
 
 M = TypeVar("M", bound=BaseModel)
 
 _DATA_PACKAGE = "core.fines.data"
 _HOLIDAYS_SUFFIX = "_holidays"
+_LIFECYCLE_SUFFIX = "_lifecycle"
+_NOT_JURISDICTIONS = (_HOLIDAYS_SUFFIX, _LIFECYCLE_SUFFIX)
 
 
 def _key(loc: tuple[Any, ...], data: Any) -> str:
@@ -31,8 +34,11 @@ def _key(loc: tuple[Any, ...], data: Any) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("code"), str):
-                out += f" ({node['code']})"
+            label = None
+            if isinstance(node, dict):  # an article by its code, a lifecycle step by its name
+                label = node.get("code", node.get("name") if "anchor" in node else None)
+            if isinstance(label, str):
+                out += f" ({label})"
         else:
             out += ("." if out else "") + str(part)
             node = node.get(part) if isinstance(node, dict) else None
@@ -70,6 +76,11 @@ def parse_holiday_rules(text: str, source: str = "<holidays>") -> HolidayRules:
     return _validate(HolidayRules, _parse_toml(text, source), source)
 
 
+def parse_lifecycle(text: str, source: str = "<lifecycle>") -> LifecycleRules:
+    """Parse and validate a lifecycle dataset given as TOML text."""
+    return _validate(LifecycleRules, _parse_toml(text, source), source)
+
+
 def _read_packaged(name: str) -> str | None:
     res = resources.files(_DATA_PACKAGE).joinpath(f"{name}.toml")
     return res.read_text(encoding="utf-8") if res.is_file() else None
@@ -81,7 +92,7 @@ def available_jurisdictions() -> list[str]:
     return sorted(
         n.removesuffix(".toml")
         for n in names
-        if n.endswith(".toml") and not n.endswith(f"{_HOLIDAYS_SUFFIX}.toml")
+        if n.endswith(".toml") and not n.removesuffix(".toml").endswith(_NOT_JURISDICTIONS)
     )
 
 
@@ -113,3 +124,32 @@ def load_holiday_calendar(code: str) -> HolidayCalendar:
     if text is None:
         raise UnknownJurisdiction(f"no holiday calendar shipped for {code!r}")
     return build_calendar(parse_holiday_rules(text, f"{c}{_HOLIDAYS_SUFFIX}.toml"))
+
+
+def lifecycle_text(code: str) -> str:
+    """The packaged lifecycle file of ``code`` as text (what a fine's rules snapshot keeps)."""
+    c = _checked_code(code)
+    text = _read_packaged(c + _LIFECYCLE_SUFFIX)
+    if text is None:
+        raise UnknownJurisdiction(f"no lifecycle rules shipped for {code!r}")
+    return text
+
+
+def load_lifecycle(code: str) -> LifecycleRules:
+    """Load the packaged lifecycle rules of ``code``; a file for another jurisdiction, or one counting working
+    days without a holiday calendar, is refused with ``DatasetError``."""
+    c = _checked_code(code)
+    source = f"{c}{_LIFECYCLE_SUFFIX}.toml"
+    rules = parse_lifecycle(lifecycle_text(c), source)
+    check_lifecycle(rules, c, source)
+    return rules
+
+
+def check_lifecycle(rules: LifecycleRules, code: str, source: str) -> None:
+    """Checks that need other files: the jurisdiction matches, and working days have a calendar."""
+    if rules.jurisdiction.lower() != code.lower():
+        raise DatasetError(
+            f"{source}: jurisdiction: file is for {code.upper()} but says {rules.jurisdiction!r}"
+        )
+    if rules.uses_working_days and _read_packaged(code.lower() + _HOLIDAYS_SUFFIX) is None:
+        raise DatasetError(f"{source}: step count: working days need {code.lower()}{_HOLIDAYS_SUFFIX}.toml")

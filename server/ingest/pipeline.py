@@ -56,6 +56,7 @@ from server.db.sync import (
     SyncInbox,
     SyncStream,
 )
+from server.fines.issuing import fines_for_synced_protocols
 from server.ingest.payment_attempts import STREAMS as PAYMENT_ATTEMPT_STREAMS
 from server.ingest.payment_attempts import store_payment_records
 from server.ingest.registry import DeviceRegistry
@@ -712,6 +713,7 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
     _insert_ignore(session, tables["officer"], rows.get("officer", []))
     _upsert(session, Protocol.__table__, list(protocols.values()), "number", ["status", *PROTOCOL_V2_FIELDS])  # type: ignore[arg-type]
     refused = _payments(session, now, payments)
+    fines_for_synced_protocols(session, now, list(protocols.values()))
     for name in tables:
         if name != "officer":
             _insert_ignore(session, tables[name], rows.get(name, []))

@@ -15,6 +15,7 @@ from core.sync.control import up_topic
 from core.sync.envelope import encode_batch_message, make_payload
 from core.sync.records import ProtocolRecordV1
 from edge.sync.outbox import OutboxRecord
+from server.db.fines import Fine
 from server.db.protocols import Protocol
 from server.ingest.pipeline import Incoming
 
@@ -34,6 +35,8 @@ def test_phone_and_agreement_reach_the_server_and_later_records_update_them(rig:
         row = session.get(Protocol, "V2-1")
         assert row is not None and row.driver_phone == "+77011234567"
         assert row.driver_agreed_at == T0 + timedelta(minutes=2) and row.driver_agreed_language == "kk"
+        fine = session.scalar(select(Fine).where(Fine.number == "V2-1"))
+        assert fine is not None and fine.phone == "+77011234567"  # notices go to the phone the officer typed
 
 
 def test_a_v1_protocol_is_still_read_with_no_phone(rig: SyncRig) -> None:

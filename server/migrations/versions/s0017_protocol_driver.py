@@ -2,7 +2,7 @@
 notices and the driver's agreement to the simplified procedure (when, and in which language it was read).
 
 Revision ID: s0017_protocol_driver
-Revises: s0014_payment_attempts
+Revises: s0016_fines
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "s0017_protocol_driver"
-down_revision = "s0014_payment_attempts"
+down_revision = "s0016_fines"
 branch_labels = None
 depends_on = None
 

@@ -39,5 +39,10 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
 
 
 def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
-    """One log line for one state change, e.g. ``log_event(log, "payment.approved", protocol="P1")``."""
-    logger.info(event, extra={"event": event, **fields})
+    """One log line for one state change, e.g. ``log_event(log, "payment.approved", protocol="P1")``.
+
+    A field named like an attribute of every log record (``created``, ``name``, ``msg`` …) is written with a
+    trailing ``_`` (``created_``): the logging module refuses to overwrite those, and a log line must never
+    be what makes a piece of work fail."""
+    safe = {(f"{key}_" if key in _RESERVED else key): value for key, value in fields.items()}
+    logger.info(event, extra={"event": event, **safe})

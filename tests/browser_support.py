@@ -7,7 +7,9 @@ Fixtures (made available to every test by ``tests/conftest.py``):
   broker or ingest, and one supervisor added through ``patrol-server supervisor add``. Talk to it over HTTP
   at ``live_server.url``; ``live_server.cli(...)`` runs ``patrol-server`` on the same configuration and
   ``live_server.sessions`` reads or seeds its database.
-- ``browser`` (one per session): Debian's Chromium (``/usr/bin/chromium``) driven by Playwright for Python.
+- ``browser`` (one per test module): Debian's Chromium (``/usr/bin/chromium``) driven by Playwright for Python.
+  Per module, not per session: Playwright's sync API keeps an event loop running in the main thread while it is
+  open, and a later test module that calls ``asyncio.run`` would fail.
   Playwright's own browser downloads are never used. Without Chromium or Playwright every test that asks
   for it is skipped with one line naming the package to install; with ``PATROLKIT_REQUIRE_BROWSER=1`` (CI)
   that skip is a failure.
@@ -308,9 +310,9 @@ def require_chromium() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (one for the whole session)."""
+    """Debian's Chromium, headless, driven by Playwright (one per test module: see the module text)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 

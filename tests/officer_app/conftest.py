@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from officer_rig import OfficerRig, running_rig
 
 
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficerRig]:
     with running_rig(tmp_path_factory.mktemp("officer-app")) as r:

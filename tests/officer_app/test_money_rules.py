@@ -155,3 +155,34 @@ def _key_of(rig: OfficerRig, number: str) -> str:
         key = s.scalar(select(PayRequest.key).where(PayRequest.protocol_number == number).limit(1))
     assert key is not None
     return key
+
+
+def test_an_attempt_in_doubt_shows_what_recovery_found_and_what_to_do_next(rig: OfficerRig, tablet: Any) -> None:
+    """A crash left an authorisation without its result, and this terminal cannot repeat its last receipt:
+    the payment stays in doubt, the page says what the terminal answered and what to do next, and offers no
+    new payment of this protocol."""
+    from core.money import Money, currency
+    from edge.payment.attempt_states import AttemptState
+    from edge.payment.attempts import AttemptJournal
+    from simulators.zvt.scenarios import Profile
+
+    rig.sign_in(tablet)
+    number = rig.new_stop(tablet)
+    journal = AttemptJournal(rig.sessions, rig.clock)
+    attempt = journal.open(number, Money(1_081_250, currency("KZT")), "B-1")
+    journal.move(attempt, AttemptState.CARD_READ, "card", masked_pan="4EEEEEEEEEEE1014")
+    journal.move(attempt, AttemptState.AUTHORISING, "10 812.50", authorised_at=rig.clock.now())
+    rig.terminal.settings.apply_profile(Profile.NO_REPEAT_RECEIPT)
+
+    tablet.goto(f"{rig.url}/stop/pay?n={number}&lang=ru")
+    rig.phase(tablet, "in_doubt")
+    tablet.click("#ask-terminal")
+    tablet.locator("#doubt .evidence", has_text="Repeat Receipt").wait_for()
+    rig.shot(tablet, "09-in-doubt")
+    doubt = tablet.inner_text("#doubt")
+    assert "Не принимайте этот штраф повторно" in doubt and "End-of-Day" in doubt and "patrol-edge payment settle" in doubt
+    assert attempt[:8] in doubt and "****1014" in doubt
+    assert tablet.locator("#try-again").count() == 0 and tablet.locator("#cancel").count() == 0
+    assert journal.get(attempt).state is AttemptState.IN_DOUBT  # type: ignore[union-attr]
+    tablet.goto(f"{rig.url}/shift")
+    assert tablet.locator(f"[data-number='{number}']").get_attribute("data-state") == "in_doubt"

@@ -321,5 +321,24 @@ def stop_state(s: Session, protocol: Protocol) -> str:
     return "declined" if _latest_attempt(s, protocol.number) is not None else "open"
 
 
+def shift_states(s: Session, protocols: list[Protocol]) -> dict[str, str]:
+    """``stop_state`` of many protocols in two queries (the shift list)."""
+    numbers = [p.number for p in protocols]
+    tried = set(s.scalars(select(PaymentAttempt.protocol_number).where(PaymentAttempt.protocol_number.in_(numbers))))
+    unknown = set(
+        s.scalars(
+            select(PaymentAttempt.protocol_number).where(
+                PaymentAttempt.protocol_number.in_(numbers),
+                PaymentAttempt.state.in_([x.value for x in RESULT_UNKNOWN]),
+            )
+        )
+    )
+    return {
+        p.number: "paid" if p.status == "paid" else "in_doubt" if p.number in unknown else
+        "declined" if p.number in tried else "open"
+        for p in protocols
+    }  # fmt: skip
+
+
 def age_words(t: Translator, now: datetime, then: datetime) -> str:
     return t.age(now - then)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from edge.db.protocols import Protocol
 from edge.officer_app.guards import Officer, app_of, signed_in
-from edge.officer_app.panels import stop_state
+from edge.officer_app.panels import shift_states
 from edge.officer_app.routes.stops import stop_url
 
 router = APIRouter()
@@ -25,14 +25,19 @@ def shift(request: Request, officer: Annotated[Officer, Depends(signed_in)]) -> 
     local_now = t.local(app.clock.now())
     # the shift: since the start of the local day, or the last 12 hours when that reaches further back
     start = min(datetime.combine(local_now.date(), time(), local_now.tzinfo), local_now - timedelta(hours=12))
-    rows = []
     with app.sessions() as s:
-        for p in s.scalars(
-            select(Protocol)
-            .where(Protocol.officer_badge == officer.badge, Protocol.created_at >= start)
-            .order_by(Protocol.created_at.desc())
-        ):
-            rows.append({"number": p.number, "at": t.time(p.created_at), "driver": p.driver_name,
-                         "plate": p.vehicle_plate, "article": p.article, "state": stop_state(s, p),
-                         "url": stop_url(p.number)})  # fmt: skip
+        protocols = list(
+            s.scalars(
+                select(Protocol)
+                .where(Protocol.officer_badge == officer.badge, Protocol.created_at >= start)
+                .order_by(Protocol.created_at.desc())
+                .limit(500)
+            )
+        )
+        states = shift_states(s, protocols)
+    rows = [
+        {"number": p.number, "at": t.time(p.created_at), "driver": p.driver_name, "plate": p.vehicle_plate,
+         "article": p.article, "state": states[p.number], "url": stop_url(p.number)}
+        for p in protocols
+    ]  # fmt: skip
     return app.page(request, "shift.html", t, officer, rows=rows)

@@ -183,6 +183,7 @@ class PaymentDesk:
         self._latest: dict[str, PaymentJob] = {}  # protocol -> its latest job
         self._readiness = DeviceReadiness("unknown", "", None, "unknown", "", None)
         self._last_poll = float("-inf")
+        self._polling = threading.Event()
         self.recovery_note: dict[str, str] = {}  # protocol -> what the last recovery found (its evidence)
         self._printing: set[str] = set()  # protocols whose receipts are being printed on request
 
@@ -230,6 +231,23 @@ class PaymentDesk:
 
     def readiness(self) -> DeviceReadiness:
         return self._readiness
+
+    def request_poll(self) -> None:
+        """A screen is open: have the terminal and the printer asked on a thread of their own, when due (the
+        screen's live stream never waits for a device)."""
+        if self.clock.monotonic() - self._last_poll < self.config.officer.status_poll_s or self._polling.is_set():
+            return
+        self._polling.set()
+
+        def run() -> None:
+            try:
+                self.poll_devices()
+            except Exception as exc:  # a device that fails to answer is a state, never a crash
+                log_event(log, "officer_app.poll_failed", error=str(exc)[:200])
+            finally:
+                self._polling.clear()
+
+        threading.Thread(target=run, name="device-poll", daemon=True).start()
 
     def poll_devices(self) -> None:
         """Ask the terminal (05 01) and the printer (DLE EOT) how they are, at most every ``status_poll_s``

@@ -65,6 +65,7 @@ def test_numbered_duplicate_on_request_and_the_preview_follows_the_paper_layout(
 
     tablet.click("#duplicate-1")
     tablet.locator("#copy-1", has_text="дубликатов: 1").wait_for()
+    assert tablet.locator("#live-panel #pay-panel").count() == 0  # the receipts screen's live part is receipts
     rig.store.wait_for(len(rig.store.receipts), 1)
     copies = rig.printed(number)
     assert len(copies) == 3

@@ -110,10 +110,14 @@ def test_a_page_of_another_origin_cannot_post_through_the_officers_browser(
 
 def test_pages_need_a_signed_in_officer(rig: OfficerRig) -> None:
     with httpx.Client(base_url=rig.url, timeout=10) as client:
-        for path in ("/stops/new", "/shift", "/check", "/stop?n=X", "/stop/pay?n=X", "/live"):
+        for path in ("/stops/new", "/shift", "/check", "/stop?n=X", "/stop/pay?n=X"):
             reply = client.get(path)
             assert reply.status_code == 303 and reply.headers["location"].startswith("/signin?next="), path
         assert client.post("/stop/pay", data={"n": "X", "key": "0" * 32, "csrf": "x"}).status_code == 303
+        # the live stream answers in its own terms (a browser's event source cannot follow a redirect)
+        live = client.get("/live", params={"page": "/shift"})
+        assert live.status_code == 200 and live.headers["content-type"].startswith("text/event-stream")
+        assert 'data: {"lock": "/signin?next=/shift"}' in live.text and "status" not in live.text
 
 
 def test_security_headers_and_no_asset_from_elsewhere(rig: OfficerRig, tablet: Any) -> None:

@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 from officer_rig import OfficerRig
 from sqlalchemy import select
@@ -75,6 +76,19 @@ def test_idle_app_locks_itself_and_the_pin_returns_to_the_same_page(rig: Officer
     tablet.fill("#pin", "1234")
     tablet.click("button.primary")
     tablet.wait_for_url("**/stops/new")
+
+
+def test_a_live_stream_opened_after_the_app_locked_sends_the_page_to_the_lock_screen(
+    rig: OfficerRig, tablet: Any
+) -> None:
+    """The page's live stream may connect only after the idle time ran out: it is told to lock, not redirected
+    (an event source cannot follow a redirect, and the page would stay unlocked on the screen)."""
+    rig.sign_in(tablet)
+    rig.clock.advance(rig.config.officer.idle_lock_s + 1)
+    cookies = {c["name"]: c["value"] for c in tablet.context.cookies()}
+    with httpx.Client(base_url=rig.url, cookies=cookies, timeout=10) as client:
+        reply = client.get("/live", params={"page": "/shift"})
+    assert reply.status_code == 200 and 'data: {"lock": "/lock?next=/shift"}' in reply.text
 
 
 def test_an_officer_from_the_officers_dataset_signs_in_with_its_pin(rig: OfficerRig, tablet: Any) -> None:

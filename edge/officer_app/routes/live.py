@@ -1,21 +1,22 @@
 """Live updates by server-sent events: the status bar of every screen and, on a stop's payment screen, its
 payment panel (terminal states in words, questions, outcome, receipts). Each event carries the fragments that
 changed as HTML rendered by the same templates as the page; a session that locked while the page was open
-gets a ``lock`` event (the page goes to the lock screen). Reading the stream is not the officer's activity:
-only taps and typing keep the app unlocked."""
+gets a ``lock`` event (the page goes to the lock screen), and so does a stream opened by a page whose session
+has locked or ended meanwhile (never a redirect, which an event stream cannot follow). Reading the stream is not
+the officer's activity: only taps and typing keep the app unlocked."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from edge.officer_app.guards import SESSION_COOKIE, Officer, app_of, safe_next, signed_in
+from edge.officer_app.guards import SESSION_COOKIE, Officer, app_of, safe_next
 from edge.officer_app.routes.payment import render_panel
 from edge.officer_app.routes.receipts import render_receipts
 
@@ -26,27 +27,36 @@ TICK_S = 1.0  # how often an open stream looks at the clock (idle lock) and the 
 @router.get("/live")
 async def live(
     request: Request,
-    officer: Annotated[Officer, Depends(signed_in)],
     n: str = "",
     lang: str = "",
     page: str = "/",
+    view: Literal["pay", "receipts"] = "pay",
 ) -> StreamingResponse:
     app = app_of(request)
     token = request.cookies.get(SESSION_COOKIE) or ""
-    back = safe_next(page)
+    back = quote(safe_next(page), safe="/?=&")
 
     def fragments() -> dict[str, str]:
-        view = app.accounts.session(token, touch=False)
-        if view is None or view.locked:
-            return {"lock": f"/lock?next={quote(back, safe='/?=&')}"}
-        t = app.translator(view.language)
-        out = {"status": app.render_fragment("_status.html", t=t, status_items=app.status_items(t))}
-        if n:
-            out["panel"] = (
-                render_receipts(request, officer, n)
-                if view == "receipts"
-                else render_panel(request, officer, n, lang)
+        session = app.accounts.session(token, touch=False)
+        if session is None:
+            return {"lock": f"/signin?next={back}"}
+        if session.locked:
+            return {"lock": f"/lock?next={back}"}
+        officer = Officer(session, app.translator(session.language))
+        out = {
+            "status": app.render_fragment(
+                "_status.html", t=officer.t, status_items=app.status_items(officer.t)
             )
+        }
+        if n:
+            try:
+                out["panel"] = (
+                    render_receipts(request, officer, n)
+                    if view == "receipts"
+                    else render_panel(request, officer, n, lang)
+                )
+            except HTTPException:  # no such protocol (or no payment yet): nothing to show live
+                out["panel"] = ""
         return out
 
     async def stream() -> AsyncIterator[str]:
@@ -61,7 +71,7 @@ async def live(
                 yield f"data: {json.dumps(changed, ensure_ascii=False)}\n\n"
             if "lock" in current:
                 return
-            await run_in_threadpool(app.desk.poll_devices)
+            app.desk.request_poll()
             seen = await app.desk.bus.wait(seen, TICK_S)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})

@@ -1,6 +1,8 @@
-"""The receipt's content and layout in Russian and Kazakh: ``ReceiptData`` (every value a receipt shows) and
-``CopySpec`` (how one copy is printed) become a printer ``Document``. Pure, shared by the device (which
-prints it) and the server (which renders the same receipt from the synced rows for an evidence export)."""
+"""The receipt's content and layout in Kazakh and Russian (Kazakh first, the state language): ``ReceiptData``
+(every value a receipt shows) and ``CopySpec`` (how one copy is printed) become a printer ``Document``. The offence
+is named in Kazakh where the jurisdiction's dataset has a sourced Kazakh title, then in Russian. Pure, shared by
+the device (which prints it) and the server (which renders the same receipt from the synced rows for an evidence
+export)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from core.fines import FineError, load_jurisdiction
 from core.iin import mask_iin
 from core.money import Money, currency
 from core.receipt_code import ReceiptClaim
@@ -17,15 +20,26 @@ from core.terminal_time import terminal_time_text
 
 RULE = "-" * 32
 COPY_TITLES = {
-    1: ("ЭКЗЕМПЛЯР НАРУШИТЕЛЯ (1/2)", "Құқық бұзушының данасы"),
-    2: ("ЭКЗЕМПЛЯР К ПРОТОКОЛУ (2/2)", "Хаттамаға арналған данасы"),
+    1: ("ҚҰҚЫҚ БҰЗУШЫНЫҢ ДАНАСЫ (1/2)", "Экземпляр нарушителя"),
+    2: ("ХАТТАМАҒА АРНАЛҒАН ДАНА (2/2)", "Экземпляр к протоколу"),
 }
 NAME_CHECK = {
-    "MATCH": "совпадает / сәйкес",
-    "PROBABLE": "вероятно, подтверждено инспектором / инспектор растаған",
-    "MISMATCH": "не совпадает / сәйкес емес",
-    "UNAVAILABLE": "имя не считано / аты оқылмады",
+    "MATCH": "сәйкес / совпадает",
+    "PROBABLE": "инспектор растаған / вероятно, подтверждено инспектором",
+    "MISMATCH": "сәйкес емес / не совпадает",
+    "UNAVAILABLE": "аты оқылмады / имя не считано",
 }
+APPROVED = "МАҚҰЛДАНДЫ / ОДОБРЕНО / APPROVED"
+PAID_LABEL = "ТӨЛЕНДІ / ОПЛАЧЕНО"
+
+
+def duplicate_lines(number: int, printed_at: str) -> tuple[str, str, str]:
+    """The marks of a reprint, Kazakh first: what it is, its number, when it was printed."""
+    return (
+        f"КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № {number}",
+        "Түпнұсқаның қайта басылған көшірмесі / Повторная печать оригинала",
+        f"Қайта басу / Повторная печать: {printed_at}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,7 @@ class ReceiptData:
     terminal_id: str
     terminal_time: str
     approved_at: datetime
+    article_title_kk: str = ""
 
     def claim(self) -> ReceiptClaim:
         """What the verification QR signs."""
@@ -82,6 +97,7 @@ class ProtocolRow(Protocol):
     """The fields of a stored protocol a receipt shows (the device's row and the server's copy alike)."""
 
     number: str
+    jurisdiction: str
     offence_at: datetime
     place: str
     article: str
@@ -113,6 +129,14 @@ class PaymentRow(Protocol):
     terminal_id: str
     terminal_time: str
     approved_at: datetime
+
+
+def kazakh_title(protocol: ProtocolRow) -> str:
+    """The offence's sourced Kazakh title from the jurisdiction's dataset ("" where none is sourced)."""
+    try:
+        return load_jurisdiction(protocol.jurisdiction).article(protocol.article).title_kk or ""
+    except (FineError, LookupError):
+        return ""
 
 
 def data_from_rows(payment: PaymentRow, protocol: ProtocolRow, officer_name: str, unit: str) -> ReceiptData:
@@ -148,6 +172,7 @@ def data_from_rows(payment: PaymentRow, protocol: ProtocolRow, officer_name: str
         terminal_id=payment.terminal_id,
         terminal_time=payment.terminal_time,
         approved_at=payment.approved_at,
+        article_title_kk=kazakh_title(protocol),
     )
 
 
@@ -167,33 +192,34 @@ def fields(data: ReceiptData, spec: CopySpec) -> list[tuple[str, str]]:
     tz = ZoneInfo(spec.timezone)
     local = data.offence_at.astimezone(tz)
     iin = mask_iin(data.driver_iin, 2, 4) if spec.mask_iin else data.driver_iin
-    holder = data.cardholder_name or "не считано / оқылмады"
+    holder = data.cardholder_name or "оқылмады / не считано"
+    title = f"{data.article_title_kk} / {data.article_title}" if data.article_title_kk else data.article_title
     return [
-        ("Протокол / Хаттама №", data.protocol_number),
-        ("Дата / Күні", local.strftime("%d.%m.%Y")),
-        ("Время / Уақыты", local.strftime("%H:%M")),
-        ("Место / Орны", data.place),
-        ("Статья / Бап", f"{data.article} КоАП РК / ӘҚБтК"),
-        ("Нарушение / Құқық бұзушылық", data.article_title),
-        ("Штраф / Айыппұл", f"{data.fine_units} МРП / АЕК"),
-        (f"МРП / АЕК {data.unit_year}", money_text(data.unit_value)),
-        ("Полная сумма / Толық сомасы", money_text(data.full_amount)),
-        ("Скидка / Жеңілдік", data.legal_basis),
-        ("ОПЛАЧЕНО / ТӨЛЕНДІ", money_text(data.amount_paid)),
-        ("Водитель / Жүргізуші", data.driver_name),
-        ("ИИН / ЖСН", iin),
-        ("Госномер / Мемлекеттік нөмір", data.vehicle_plate),
+        ("Хаттама / Протокол №", data.protocol_number),
+        ("Күні / Дата", local.strftime("%d.%m.%Y")),
+        ("Уақыты / Время", local.strftime("%H:%M")),
+        ("Орны / Место", data.place),
+        ("Бап / Статья", f"{data.article} ӘҚБтК / КоАП РК"),
+        ("Құқық бұзушылық / Нарушение", title),
+        ("Айыппұл / Штраф", f"{data.fine_units} АЕК / МРП"),
+        (f"АЕК / МРП {data.unit_year}", money_text(data.unit_value)),
+        ("Толық сомасы / Полная сумма", money_text(data.full_amount)),
+        ("Жеңілдік / Скидка", data.legal_basis),
+        (PAID_LABEL, money_text(data.amount_paid)),
+        ("Жүргізуші / Водитель", data.driver_name),
+        ("ЖСН / ИИН", iin),
+        ("Мемлекеттік нөмір / Госномер", data.vehicle_plate),
         ("Инспектор / Инспектор", data.officer_name),
-        ("Жетон / Белгі №", data.officer_badge),
-        ("Устройство / Құрылғы", data.device_id),
+        ("Белгі № / Жетон", data.officer_badge),
+        ("Құрылғы / Устройство", data.device_id),
         ("Карта / Карта", f"{data.card_scheme} {data.masked_pan}".strip()),
-        ("Держатель / Ұстаушы", holder),
-        ("Проверка имени / Атын тексеру", NAME_CHECK.get(data.name_check, data.name_check)),
-        ("Код авторизации / Авторизация коды", data.auth_code),
-        ("Чек / Trace", f"{data.receipt_no} / {data.trace_no}"),
+        ("Ұстаушы / Держатель", holder),
+        ("Атын тексеру / Проверка имени", NAME_CHECK.get(data.name_check, data.name_check)),
+        ("Авторизация коды / Код авторизации", data.auth_code),
+        ("Түбіртек / Чек / Trace", f"{data.receipt_no} / {data.trace_no}"),
         ("Терминал / Терминал", data.terminal_id),
         (
-            "Время терминала / Терминал уақыты",
+            "Терминал уақыты / Время терминала",
             terminal_time_text(data.terminal_time, data.approved_at, spec.timezone),
         ),
     ]
@@ -204,27 +230,27 @@ def render_copy(data: ReceiptData, spec: CopySpec) -> Document:
     if spec.copy_no not in COPY_TITLES:
         raise ValueError(f"copy must be 1 or 2, got {spec.copy_no}")
     tz = ZoneInfo(spec.timezone)
-    title_ru, title_kz = COPY_TITLES[spec.copy_no]
+    title_kz, title_ru = COPY_TITLES[spec.copy_no]
     blocks: list[Text | QrCode | Feed] = [
-        Text("МВД РК / ҚР ІІМ", Align.CENTER, bold=True),
+        Text("ҚР ІІМ / МВД РК", Align.CENTER, bold=True),
         Text(data.unit, Align.CENTER),
-        Text("Квитанция об уплате административного штрафа", Align.CENTER, bold=True),
-        Text("Әкімшілік айыппұлды төлеу туралы түбіртек", Align.CENTER),
-        Text(title_ru, Align.CENTER, bold=True),
-        Text(title_kz, Align.CENTER),
+        Text("Әкімшілік айыппұлды төлеу туралы түбіртек", Align.CENTER, bold=True),
+        Text("Квитанция об уплате административного штрафа", Align.CENTER),
+        Text(title_kz, Align.CENTER, bold=True),
+        Text(title_ru, Align.CENTER),
     ]
     if spec.duplicate_no:
+        what, sentence, when = duplicate_lines(
+            spec.duplicate_no, f"{spec.printed_at.astimezone(tz):%d.%m.%Y %H:%M}"
+        )
         blocks += [
-            Text(f"ДУБЛИКАТ / DUPLICATE № {spec.duplicate_no}", Align.CENTER, bold=True),
-            Text(f"КӨШІРМЕ № {spec.duplicate_no}", Align.CENTER, bold=True),
-            Text(
-                f"Повторная печать / Қайта басу: {spec.printed_at.astimezone(tz):%d.%m.%Y %H:%M}",
-                Align.CENTER,
-            ),
+            Text(what, Align.CENTER, bold=True),
+            Text(sentence, Align.CENTER),
+            Text(when, Align.CENTER),
         ]
     blocks.append(Text(RULE, Align.CENTER))
     for label, value in fields(data, spec):
-        if label.startswith("ОПЛАЧЕНО"):
+        if label == PAID_LABEL:
             blocks += [Text(label, Align.CENTER, bold=True), Text(value, Align.CENTER, bold=True, large=True)]
             blocks.append(
                 Text(
@@ -234,19 +260,19 @@ def render_copy(data: ReceiptData, spec: CopySpec) -> Document:
             )
         else:
             blocks.append(Text(f"{label}: {value}"))
-        if label in ("Скидка / Жеңілдік", "ОПЛАЧЕНО / ТӨЛЕНДІ", "Устройство / Құрылғы"):
+        if label in ("Жеңілдік / Скидка", PAID_LABEL, "Құрылғы / Устройство"):
             blocks.append(Text(RULE, Align.CENTER))
     blocks += [
-        Text("ОДОБРЕНО / APPROVED", Align.CENTER, bold=True),
+        Text(APPROVED, Align.CENTER, bold=True),
         Text(RULE, Align.CENTER),
+        Text("Жеңілдікпен төлеу құқық бұзушылықты мойындауды білдіреді және істі аяқтайды (ӘҚБтК 810-бабы)."),
         Text("Оплата со скидкой означает признание правонарушения и завершает дело (ст. 810 КоАП РК)."),
-        Text("Жеңілдікпен төлеу құқық бұзушылықты мойындауды білдіреді және істі аяқтайды."),
+        Text("Шағымдану және тексеру: eGov, ЕРАП. Көшірмені инспектор немесе жол полициясы береді."),
         Text("Обжалование и проверка: eGov, ERAP. Дубликат выдаёт инспектор или ДП."),
-        Text("Шағымдану және тексеру: eGov, ERAP."),
-        Text("Проверить подлинность / Түпнұсқалығын тексеру:", Align.CENTER),
+        Text("Түпнұсқалығын тексеру / Проверить подлинность:", Align.CENTER),
         QrCode(spec.verify_url),
         Text(
-            f"{spec.software_version} · {spec.printed_at.astimezone(tz):%d.%m.%Y %H:%M} · копия {spec.copy_no}/2",
+            f"{spec.software_version} · {spec.printed_at.astimezone(tz):%d.%m.%Y %H:%M} · дана / копия {spec.copy_no}/2",
             Align.CENTER,
         ),
         Feed(1),

@@ -128,6 +128,20 @@ class HttpSection(Section):
     port: int = Field(8001, ge=0, le=65535)
 
 
+class OfficerSection(Section):
+    """The officer app (local web UI) served by ``patrol-edge run`` on ``[http]``."""
+
+    enabled: bool = True
+    idle_lock_s: float = Field(120.0, ge=10, le=3600)  # the app locks after this long without a tap
+    pin_max_failures: int = Field(5, ge=1, le=20)  # wrong PINs in a row that lock the badge …
+    pin_lock_minutes: float = Field(15.0, gt=0, le=1440)  # … for this long
+    session_hours: float = Field(12.0, gt=0, le=24)  # a sign-in lasts at most a shift
+    default_language: str = Field("ru", pattern=r"^(kk|ru|en)$")  # for officers who chose none
+    card_timeout_s: int = Field(60, ge=10, le=255)  # Read Card: how long the terminal waits for the card
+    status_poll_s: float = Field(15.0, ge=2, le=600)  # terminal and printer asked while a screen is open
+    recorder_stale_s: float = Field(10.0, gt=0)  # a recorder status older than this means it is not running
+
+
 class RulesSection(Section):
     holidays: list[date] = Field(default_factory=list)
 
@@ -145,6 +159,7 @@ class EdgeConfig(Section):
     mqtt: MqttSection = MqttSection()
     server: ServerSection = ServerSection()
     http: HttpSection = HttpSection()
+    officer: OfficerSection = OfficerSection()
     rules: RulesSection = RulesSection()
 
     @property

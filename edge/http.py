@@ -1,4 +1,5 @@
-"""The device's local HTTP interface: health and status for the officer UI and for fleet monitoring."""
+"""The device's local HTTP interface: health and status for fleet monitoring, and the officer app
+(``edge.officer_app``) unless ``[officer] enabled = false``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock, SystemClock
 from edge.config import EdgeConfig
 from edge.identity import DeviceIdentity
 from edge.recorder.recorder import read_status
@@ -23,10 +25,11 @@ def create_device_app(
     identity: DeviceIdentity,
     sessions: sessionmaker[Session],
     sender: SyncSender | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """``/healthz`` (503 when the database or the sync sender fails) and ``/status``; ``sender`` is the
-    running sync sender, if sync is on."""
-    app = FastAPI(title="patrolkit device", version="0.1.0")
+    running sync sender, if sync is on; the officer app on the same port, on ``clock``."""
+    app = FastAPI(title="patrolkit device", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     app.state.sessions = sessions
 
@@ -62,4 +65,8 @@ def create_device_app(
             "sync": sender.health() if sender is not None else None,
         }
 
+    if config.officer.enabled:
+        from edge.officer_app.web import mount_officer_app
+
+        mount_officer_app(app, config, identity, sessions, clock or SystemClock())
     return app

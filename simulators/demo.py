@@ -190,9 +190,9 @@ port = {p.device_http}
     )
 
 
-def run_tool(argv: list[str], env: dict[str, str], log: Path) -> str:
+def run_tool(argv: list[str], env: dict[str, str], log: Path, stdin: str | None = None) -> str:
     """Run a one-shot command of the system, append its output to ``log`` and return its stdout."""
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, input=stdin)
     with log.open("a", encoding="utf-8") as fh:
         fh.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
     if done.returncode not in (0,):
@@ -358,11 +358,21 @@ def power(lay: Layout, action: str, env: dict[str, str], log: Path) -> None:
     run_tool([str(BIN / "patrol-sim"), "power", "--root", str(lay.power_dir), action], env, log)
 
 
+DEMO_BADGE, DEMO_PIN = "B-1001", "1001"
+
+
+def demo_officer(lay: Layout, env: dict[str, str], log: Path) -> None:
+    """The demo officer, with the PIN that signs in to the officer app (stored as its argon2id hash)."""
+    edge = [str(BIN / "patrol-edge"), "--config", str(lay.edge_toml)]
+    run_tool([*edge, "officer", "add", DEMO_BADGE, "Сейтқали Ержан", "--unit", "ДПС УП г. Астана", "--pin",
+              "--language", "ru"], env, log, stdin=DEMO_PIN + "\n")  # fmt: skip
+
+
 def traffic_stop(lay: Layout, env: dict[str, str], log: Path) -> str:
-    """One stop from start to end: officer, protocol for speeding, card payment, two receipts; returns its number."""
+    """One stop from start to end on the command line: protocol for speeding, card payment, two receipts;
+    returns its number."""
     edge = [str(BIN / "patrol-edge"), "--config", str(lay.edge_toml)]
     number = "DEMO-" + time.strftime("%Y%m%d-%H%M%S")
-    run_tool([*edge, "officer", "add", "B-1001", "Сейтқали Ержан", "--unit", "ДПС УП г. Астана"], env, log)
     out = run_tool(
         [*edge, "stop", "open", number, "--article", "592.1", "--driver-name", "Жанболатов Арман Серікұлы",
          "--iin", "850101300124", "--plate", "123ABC01", "--officer", "B-1001", "--place", "Астана, пр. Кабанбай батыра 53"],
@@ -418,12 +428,17 @@ def _run(args: argparse.Namespace, lay: Layout, signals: StopSignals, started: l
         username, password = provision(lay, env, tools_log)
         write_edge_config(lay, username, password)
         review_password = demo_supervisor(lay, env, tools_log)
+        demo_officer(lay, env, tools_log)
         power(lay, "undock", env, tools_log)
         for child in plan(lay):
             started.append(child)
             start(child, logs, env)
             wait_ready(child, args.start_timeout)
         print("patrolkit demo is running:", flush=True)
+        print(
+            f"  officer app     http://127.0.0.1:{p.device_http}/  (badge {DEMO_BADGE}, PIN {DEMO_PIN}; on a device "
+            "deploy/device/officer-kiosk shows it full-screen)"
+        )
         print(f"  server HTTP     http://127.0.0.1:{p.http}  (health: /healthz, receipts: /r/<code>)")
         print(f"  supervisor UI   http://127.0.0.1:{p.http}/review  (login demo, password {review_password})")
         print(f"  MQTT broker     mqtt://127.0.0.1:{p.mqtt}  (embedded amqtt)")

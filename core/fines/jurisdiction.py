@@ -96,6 +96,7 @@ class Article(BaseModel):
     part: StrictStr | None = None
     title_ru: StrictStr | None = None
     title_kk: StrictStr | None = None
+    title_kk_source: StrictStr = ""  # where the Kazakh title comes from (required with title_kk)
     title_en: StrictStr
     sanction: Sanction
     fine_units: StrictPositiveInt | None = None  # multiples of the fine unit (MRP)
@@ -124,6 +125,8 @@ class Article(BaseModel):
             raise ValueError(f"sanction {self.sanction.value!r} needs exactly one of fine_units, fine_minor")
         if self.simplified and self.sanction is not Sanction.FINE:
             raise ValueError("simplified: only a pure fine may be settled on the spot")
+        if self.title_kk is not None and not self.title_kk_source.strip():
+            raise ValueError("title_kk_source: a Kazakh title names its source")
         return self
 
 

@@ -44,7 +44,7 @@ MAX_CHUNKS = 1024
 CHUNK_WIRE_VERSION = 2
 MAX_REF_MESSAGE_BYTES = 2 * MAX_DATASET_BYTES
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-KNOWN_DATASETS = ("tariffs", "device_config", "unpaid_fines")
+KNOWN_DATASETS = ("tariffs", "device_config", "unpaid_fines", "officers")
 
 
 class Manifest(BaseModel):

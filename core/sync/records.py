@@ -89,6 +89,28 @@ class ProtocolRecordV1(RecordBody):
     created_at: AwareDatetime
 
 
+class ProtocolRecordV2(ProtocolRecordV1):
+    """``ProtocolRecordV1`` plus what the officer app adds at the roadside: the driver's mobile phone for
+    notices (E.164, optional) and the driver's agreement to the simplified procedure (when it was given and in
+    which language the driver read it; both null until then). Each change is a new record of the protocol.
+
+    A v2 server reads v1 protocols with these fields null; a v1 server refuses v2 with ``unknown_version`` and
+    the device keeps the record until the server is upgraded.
+    """
+
+    version: ClassVar[int] = 2
+
+    driver_phone: str | None = Field(default=None, pattern=r"^\+[0-9]{7,15}$")
+    driver_agreed_at: AwareDatetime | None = None
+    driver_agreed_language: Literal["kk", "ru", "en"] | None = None
+
+    @model_validator(mode="after")
+    def _agreement_consistent(self) -> ProtocolRecordV2:
+        if (self.driver_agreed_at is None) != (self.driver_agreed_language is None):
+            raise ValueError("driver_agreed_at and driver_agreed_language are both given or both null")
+        return self
+
+
 class PaymentRecordV1(RecordBody):
     """One approved (or later reversed) card payment of a protocol's reduced fine.
 
@@ -416,6 +438,7 @@ RECORD_MODELS: dict[tuple[str, int], type[RecordBody]] = {
     (m.record_type, m.version): m
     for m in (
         ProtocolRecordV1,
+        ProtocolRecordV2,
         PaymentRecordV1,
         OwnCardCheckRecordV1,
         PaymentAttemptRecordV1,
@@ -435,7 +458,7 @@ RECORD_TYPES: frozenset[str] = frozenset(t for t, _ in RECORD_MODELS)
 CURRENT_VERSION: dict[str, int] = {t: max(v for tt, v in RECORD_MODELS if tt == t) for t in RECORD_TYPES}
 
 # Short, readable aliases for producers.
-Protocol = ProtocolRecordV1
+Protocol = ProtocolRecordV2
 Payment = PaymentRecordV1
 OwnCardCheck = OwnCardCheckRecordV1
 PaymentAttemptRecord = PaymentAttemptRecordV1

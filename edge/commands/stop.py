@@ -1,5 +1,8 @@
 """`patrol-edge officer add` and `patrol-edge stop open`: register the officer and draw up a protocol.
 
+``officer add … --pin`` sets the officer's PIN for the officer app (asked twice on the terminal, or read from
+the first line of standard input when that is not a terminal); only its argon2id hash is stored.
+
 ``stop open`` takes the protocol's position from the recorder's latest GPS fix (its status file) when that fix
 is at most ``[gps] stop_max_age_s`` old, unless ``--lat``/``--lon`` are given."""
 
@@ -18,6 +21,10 @@ def register(sub: Any) -> None:
     add.add_argument("badge")
     add.add_argument("full_name")
     add.add_argument("--unit", default="")
+    add.add_argument("--pin", action="store_true", help="set the PIN for the officer app (4-8 digits, asked)")
+    add.add_argument(
+        "--language", choices=["kk", "ru", "en"], help="the officer app's language for this officer"
+    )
     add.set_defaults(handler=cmd_officer_add)
 
     stop = sub.add_parser("stop", help="traffic stops")
@@ -49,18 +56,38 @@ def _sessions(args: argparse.Namespace) -> Any:
     return cfg, make_sessionmaker(make_engine(cfg.database_url))
 
 
+def _read_pin() -> str:
+    import getpass
+    import sys
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    first = getpass.getpass("PIN (4-8 digits): ")
+    if getpass.getpass("PIN again: ") != first:
+        raise ValueError("the two PINs differ")
+    return first
+
+
 def cmd_officer_add(args: argparse.Namespace) -> int:
     from edge.db.base import transaction
+    from edge.officer_app.accounts import PinError, hash_pin
     from edge.stops import StopError, add_officer
 
     _cfg, sessions = _sessions(args)
     try:
+        pin_hash = hash_pin(_read_pin()) if args.pin else None
         with transaction(sessions) as s:
-            add_officer(s, args.badge, args.full_name, args.unit)
-    except StopError as exc:
+            officer = add_officer(s, args.badge, args.full_name, args.unit)
+            if pin_hash is not None:
+                officer.pin_hash = pin_hash
+                officer.pin_failures = 0
+                officer.pin_locked_until = None
+            if args.language:
+                officer.language = args.language
+    except (StopError, PinError, ValueError) as exc:
         print(f"error: {exc}")
         return 1
-    print(f"officer {args.badge} registered")
+    print(f"officer {args.badge} registered" + (" with a PIN for the officer app" if args.pin else ""))
     return 0
 
 

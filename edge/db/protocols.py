@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from edge.db.base import Base, UtcDateTime
@@ -16,12 +16,19 @@ class Officer(Base):
     badge: Mapped[str] = mapped_column(String(32), primary_key=True)
     full_name: Mapped[str] = mapped_column(String(200))
     unit: Mapped[str] = mapped_column(String(200), default="")
+    pin_hash: Mapped[str | None] = mapped_column(
+        Text, nullable=True
+    )  # argon2id; the PIN itself is never kept
+    language: Mapped[str] = mapped_column(String(2), default="ru", server_default="ru")  # kk | ru | en
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pin_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
 class Protocol(Base):
     """An offence report. Its number comes from ERAP: an opaque string stored and printed verbatim."""
 
     __tablename__ = "protocol"
+    __table_args__ = (Index("ix_protocol_officer_created", "officer_badge", "created_at"),)
 
     number: Mapped[str] = mapped_column(String(32), primary_key=True)
     jurisdiction: Mapped[str] = mapped_column(String(2))
@@ -48,3 +55,6 @@ class Protocol(Base):
     dataset_version: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | paid
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    driver_phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164, for notices
+    driver_agreed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    driver_agreed_language: Mapped[str | None] = mapped_column(String(2), nullable=True)

@@ -135,6 +135,11 @@ class PaymentTerminal(Protocol):
 
     def abort(self) -> None: ...
 
+    def cancel(self) -> None:
+        """Ask the command that is running (Read Card, Authorisation) to stop: the terminal is sent 06 B0 at
+        once; it may refuse during an Authorisation. Returns at once, from any thread."""
+        ...
+
     def end_of_day(self, on_totals: TotalsSink) -> TerminalTotals | None: ...
 
     def repeat_receipt(self, on_result: ResultSink) -> TerminalResult | None:

@@ -15,11 +15,16 @@
 
 Every step is published as an event (``events``) and the attempt moves only along ``attempt_states``.
 A protocol is paid once; a payment the terminal did not approve is never recorded.
+
+``cancel`` (the officer's Cancel, from another thread) stops the payment where it stands: before the card is
+read nothing reaches the terminal; during Read Card or the Authorisation the terminal is sent 06 B0 at once
+(it may refuse during an Authorisation: then its result is taken as usual, and an approval stands).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -238,10 +243,32 @@ class PaymentWorkflow:
         self.card_timeout_s = card_timeout_s
         self.journal = AttemptJournal(sessions, clock, self.events)
         self.recovery = Recovery(sessions, terminal, clock, self.journal, timezone)
+        self._cancelled = threading.Event()
+        self._running: Step | None = None
         # a result the terminal sends unsolicited is saved (and settles its attempt) before any answer
         terminal.on_stray_result = self.recovery.take_stray
 
     # --------------------------------------------------------------------- pay
+    def cancel(self) -> None:
+        """The officer's Cancel: the payment stops at the next step, or at once on the terminal (06 B0)."""
+        self._cancelled.set()
+        if self._running in (Step.READ_CARD, Step.AUTHORISE):
+            self.terminal.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _stop_if_cancelled(self, attempt_id: str | None) -> None:
+        if not self.cancelled:
+            return
+        if attempt_id is not None:
+            self.journal.move(
+                attempt_id, AttemptState.ABORTED, "cancelled by the officer",
+                reason="cancelled by the officer before the card was read; nothing was charged",
+            )  # fmt: skip
+        raise PaymentAborted("payment cancelled by the officer; nothing was charged")
+
     def pay(self, protocol_number: str) -> PaidFine:
         attempt_id: str | None = None
         try:
@@ -249,7 +276,9 @@ class PaymentWorkflow:
             if isinstance(order, PaidFine):
                 paid = order
             else:
+                self._stop_if_cancelled(None)
                 attempt_id = self.open_attempt(order)
+                self._stop_if_cancelled(attempt_id)
                 card = self.read_card(attempt_id)
                 self.own_card_check(attempt_id, order, card)
                 result = self.authorise(attempt_id, order, card)
@@ -266,6 +295,8 @@ class PaymentWorkflow:
                 PaymentFinished(protocol_number, attempt_id, outcome, str(exc), self.clock.now())
             )
             raise
+        finally:
+            self._running = None
         self.events.publish(
             PaymentFinished(
                 protocol_number, attempt_id, "paid", f"paid: protocol {protocol_number}", self.clock.now()
@@ -274,6 +305,7 @@ class PaymentWorkflow:
         return paid
 
     def _step(self, protocol_number: str, step: Step) -> None:
+        self._running = step
         self.events.publish(StepStarted(protocol_number, step, self.clock.now()))
 
     def _notice(self, protocol_number: str, text: str) -> None:
@@ -340,6 +372,11 @@ class PaymentWorkflow:
         try:
             card = self.terminal.read_card(self.card_timeout_s)
         except TerminalRefused as exc:
+            if self.cancelled:
+                why = "cancelled by the officer: the terminal aborted Read Card (06 B0)"
+                self.journal.move(attempt_id, AttemptState.ABORTED, why, result_code=exc.code,
+                                  reason=f"{why}; nothing was charged")  # fmt: skip
+                raise PaymentAborted(f"payment cancelled by the officer: {why}; nothing was charged") from exc
             self.journal.move(
                 attempt_id, AttemptState.CARD_FAILED, exc.text, result_code=exc.code, reason=str(exc)
             )
@@ -358,6 +395,8 @@ class PaymentWorkflow:
             cardholder_name=card.holder_name,
             card_read_at=self.clock.now(),
         )
+        if self.cancelled:  # the card came in as the officer cancelled: released, nothing charged
+            raise self._abort(attempt_id, "cancelled by the officer")
         return card
 
     # ---------------------------------------------------------- 4. own-card check
@@ -457,6 +496,8 @@ class PaymentWorkflow:
     # ---------------------------------------------------------- 5. authorise
     def authorise(self, attempt_id: str, order: Order, card: CardRead) -> TerminalResult | PaidFine:
         amount = order.amount
+        if self.cancelled:
+            raise self._abort(attempt_id, "cancelled by the officer")
         self._step(order.protocol_number, Step.AUTHORISE)
         self.journal.move(
             attempt_id, AttemptState.AUTHORISING, amount.format(), authorised_at=self.clock.now()
@@ -491,9 +532,16 @@ class PaymentWorkflow:
         try:
             auth = self.terminal.authorise(amount, on_result)
         except TerminalRefused as exc:
+            cancelled = " (cancelled by the officer: 06 B0)" if self.cancelled else ""
             self.journal.move(
-                attempt_id, AttemptState.FAILED, exc.text, result_code=exc.code, reason=str(exc)
-            )
+                attempt_id, AttemptState.FAILED, exc.text + cancelled, result_code=exc.code,
+                reason=str(exc) + cancelled,
+            )  # fmt: skip
+            if self.cancelled:
+                raise PaymentAborted(
+                    f"payment cancelled by the officer: the terminal ended the authorisation ({exc.text}); "
+                    "nothing was charged"
+                ) from exc
             if exc.code == 0x6F:
                 raise CurrencyRejected(
                     f"the card terminal does not accept {amount.currency.code}; nothing was charged"
@@ -515,6 +563,10 @@ class PaymentWorkflow:
             self.journal.move(attempt_id, AttemptState.DECLINED, why, result_code=auth.result_code,
                               reason=f"declined: {why}")  # fmt: skip
         code = auth.result_code
+        if self.cancelled:
+            raise PaymentAborted(
+                f"payment cancelled by the officer: the terminal ended it ({result_text(code)}); nothing was charged"
+            )
         raise PaymentDeclined(f"payment declined: {result_text(code)} (result code 0x{code:02X})")
 
     def _lost(self, attempt_id: str, order: Order, exc: TerminalUnreachable) -> PaidFine:

@@ -194,6 +194,9 @@ class ZvtPaymentTerminal:
     def abort(self) -> None:
         self._run(zc.abort())
 
+    def cancel(self) -> None:
+        self.session.request_abort()
+
     def end_of_day(self, on_totals: TotalsSink) -> TerminalTotals | None:
         seen: list[TerminalTotals] = []
 

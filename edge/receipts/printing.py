@@ -177,6 +177,14 @@ class ReceiptService:
     def document(self, data: ReceiptData, copy_no: int, duplicate_no: int) -> Document:
         return render_copy(data, self.spec(data, copy_no, duplicate_no)[0])
 
+    def preview(self, payment_id: str, copy_no: int) -> Document:
+        """Copy ``copy_no`` as the printer gets it (the original's lines; a duplicate adds its own)."""
+        if copy_no not in (1, 2):
+            raise ReceiptError(f"copy must be 1 or 2, got {copy_no}")
+        with self.sessions() as s:
+            data = self._load(s, payment_id)
+        return self.document(data, copy_no, 0)
+
     def print_copy(self, payment_id: str, copy_no: int) -> CopyResult:
         """One attempt at one copy: a new job row, a status check, the job, and its outcome, each committed."""
         if copy_no not in (1, 2):

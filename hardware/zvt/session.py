@@ -138,7 +138,9 @@ class ZvtSession:
         self.stray_results: list[StrayResult] = []
 
     def request_abort(self) -> None:
-        """Ask the running command to stop (06 B0); the terminal may refuse during an Authorisation."""
+        """Ask the running command to stop (06 B0); the terminal may refuse during an Authorisation. Asked
+        between two commands (another thread's request racing the start of one), it applies to the next one;
+        every command clears it when it ends."""
         self._abort_requested.set()
 
     def run(self, command: Command, on_status_info: StatusInfoHandler | None = None) -> Outcome:
@@ -147,17 +149,19 @@ class ZvtSession:
                 f"{command.name}: its 04 0F is a transaction result; pass a handler that saves it before it "
                 "is acknowledged"
             )
-        self._abort_requested.clear()
         self.last_delivered_reply = None
-        log_event(log, "zvt.command.sent", command=command.name)
-        self.link.send(command.encode())
-        outcome = Outcome(command, self._await_ack(command))
-        if outcome.ack.positive is False:
-            raise CommandRejected(command.name, outcome.ack.code, outcome.ack.data.hex(" ").upper())
-        if command.flow is Flow.ACK_ONLY:
+        try:
+            log_event(log, "zvt.command.sent", command=command.name)
+            self.link.send(command.encode())
+            outcome = Outcome(command, self._await_ack(command))
+            if outcome.ack.positive is False:
+                raise CommandRejected(command.name, outcome.ack.code, outcome.ack.data.hex(" ").upper())
+            if command.flow is Flow.ACK_ONLY:
+                return outcome
+            self._await_result(command, outcome, on_status_info)
             return outcome
-        self._await_result(command, outcome, on_status_info)
-        return outcome
+        finally:
+            self._abort_requested.clear()
 
     def _await_ack(self, command: Command) -> CommandAck:
         deadline = self.clock.monotonic() + self.timers.t3

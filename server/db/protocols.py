@@ -58,6 +58,9 @@ class Protocol(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    driver_phone: Mapped[str | None] = mapped_column(String(20), nullable=True)  # E.164, for notices
+    driver_agreed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    driver_agreed_language: Mapped[str | None] = mapped_column(String(2), nullable=True)
 
 
 class Payment(Base):

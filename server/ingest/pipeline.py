@@ -74,6 +74,8 @@ from server.ingest.payment_attempts import store_payment_records
 from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
+# What a later record of a protocol may change besides its status: the officer app's additions (v2)
+PROTOCOL_V2_FIELDS = ("driver_phone", "driver_agreed_at", "driver_agreed_language")
 _HWM_CHUNK = 500  # seqs read per step while raising the contiguous high-water mark
 DEAD_LETTER_KEPT_BYTES = 64 * 1024  # of a refused message; its size and SHA-256 are of the whole
 
@@ -744,6 +746,8 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
             officer_name = b.pop("officer_name")
             if officer_name:
                 rows["officer"].append({"badge": b["officer_badge"], "full_name": officer_name, "unit": ""})
+            for added in PROTOCOL_V2_FIELDS:
+                b.setdefault(added, None)  # v1 has none; every row of one INSERT needs the same keys
             protocols[b["number"]] = {**b, "device_id": a.device_id, "received_at": now}  # last one wins
         elif t == "payment":
             payments.append((a, {**b, "device_id": a.device_id, "received_at": now}))
@@ -778,7 +782,7 @@ def _business(session: Session, now: datetime, fresh: list[_Accepted]) -> dict[R
         "bookmark": Bookmark.__table__,  # type: ignore[dict-item]
     }
     _insert_ignore(session, tables["officer"], rows.get("officer", []))
-    _upsert(session, Protocol.__table__, list(protocols.values()), "number", ["status"])  # type: ignore[arg-type]
+    _upsert(session, Protocol.__table__, list(protocols.values()), "number", ["status", *PROTOCOL_V2_FIELDS])  # type: ignore[arg-type]
     name_rows = [
         {"protocol_number": number, "key": key[:64]}
         for number, row in protocols.items()

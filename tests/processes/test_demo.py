@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from demo_run import start_demo
 
@@ -42,6 +43,19 @@ def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -
         assert "receipt copy 1: CONFIRMED" in text and "receipt copy 2: CONFIRMED" in text, text
         receipts = sorted((demo_dir / "printer").glob("receipt-*.txt"))
         assert len(receipts) == 2 and len(list((demo_dir / "printer").glob("receipt-*.png"))) == 2
+
+        # the officer app: the demo officer signs in with the printed PIN and sees the stop paid
+        app = re.search(r"officer app\s+(http://\S+)/\s+\(badge (\S+), PIN (\d+);", text)
+        assert app, text
+        with httpx.Client(base_url=app.group(1), follow_redirects=True, timeout=10) as officer:
+            form = officer.get("/")
+            assert "/signin" in str(form.url)
+            token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert token
+            shift = officer.post("/signin", data={"badge": app.group(2), "pin": app.group(3), "csrf": token.group(1),
+                                                  "next": "/shift"})  # fmt: skip
+            assert shift.status_code == 200 and str(shift.url).endswith("/shift"), shift.text[-500:]
+            assert 'data-state="paid"' in shift.text and "DEMO-" in shift.text
 
         # every record reaches the server: the device's outbox drains (freed only by server-signed acks)
         deadline = time.monotonic() + 60

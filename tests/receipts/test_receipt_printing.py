@@ -34,7 +34,7 @@ def expected_lines(rig, copy_no: int) -> list[str]:  # type: ignore[no-untyped-d
     out: list[str] = []
     for label, value in fields(data, spec):
         text = f"{label}: {value}"
-        if label.startswith("ОПЛАЧЕНО"):
+        if label.startswith("ТӨЛЕНДІ"):
             continue  # printed as a centred heading + large amount, checked separately
         out.append(text)
     return out
@@ -74,17 +74,17 @@ def test_both_copies_print_and_read_back_field_by_field(make_rig, mode: str, tra
     reader = RasterTextReader(raster_font(rig.profile.width_px, rig.profile.cell_width))
     copy1 = [reader.canonical(x) for x in printed_lines(rig, receipts[0])]
     copy2 = [reader.canonical(x) for x in printed_lines(rig, receipts[1])]
-    assert reader.canonical("ЭКЗЕМПЛЯР НАРУШИТЕЛЯ (1/2)") in copy1
-    assert reader.canonical("Құқық бұзушының данасы") in copy1
-    assert reader.canonical("ЭКЗЕМПЛЯР К ПРОТОКОЛУ (2/2)") in copy2
+    assert reader.canonical("ҚҰҚЫҚ БҰЗУШЫНЫҢ ДАНАСЫ (1/2)") in copy1
+    assert reader.canonical("Экземпляр нарушителя") in copy1
+    assert reader.canonical("ХАТТАМАҒА АРНАЛҒАН ДАНА (2/2)") in copy2
     # the IIN is masked on the driver's copy only
-    assert any(reader.canonical("ИИН / ЖСН: 85******0124") == x for x in copy1)
-    assert any(reader.canonical("ИИН / ЖСН: 850101300124") == x for x in copy2)
+    assert any(reader.canonical("ЖСН / ИИН: 85******0124") == x for x in copy1)
+    assert any(reader.canonical("ЖСН / ИИН: 850101300124") == x for x in copy2)
     # the amount paid, with the tenge sign where the mode can draw it
     amount = "10 812.50 тг" if mode == "kz1048-80mm" else "10 812.50 ₸"
     assert reader.canonical(amount) in copy1 and reader.canonical(amount) in copy2
     # every Kazakh letter of the driver's name survived the trip
-    assert reader.canonical("Водитель / Жүргізуші: Жұмабаев Нұрлан Өмірұлы") in copy1
+    assert reader.canonical("Жүргізуші / Водитель: Жұмабаев Нұрлан Өмірұлы") in copy1
     # one QR per copy, pointing at the verification page, with a valid signature
     for receipt in receipts:
         (qr,) = receipt.qr_codes()
@@ -137,8 +137,8 @@ def test_paper_out_between_copies_keeps_the_payment_and_prints_copy_2_as_duplica
     assert again.complete
     assert _payments(rig) == 1
     dup = rig.store.receipts[-1].text_lines()
-    assert "ДУБЛИКАТ / DUPLICATE № 1" in dup and "ЭКЗЕМПЛЯР К ПРОТОКОЛУ (2/2)" in dup
-    assert "ДУБЛИКАТ / DUPLICATE № 1" not in rig.store.receipts[0].text_lines()
+    assert "КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" in dup and "ХАТТАМАҒА АРНАЛҒАН ДАНА (2/2)" in dup
+    assert "КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" not in rig.store.receipts[0].text_lines()
     states = [(e["copy_no"], e["duplicate_no"], e["state"]) for e in _events(rig)]
     assert states == [
         (1, 0, "PENDING"), (1, 0, "SENT"), (1, 0, "CONFIRMED"),
@@ -190,7 +190,7 @@ def test_paper_out_in_the_middle_of_copy_2_tears_it_and_reprints_it_whole(make_r
 
     assert [(r.copy_no, r.duplicate_no, r.state) for r in again.results] == [(2, 1, JobState.CONFIRMED)]
     last = rig.store.receipts[-1]
-    assert not last.torn and "ДУБЛИКАТ / DUPLICATE № 1" in last.text_lines()
+    assert not last.torn and "КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" in last.text_lines()
     assert _payments(rig) == 1
     with rig.sessions() as s:
         jobs = s.scalars(select(ReceiptJob).order_by(ReceiptJob.created_at, ReceiptJob.copy_no)).all()
@@ -226,9 +226,9 @@ def test_reprint_of_either_copy_is_a_numbered_duplicate(make_rig) -> None:  # ty
 
     assert [r.results[0].duplicate_no for r in (first, second, other)] == [1, 2, 1]
     texts = [r.text_lines() for r in rig.store.receipts[2:]]
-    assert "ДУБЛИКАТ / DUPLICATE № 1" in texts[0] and "ЭКЗЕМПЛЯР НАРУШИТЕЛЯ (1/2)" in texts[0]
-    assert "ДУБЛИКАТ / DUPLICATE № 2" in texts[1]
-    assert "ДУБЛИКАТ / DUPLICATE № 1" in texts[2] and "ЭКЗЕМПЛЯР К ПРОТОКОЛУ (2/2)" in texts[2]
+    assert "КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" in texts[0] and "ҚҰҚЫҚ БҰЗУШЫНЫҢ ДАНАСЫ (1/2)" in texts[0]
+    assert "КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 2" in texts[1]
+    assert "КӨШІРМЕ / ДУБЛИКАТ / DUPLICATE № 1" in texts[2] and "ХАТТАМАҒА АРНАЛҒАН ДАНА (2/2)" in texts[2]
     assert _payments(rig) == 1
     # all copies carry the same verification code: they render one payment record
     codes = {decode_receipt_code(r.qr_codes()[0].rsplit("/", 1)[1]).body for r in rig.store.receipts}
@@ -242,5 +242,5 @@ def test_terminal_time_is_printed_as_a_local_date_and_time(make_rig, mode: str) 
     rig.service.print_receipts(rig.payment_id)
     for receipt in rig.store.receipts:
         printed = printed_lines(rig, receipt)
-        assert contains_field(rig, printed, "Время терминала / Терминал уақыты: 02.03.2026 09:21:05"), printed
-        assert not contains_field(rig, printed, "Время терминала / Терминал уақыты: 0302092105")
+        assert contains_field(rig, printed, "Терминал уақыты / Время терминала: 02.03.2026 09:21:05"), printed
+        assert not contains_field(rig, printed, "Терминал уақыты / Время терминала: 0302092105")

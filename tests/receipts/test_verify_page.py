@@ -57,7 +57,7 @@ def test_genuine_code_is_shown_genuine_but_not_yet_synced(client: TestClient, de
     page = client.get(f"/r/{code}")
     data = client.get(f"/r/{code}", params={"format": "json"}).json()
 
-    assert page.status_code == 200 and "data-verdict='genuine'" in page.text
+    assert page.status_code == 200 and 'data-verdict="genuine"' in page.text
     assert "ERAP-2026-000123" in page.text
     assert data["genuine"] is True and data["synced"] is False
     assert data["reason"] == "genuine, not yet synced"
@@ -76,7 +76,7 @@ def test_altered_code_is_not_genuine(client: TestClient, device_key) -> None:  #
 
     assert resp.status_code == 404
     assert resp.json()["genuine"] is False and "forged or altered" in resp.json()["reason"]
-    assert "data-verdict='not_genuine'" in client.get(f"/r/{forged}").text
+    assert 'data-verdict="not_genuine"' in client.get(f"/r/{forged}").text
 
 
 def test_code_signed_by_another_key_is_not_genuine(client: TestClient, device_key) -> None:  # type: ignore[no-untyped-def]
@@ -150,3 +150,53 @@ def test_qr_printed_by_the_simulator_verifies_on_the_server_and_a_tampered_one_d
     tampered = code[:40] + ("A" if code[40] != "A" else "B") + code[41:]
     resp = client.get(f"/r/{tampered}", params={"format": "json"})
     assert resp.json()["genuine"] is False and resp.status_code in (400, 404)
+
+
+@pytest.mark.parametrize(
+    ("lang", "heading", "time_label"),
+    [
+        ("kk", "Түпнұсқа түбіртек", "Төлем уақыты"),
+        ("ru", "Подлинная квитанция", "Время оплаты"),
+        ("en", "Genuine receipt", "Paid at"),
+    ],
+)
+def test_page_speaks_to_the_driver_in_three_languages_with_local_time_and_no_field_names(
+    client: TestClient, device_key: Ed25519PrivateKey, lang: str, heading: str, time_label: str
+) -> None:
+    page = client.get(f"/r/{encode_receipt_code(_claim(), device_key)}", params={"lang": lang})
+
+    assert page.status_code == 200 and f'<html lang="{lang}">' in page.text
+    assert f'<h1 id="verdict">{heading}</h1>' in page.text
+    assert (
+        f'<th scope="row">{time_label}</th><td>02.03.2026 09:21</td>' in page.text
+    )  # 04:21 UTC, Almaty local
+    assert "ERAP-2026-000123" in page.text and "10 812.50" in page.text
+    for internal in (
+        "claim",
+        "device_id",
+        "protocol_number",
+        "amount_minor",
+        "currency_numeric",
+        "paid_at",
+        "DEV-0001",
+    ):
+        assert internal not in page.text, internal
+
+
+def test_page_language_follows_the_browser_and_defaults_to_kazakh(
+    client: TestClient, device_key: Ed25519PrivateKey
+) -> None:
+    url = f"/r/{encode_receipt_code(_claim(), device_key)}"
+    assert '<html lang="ru">' in client.get(url, headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"}).text
+    assert '<html lang="en">' in client.get(url, headers={"Accept-Language": "de-DE,en;q=0.5"}).text
+    assert '<html lang="kk">' in client.get(url, headers={"Accept-Language": "fr"}).text
+    assert client.get(url, params={"lang": "xx"}).status_code == 422
+
+
+def test_forged_code_page_tells_the_driver_not_to_rely_on_it(
+    client: TestClient, device_key: Ed25519PrivateKey
+) -> None:
+    forged = encode_receipt_code(_claim(), new_private_key())
+    page = client.get(f"/r/{forged}", params={"lang": "ru"})
+    assert page.status_code == 404 and "Квитанция не подлинная" in page.text and "Не доверяйте" in page.text
+    assert "signature does not verify" not in page.text

@@ -15,7 +15,15 @@ from core.clock import FakeClock
 from edge.db.base import transaction
 from edge.db.protocols import Protocol
 from edge.recorder.bookmarks import Bookmark
-from edge.stops import StopDetails, StopError, add_officer, open_protocol
+from edge.stops import (
+    StopDetails,
+    StopError,
+    StopInvalid,
+    add_officer,
+    open_protocol,
+    record_agreement,
+    set_driver_phone,
+)
 from edge.sync.outbox import OutboxContent, OutboxRecord
 
 # 2 March 2026 09:00 UTC = 14:00 in Astana (UTC+5), a Monday
@@ -116,3 +124,49 @@ def test_the_same_protocol_number_cannot_be_opened_twice(sessions: sessionmaker[
     with pytest.raises(StopError, match="already exists"):
         open_(sessions)
     assert counts(sessions) == before
+
+
+def test_every_wrong_field_is_reported_at_once_with_its_code_and_nothing_is_stored(sessions: sessionmaker[Session]) -> None:
+    before = counts(sessions)
+    with pytest.raises(StopInvalid) as err:
+        open_(sessions, number="", driver_name="Aрман", driver_iin="850101300125", vehicle_plate="1",
+              driver_phone="12", article="596.3")  # fmt: skip
+    assert {k: e.code for k, e in err.value.errors.items()} == {
+        "number": "number_required", "driver_name": "name_mixed_scripts", "driver_iin": "iin_check_digit",
+        "vehicle_plate": "plate_format", "driver_phone": "phone_invalid", "article": "article_not_payable",
+    }  # fmt: skip
+    assert "driver IIN: check digit is 5, expected 4" in str(err.value)
+    assert counts(sessions) == before
+
+
+def test_a_number_used_before_and_an_unknown_officer_are_field_errors(sessions: sessionmaker[Session]) -> None:
+    open_(sessions)
+    with pytest.raises(StopInvalid) as err:
+        open_(sessions)
+    assert err.value.errors["number"].code == "number_exists"
+    with pytest.raises(StopInvalid) as err:
+        open_(sessions, number="ERAP-0002", officer_badge="NOBODY")
+    assert err.value.errors["officer"].code == "officer_unknown"
+
+
+def test_phone_and_agreement_are_new_protocol_records_and_the_first_agreement_stands(
+    sessions: sessionmaker[Session],
+) -> None:
+    open_(sessions, driver_phone="8 701 123 45 67")
+    clock = FakeClock(CLOCK_START)
+    with pytest.raises(StopInvalid):
+        set_driver_phone(sessions, "ERAP-0001", "123", clock)
+    set_driver_phone(sessions, "ERAP-0001", "7771234567", clock)
+    record_agreement(sessions, "ERAP-0001", "kk", clock)
+    clock.advance(60)
+    record_agreement(sessions, "ERAP-0001", "ru", clock)  # a second tap changes nothing
+    with sessions() as s:
+        protocol = s.get(Protocol, "ERAP-0001")
+        bodies = [json.loads(b) for b in s.scalars(
+            select(OutboxContent.body).join(OutboxRecord, OutboxRecord.seq == OutboxContent.seq)
+            .where(OutboxRecord.record_type == "protocol").order_by(OutboxRecord.seq)
+        )]  # fmt: skip
+    assert protocol is not None and protocol.driver_phone == "+77771234567"
+    assert protocol.driver_agreed_language == "kk" and protocol.driver_agreed_at == CLOCK_START
+    assert [b["driver_phone"] for b in bodies] == ["+77011234567", "+77771234567", "+77771234567"]
+    assert [b["driver_agreed_language"] for b in bodies] == [None, None, "kk"]

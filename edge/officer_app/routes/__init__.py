@@ -1,0 +1,1 @@
+"""One router per screen of the officer app."""

@@ -2,8 +2,8 @@
 kept only as a SHA-256); the Pay requests the app has taken (idempotency keys); and on the protocol the driver's
 phone for notices and the driver's agreement to the simplified procedure.
 
-Revision ID: e0011
-Revises: e0010
+Revision ID: e0012
+Revises: e0011
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 notices and the driver's agreement to the simplified procedure (when, and in which language it was read).
 
 Revision ID: s0020_protocol_driver
-Revises: s0016_fines
+Revises: s0019_cases_details
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ import io
 from dataclasses import dataclass
 
 import qrcode
-from hardware.printer.document import Document, Feed, QrCode, Text, wrap
 from qrcode.image.svg import SvgPathImage
 
+from core.receipt_document import Document, Feed, QrCode, Text, wrap
 from hardware.printer.encoder import JobEncoder
 from hardware.printer.profiles import PrinterProfile
 

@@ -33,18 +33,20 @@ def _copy_rows(device: sessionmaker[Session], server: sessionmaker[Session], ide
     """The device's officer, protocol and payment, field by field, as the ingest stores them."""
     now = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
 
-    def fields(row: object) -> dict[str, object]:
-        return {c.key: getattr(row, c.key) for c in inspect(row).mapper.column_attrs}
+    def fields(row: object, into: type) -> dict[str, object]:
+        """The row's values for the columns the server keeps (an officer's PIN hash never leaves the device)."""
+        kept = {c.key for c in inspect(into).column_attrs}
+        return {c.key: getattr(row, c.key) for c in inspect(row).mapper.column_attrs if c.key in kept}
 
     with device() as d, server() as s, s.begin():
         s.add(Device(device_id=identity.device_id, kid=identity.kid, public_key_b64=identity.public_key_b64,
                      mqtt_username=identity.device_id.lower(), created_at=now))  # fmt: skip
         for officer in d.scalars(select(device_protocols.Officer)):
-            s.add(server_protocols.Officer(**fields(officer)))
+            s.add(server_protocols.Officer(**fields(officer, server_protocols.Officer)))
         for protocol in d.scalars(select(device_protocols.Protocol)):
-            s.add(server_protocols.Protocol(**fields(protocol), received_at=now))
+            s.add(server_protocols.Protocol(**fields(protocol, server_protocols.Protocol), received_at=now))
         for payment in d.scalars(select(device_payments.Payment)):
-            s.add(server_protocols.Payment(**fields(payment), device_id=identity.device_id, received_at=now))
+            s.add(server_protocols.Payment(**fields(payment, server_protocols.Payment), device_id=identity.device_id, received_at=now))
 
 
 def _sync_receipt_events(device: sessionmaker[Session], server: sessionmaker[Session], identity: DeviceIdentity) -> list[dict[str, object]]:

@@ -18,6 +18,7 @@ from sync_harness import T0, SyncRig, protocol_body, publish_as, wait_for
 
 from core.sync.control import req_topic, up_topic
 from core.sync.envelope import canonical_json, encode_batch_message, make_payload
+from core.sync.records import CURRENT_VERSION
 from core.sync.signing import DOMAIN_REQUEST, Signer, b64e
 from edge.sync.outbox import enqueue
 from server.db.protocols import Protocol
@@ -27,7 +28,7 @@ from server.db.sync import SyncDeadLetter, SyncInbox
 def signed_record(signer: Signer, dev: str, *, seq: int = 1, epoch: str = "poison-epoch",
                   body: dict[str, object] | None = None) -> bytes:  # fmt: skip
     """A v3 message with one record that the device's key really signed."""
-    payload = make_payload(dev=dev, epoch=epoch, seq=seq, record_id=str(uuid.uuid4()), stream="protocol", sv=1,
+    payload = make_payload(dev=dev, epoch=epoch, seq=seq, record_id=str(uuid.uuid4()), stream="protocol", sv=CURRENT_VERSION["protocol"],
                            ts=T0, prev="", refs={}, body=body or protocol_body(f"P-{uuid.uuid4().hex[:8]}"))  # fmt: skip
     return encode_batch_message(signer, [payload])
 

@@ -149,10 +149,6 @@ class Money:
             parts[i] += 1
         return [Money(p, self.currency) for p in parts]
 
-    @property
-    def is_positive(self) -> bool:
-        return self.minor > 0
-
     def to_decimal(self) -> Decimal:
         return Decimal(self.minor).scaleb(-self.currency.minor_digits)
 

@@ -61,19 +61,3 @@ def instruction_for(reason: str, pending: list[int]) -> OfficerInstruction:
         True,
     )
 
-
-def warning_for(reason: str) -> OfficerInstruction:
-    """A warning before a payment that does not block it (paper near end, no status reply)."""
-    if reason.startswith("paper near end"):
-        return OfficerInstruction(
-            "near_end",
-            "Бумага заканчивается: двух квитанций может не хватить. Замените рулон или подтвердите.",
-            "Қағаз таусылып барады: екі түбіртекке жетпеуі мүмкін. Орамды ауыстырыңыз немесе растаңыз.",
-            False,
-        )
-    return OfficerInstruction(
-        "unknown_status",
-        "Принтер не сообщает состояние. Проверьте бумагу перед оплатой.",
-        "Принтер күйін хабарламайды. Төлем алдында қағазды тексеріңіз.",
-        False,
-    )

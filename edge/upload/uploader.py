@@ -105,11 +105,6 @@ def pending_segments(session: Session) -> list[PendingSegment]:
     return [p for p in pending if p.seq in marked] + [p for p in pending if p.seq not in marked]
 
 
-def upload_order(session: Session) -> list[int]:
-    """Sequence numbers of the pending segments in upload order (see ``pending_segments``)."""
-    return [p.seq for p in pending_segments(session)]
-
-
 def _read_whole(path: Path, size: int) -> bytes | None:
     """The first ``size`` bytes of ``path`` (fewer if it is shorter), or None if it cannot be read now (the
     upload then opens the file itself and reports what is wrong)."""

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from hardware.zvt.apdu import Apdu, decode_apdu
+from hardware.zvt.apdu import Apdu
 from hardware.zvt.bmp import (
     BmpSet,
     FieldList,
@@ -521,10 +521,6 @@ def status_completion_apdu(sw_version: str | None, terminal_status: int, tlv: tu
 
 def status_information_apdu(fields: list[tuple[int, Any]]) -> bytes:
     return Apdu(0x04, 0x0F, encode_bmps(fields)).encode()
-
-
-def parse_any(raw: bytes) -> Apdu:
-    return decode_apdu(raw)
 
 
 __all__ = [

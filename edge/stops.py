@@ -277,7 +277,7 @@ def open_protocol(
         s.add(protocol)
         s.flush()
         enqueue(s, "protocol", protocol_record(protocol, officer.full_name).to_body(), now=now)
-        add_bookmark(s, "stop", number, now - STOP_LEAD, now)
+        add_bookmark(s, "stop", number, now - STOP_LEAD, now, now=now)
     log_event(
         log,
         "stop.protocol_opened",

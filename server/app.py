@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import server.routes
+from core.clock import Clock, SystemClock
 from server.config import ServerConfig
 from server.db.base import make_engine, make_sessionmaker
 from server.security_headers import SecurityHeaders
@@ -32,8 +33,11 @@ def routers() -> list[APIRouter]:
     return found
 
 
-def create_app(config: ServerConfig, sessions: sessionmaker[Session] | None = None) -> FastAPI:
-    """Build the app; ``sessions`` may be given by tests, else it is made from the configured database URL."""
+def create_app(
+    config: ServerConfig, sessions: sessionmaker[Session] | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """Build the app; ``sessions`` may be given by tests, else it is made from the configured database URL;
+    ``clock`` (the system clock if None) is the time the app's routes judge requests by."""
     from server.review import access, query
     from server.review.views import problem
     from server.routes.review import search_error_page
@@ -42,6 +46,7 @@ def create_app(config: ServerConfig, sessions: sessionmaker[Session] | None = No
     app.state.config = config
     app.state.sessions = sessions or make_sessionmaker(make_engine(config.database.url))
     app.state.metrics = Counter()
+    app.state.clock = clock or SystemClock()
     for router in routers():
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -106,7 +106,7 @@ def record_payment(
         ).to_body(),
         now=now,
     )
-    add_bookmark(s, "payment", payment.protocol_number, min(row.started_at, now), now)
+    add_bookmark(s, "payment", payment.protocol_number, min(row.started_at, now), now, now=now)
     officer = s.get(Officer, protocol.officer_badge)
     # the protocol's new status (paid) syncs too, after the payment that caused it
     enqueue(

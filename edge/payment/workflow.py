@@ -441,6 +441,7 @@ class PaymentWorkflow:
                 number,
                 checked_at - OWN_CARD_CHECK_LEAD,
                 checked_at + OWN_CARD_CHECK_TAIL,
+                now=checked_at,
             )
             refused = None
             if not accepted:

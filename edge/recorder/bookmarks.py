@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,8 +20,11 @@ from edge.sync.outbox import enqueue
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-def add_bookmark(session: Session, kind: str, ref: str, start: datetime, end: datetime) -> str:
-    """Mark ``start``..``end`` with ``kind`` (e.g. "stop", "payment", "own_card_check") and ``ref``; returns its id."""
+def add_bookmark(
+    session: Session, kind: str, ref: str, start: datetime, end: datetime, *, now: datetime
+) -> str:
+    """Mark ``start``..``end`` with ``kind`` (e.g. "stop", "payment", "own_card_check") and ``ref``; returns its
+    id. ``now`` (the caller's clock) is when it was made."""
     if not _KIND.fullmatch(kind):
         raise ValueError(f"bookmark kind {kind!r}: expected lowercase letters, digits and _ (max 32)")
     if not ref or len(ref) > 32:
@@ -31,7 +34,6 @@ def add_bookmark(session: Session, kind: str, ref: str, start: datetime, end: da
     if end < start:
         raise ValueError("bookmark end is before its start")
     bookmark_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
     session.add(Bookmark(id=bookmark_id, kind=kind, ref=ref, start_utc=start, end_utc=end, created_at=now))
     enqueue(
         session,

@@ -4,11 +4,11 @@ in one transaction each; at start the index is reconciled from the journals (ide
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import Clock, SystemClock
 from core.manifest import ManifestEntry, entry_to_json, parse_utc
 from edge.db.base import transaction
 from edge.db.recording import RecordingGapRow, RecordingSegment
@@ -51,16 +51,18 @@ def segment_record(entry: ManifestEntry, file_name: str) -> dict[str, object]:
 
 
 class DatabaseIndex:
-    def __init__(self, sessions: sessionmaker[Session], device_id: str) -> None:
+    """Writes closed segments and gaps to the device database and the outbox, stamped by ``clock``."""
+
+    def __init__(self, sessions: sessionmaker[Session], device_id: str, clock: Clock | None = None) -> None:
         self._sessions = sessions
         self.device_id = device_id
+        self._clock = clock or SystemClock()
 
     def segment_closed(self, entry: ManifestEntry, path: Path) -> None:
         with transaction(self._sessions) as session:
             self._add_segment(session, entry, path.name)
 
-    @staticmethod
-    def _add_segment(session: Session, entry: ManifestEntry, file_name: str) -> None:
+    def _add_segment(self, session: Session, entry: ManifestEntry, file_name: str) -> None:
         if session.get(RecordingSegment, entry.seq) is not None:
             return
         session.add(
@@ -79,7 +81,7 @@ class DatabaseIndex:
                 uploaded_bytes=0,
             )
         )
-        enqueue(session, "segment", segment_record(entry, file_name), now=datetime.now(UTC))
+        enqueue(session, "segment", segment_record(entry, file_name), now=self._clock.now())
 
     def gap_recorded(self, gap: RecordingGap) -> None:
         with transaction(self._sessions) as session:
@@ -108,7 +110,7 @@ class DatabaseIndex:
                 "ended_at": gap.end_utc,
                 "reason": gap.cause,
             },
-            now=datetime.now(UTC),
+            now=self._clock.now(),
         )
 
     def storage_warning(self, status: StorageStatus) -> None:

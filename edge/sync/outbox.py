@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import (
@@ -103,8 +103,9 @@ def canonical_json(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datetime | None = None) -> int:
-    """Queue ``body`` for sync inside the caller's transaction and return its sequence number.
+def enqueue(session: Session, record_type: str, body: dict[str, Any], *, now: datetime) -> int:
+    """Queue ``body`` for sync inside the caller's transaction and return its sequence number; ``now`` (the
+    caller's clock) is when it was queued.
 
     The body is validated against the current version of its record type (``core.sync.records``); a bad
     body raises ``RecordRejected`` and nothing is written, so the caller's transaction rolls back whole.
@@ -117,7 +118,7 @@ def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datet
         sv=CURRENT_VERSION[record_type],
         priority=PRIORITY.get(record_type, 5),
         refs=canonical_json(active_versions(session)),
-        created_at=now or datetime.now(UTC),
+        created_at=now,
         state=PENDING,
         attempts=0,
         next_attempt_at=0.0,
@@ -130,13 +131,12 @@ def enqueue(session: Session, record_type: str, body: dict[str, Any], now: datet
 
 
 def enqueue_many(
-    session: Session, records: Iterable[tuple[str, dict[str, Any]]], now: datetime | None = None
+    session: Session, records: Iterable[tuple[str, dict[str, Any]]], *, now: datetime
 ) -> int:
     """Queue many ``(record_type, body)`` in the caller's transaction with one executemany INSERT (a backlog,
     a bulk import); same validation as ``enqueue``, all or nothing. Returns how many were queued."""
     epoch = database_epoch(session)
     refs = canonical_json(active_versions(session))
-    created = now or datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     bodies: list[str] = []
     for record_type, body in records:
@@ -150,7 +150,7 @@ def enqueue_many(
                 "sv": CURRENT_VERSION[record_type],
                 "priority": PRIORITY.get(record_type, 5),
                 "refs": refs,
-                "created_at": created,
+                "created_at": now,
                 "state": PENDING,
                 "attempts": 0,
                 "next_attempt_at": 0.0,

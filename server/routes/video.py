@@ -18,7 +18,6 @@ import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from core.ascii_digits import parse_digits
+from core.clock import Clock, SystemClock
 from core.manifest import DEVICE_ID_PATTERN
 from core.signing import BadSignature, public_from_b64
 from core.structured_log import log_event
@@ -101,6 +101,12 @@ def _error(status: int, reason: str, retry: bool = False, offset: int | None = N
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def clock_of(app: Any) -> Clock:
+    """The app's clock (``app.state.clock``, set by ``create_app``); the system clock if none was given."""
+    clock: Clock | None = getattr(app.state, "clock", None)
+    return clock if clock is not None else SystemClock()
+
+
 def service_for(app: Any) -> SegmentUploads:
     """The app's upload service, made on first use from its configuration and database."""
     state = app.state
@@ -124,7 +130,7 @@ def service_for(app: Any) -> SegmentUploads:
             sessions,
             store,
             public_key,
-            lambda: datetime.now(UTC),
+            clock_of(app).now,
             max_segment_bytes=config.storage.max_segment_bytes,
         )
         state.video_uploads = service
@@ -236,7 +242,7 @@ async def _authenticate_append(
     headers = {k.lower(): v for k, v in request.headers.items()}
     claimed, key = await _device_key(headers, service)
     try:
-        claim = verify_append(key, headers, request.url.path, offset, datetime.now(UTC))
+        claim = verify_append(key, headers, request.url.path, offset, clock_of(request.app).now())
     except MalformedHeader as exc:
         raise UploadError(400, str(exc)) from exc
     except UploadAuthError as exc:
@@ -252,7 +258,9 @@ async def _authenticate(request: Request, service: SegmentUploads, device_id: st
     headers = {k.lower(): v for k, v in request.headers.items()}
     claimed, key = await _device_key(headers, service)
     try:
-        _, declared = verify_request_headers(key, headers, request.method, request.url.path, datetime.now(UTC))
+        _, declared = verify_request_headers(
+            key, headers, request.method, request.url.path, clock_of(request.app).now()
+        )
     except MalformedHeader as exc:
         raise UploadError(400, str(exc)) from exc
     except UploadAuthError as exc:

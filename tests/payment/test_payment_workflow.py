@@ -15,6 +15,7 @@ from core.clock import FakeClock
 from edge.db.payment_attempts import PaymentAttempt
 from edge.db.payments import Payment
 from edge.db.protocols import Protocol
+from edge.db.recording import Bookmark
 from edge.payment import workflow as wf
 from edge.payment.attempt_states import IllegalTransition
 from edge.payment.events import (
@@ -150,6 +151,22 @@ def test_approved_payment_is_stored_queued_and_charged_once(
         "paid",
     ]
     assert [e.text for e in seen if isinstance(e, TerminalShows)].count("insert card") == 1
+
+
+def test_bookmarks_of_a_payment_are_stamped_by_the_workflows_clock(
+    sessions: sessionmaker[Session],
+    terminal: ZvtPaymentTerminal,
+    sim: SimulatedTerminal,
+    fake_clock: FakeClock,
+) -> None:
+    began = fake_clock.now()
+    _flow(sessions, terminal, fake_clock).pay("P-1")
+    with sessions() as s:
+        made = s.scalars(select(Bookmark.created_at)).all()
+        queued = s.scalars(select(OutboxRecord.created_at).where(OutboxRecord.record_type == "bookmark")).all()
+    # the fake clock stands months away from wall time: a bookmark stamped by the wall clock falls outside
+    assert len(made) == len(queued) == 2
+    assert all(began <= at <= fake_clock.now() for at in [*made, *queued])
 
 
 def test_second_payment_for_same_protocol_is_refused(

@@ -98,10 +98,13 @@ def test_a_current_fix_reaches_every_manifest_entry_its_outbox_record_and_the_st
     clock = FakeClock(T0)
     fix_utc = T0 - timedelta(seconds=1)
     reading = GpsReading(43.238912345, 76.889712345, fix_utc, quality=1, satellites=9, age_s=0.5)
-    index = DatabaseIndex(device_sessions, "DEV-1")
+    index = DatabaseIndex(device_sessions, "DEV-1", clock)
     _record(tmp_path, lambda: reading, index=index, clock=clock)
     entries = Journal(tmp_path).entries()
     assert [e.frames for e in entries] == [30, 30, 15]
+    with device_sessions() as session:  # queued at the recorder's clock, never the wall clock
+        queued_at = session.scalars(select(OutboxRecord.created_at)).all()
+    assert queued_at and all(T0 <= at <= clock.now() for at in queued_at)
     assert check_chain(entries, KEY.public_key()) == 3, "the GPS track is inside the signed entry"
     for entry in entries:
         seconds = -(-entry.frames // FPS)

@@ -3,11 +3,16 @@ protocols before segments, then by seq), read in passes that resume after the la
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sync_harness import T0, fill_outbox, protocol_body
 
+from core.clock import FakeClock
 from core.sync.signing import Signer
-from edge.sync.outbox import due_rows, enqueue, postpone, seal_pending
+from edge.sync.outbox import OutboxRecord, due_rows, enqueue, enqueue_many, postpone, seal_pending
 
 NOW = T0.timestamp() + 1.0
 
@@ -48,3 +53,20 @@ def test_rows_in_flight_unsealed_or_backed_off_are_not_handed_out(device_session
     assert {3, 4} <= set(later) and unsealed not in later
     with device_sessions() as session:  # the limit counts rows handed out, not the ones skipped in flight
         assert len(due_rows(session, NOW, {1, 2}, 5)) == 5
+
+
+def test_a_record_is_stamped_with_the_callers_clock_in_the_row_and_the_signed_payload(
+    device_sessions: sessionmaker[Session],
+) -> None:
+    clock = FakeClock(T0 - timedelta(days=400))  # far from wall time: a wall-clock stamp would differ
+    with device_sessions() as session, session.begin():
+        one = enqueue(session, "protocol", protocol_body("CLOCK-1"), now=clock.now())
+        clock.advance(5)
+        enqueue_many(session, [("protocol", protocol_body("CLOCK-2"))], now=clock.now())
+        seal_pending(session, "PD-clock", Signer.generate(), limit=10)
+    with device_sessions() as session:
+        stamps = session.scalars(select(OutboxRecord.created_at).order_by(OutboxRecord.seq)).all()
+        rows = due_rows(session, NOW, set(), 10)
+    assert stamps == [T0 - timedelta(days=400), T0 - timedelta(days=400, seconds=-5)]
+    signed = {r.seq: json.loads(r.payload)["ts"] for r in rows}
+    assert signed[one] == (T0 - timedelta(days=400)).isoformat()

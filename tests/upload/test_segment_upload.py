@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.clock import FakeClock
 from core.manifest import entry_from_json, entry_to_json, sign_entry
 from core.signing import new_private_key, public_b64
 from core.upload_auth import sign_append, sign_request
@@ -175,8 +176,9 @@ def test_bookmarked_segments_upload_first_then_oldest(rig: Rig) -> None:
         seg3 = session.get(RecordingSegment, 3)
         assert seg3 is not None
         add_bookmark(
-            session, "payment", "KZ-2026-000123", seg3.start_utc + timedelta(seconds=1), seg3.end_utc
-        )
+            session, "payment", "KZ-2026-000123", seg3.start_utc + timedelta(seconds=1), seg3.end_utc,
+            now=seg3.end_utc,
+        )  # fmt: skip
     transport = FaultyTransport(rig.test_client._transport)
     uploader = _uploader(rig, transport)
     order: list[int] = []
@@ -326,6 +328,22 @@ def test_unsigned_stale_or_unknown_requests_are_refused(rig: Rig) -> None:
     )
     assert unknown.status_code == 401 and "unknown" in unknown.json()["error"]
     assert _nothing_stored(rig)
+
+
+def test_signed_requests_are_judged_by_the_apps_clock_not_the_wall_clock(
+    rig: Rig, tmp_path: Path, server_sessions: sessionmaker[Session]
+) -> None:
+    _record_segments(rig, 1)
+    path = "/api/video/segments/DEV-UP1/1"
+    body = _entry_json(rig).encode()
+    config = ServerConfig(storage=StorageSection(video_dir=tmp_path / "video-clock"))
+    clock = FakeClock(T0 - timedelta(days=300))  # the server's time, far from the wall clock's
+    with TestClient(create_app(config, server_sessions, clock=clock)) as client:
+        wall = client.post(path, content=body, headers=_signed(rig, "POST", path, body))
+        assert wall.status_code == 401, "signed at wall time: out of the app clock's skew"
+        clock.advance(60)
+        on_time = client.post(path, content=body, headers=_signed(rig, "POST", path, body, now=clock.now()))
+        assert on_time.status_code < 300, on_time.text
 
 
 @pytest.mark.parametrize("device_part", ["..%2F..%2Fetc", "DEV-UP1%2F..%2F..", "-leading-dash", "a" * 65])

@@ -497,16 +497,20 @@ def model_for(record_type: str, version: int) -> type[RecordBody]:
 
 def parse_body(record_type: str, version: int, body: Any) -> RecordBody:
     """Validate a body fully, or raise ``RecordRejected`` (reason ``invalid_body``) naming the bad fields."""
-    model = model_for(record_type, version)
+    return validate_body(model_for(record_type, version), body)
+
+
+def validate_body(model: type[RecordBody], body: Any) -> RecordBody:
+    """``body`` as ``model``, or ``RecordRejected`` (reason ``invalid_body``) naming the bad fields."""
     if not isinstance(body, dict):
-        raise RecordRejected("invalid_body", f"{record_type} body is a {type(body).__name__}, not an object")
+        raise RecordRejected("invalid_body", f"{model.record_type} body is a {type(body).__name__}, not an object")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}" for e in exc.errors()[:5]
         )
-        raise RecordRejected("invalid_body", f"{record_type} v{version}: {problems}") from None
+        raise RecordRejected("invalid_body", f"{model.record_type} v{model.version}: {problems}") from None
 
 
 def validate_for_enqueue(record_type: str, body: dict[str, Any]) -> RecordBody:

@@ -51,7 +51,7 @@ PENDING, ACKED, REJECTED = "pending", "acked", "rejected"
 
 class OutboxRecord(Base):
     """One record to sync: its identity and its delivery state. A narrow row: an ack rewrites only this
-    (e0008 moved the content, ~1.5 KB a record, to ``outbox_content``)."""
+    (the content, about 1.5 KB a record, is in ``outbox_content``)."""
 
     __tablename__ = "outbox"
     __table_args__ = (

@@ -3,11 +3,10 @@ that will hold it, with the bounds read from the column types (``server.db.colum
 them is refused with reason ``out_of_range`` naming the field, never truncated and never left to the database
 (where it would fail the whole batch's transaction).
 
-``STORED_IN`` says, per record type, which table its body goes to and where a field lands when that is not
-the table's column of the same name. A record type missing there is refused whole, and a test checks that
-every field of every model in ``core.sync.records.RECORD_MODELS`` has its place. The checks of each model
-are worked out once: a field whose model already bounds it within its column (``max_length``, ``le``, a
-``Literal`` of short strings) costs nothing per record.
+Where each field of a record lands is read from the table of record types (``server.ingest.record_types``);
+a record type missing there is refused whole, and a field with no place fails that module's import. The
+checks of each record type are worked out once: a field whose model already bounds it within its column
+(``max_length``, ``le``, a ``Literal`` of short strings) costs nothing per record.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import functools
 import operator
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen
@@ -26,54 +25,13 @@ from sqlalchemy import Table
 from core.sync.envelope import RecordPayload
 from core.sync.records import RecordBody
 from server.db.column_bounds import ColumnBound, table_bounds, too_big
-from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
-from server.db.protocols import Officer, Payment, Protocol
-from server.db.sync import (
-    Bookmark,
-    OwnCardCheck,
-    ReceiptEvent,
-    RecordingGap,
-    SegmentMeta,
-    SyncDeviceDataset,
-    SyncInbox,
-    SyncStream,
-)
+from server.db.sync import SyncDeviceDataset, SyncInbox, SyncStream
+from server.ingest.record_types import RECORD_TYPES, RecordType
 
 
 def _t(model: type[Any]) -> Table:
     return typing.cast(Table, model.__table__)
 
-
-@dataclass(frozen=True)
-class StoredAs:
-    """Where a record type's body goes: ``table`` (None: kept whole as JSON text, no column limits), the
-    columns a field lands in when not ``table``'s own of the same name, and the fields not stored at all."""
-
-    table: Table | None
-    lands_in: Mapping[str, tuple[tuple[Table, str], ...]] = field(default_factory=dict)
-    not_stored: frozenset[str] = frozenset()
-
-
-STORED_IN: dict[str, StoredAs] = {
-    "protocol": StoredAs(
-        _t(Protocol),
-        {
-            "officer_name": ((_t(Officer), "full_name"),),
-            "officer_badge": ((_t(Protocol), "officer_badge"), (_t(Officer), "badge")),
-        },
-    ),
-    "payment": StoredAs(_t(Payment)),
-    "own_card_check": StoredAs(_t(OwnCardCheck)),
-    "receipt_job": StoredAs(_t(ReceiptEvent)),
-    "segment": StoredAs(
-        _t(SegmentMeta), {"index": ((_t(SegmentMeta), "idx"),)}, frozenset({"width", "height", "fps"})
-    ),
-    "recording_gap": StoredAs(_t(RecordingGap)),
-    "bookmark": StoredAs(_t(Bookmark), {"end": ((_t(Bookmark), "ended_at"),)}),
-    "payment_attempt": StoredAs(_t(PaymentAttemptCopy)),
-    "payment_settlement": StoredAs(_t(PaymentSettlementCopy)),
-    "device_status": StoredAs(None),  # the latest body is kept as JSON text (sync_device_status.body)
-}
 
 # The record header's fields and the sync_inbox columns that hold them
 _HEAD_COLUMNS = (("dev", "device_id"), ("epoch", "epoch"), ("seq", "seq"), ("id", "record_id"),
@@ -120,10 +78,10 @@ def _head_checks() -> _Checks:
 
 def body_problem(stream: str, body: RecordBody) -> str | None:
     """Why a validated body does not fit the columns it goes to, or None."""
-    checks = body_checks(type(body), stream)
-    if checks is None:
+    kind = RECORD_TYPES.get((stream, body.version))
+    if kind is None:
         return f"no column limits are known for record type {stream!r}, so it cannot be stored"
-    return _first_problem(checks, body)
+    return _first_problem(body_checks(kind), body)
 
 
 class _Checks:
@@ -157,26 +115,24 @@ def _first_problem(checks: _Checks, obj: object) -> str | None:
 
 
 @functools.cache
-def body_checks(model: type[RecordBody], stream: str) -> _Checks | None:
-    """The per-record checks of ``model`` (only the fields its own constraints do not already keep within
-    their columns); None if ``stream`` has no entry in ``STORED_IN``. ``KeyError`` names a field that has no
-    column."""
-    stored = STORED_IN.get(stream)
-    if stored is None:
-        return None
+def body_checks(kind: RecordType) -> _Checks:
+    """The per-record checks of ``kind`` (only the fields its model's own constraints do not already keep
+    within their columns)."""
     checks: list[_Check] = []
-    home = stored.table
-    if home is None:
+    home = kind.table
+    if home is None or kind.whole_body:
         return _Checks(())
-    for name, info in model.model_fields.items():
-        if name in stored.not_stored:
+    for name, info in kind.model.model_fields.items():
+        if name in kind.not_stored:
             continue
-        for table, column in stored.lands_in.get(name, ((home, name),)):
-            if column not in table.c:
-                raise KeyError(f"{stream}.{name}: {table.name} has no column {column!r} (see STORED_IN)")
-            bound = table_bounds(table).get(column)
+        places = kind.elsewhere.get(name, ())
+        column = kind.columns.get(name, name)
+        if column in home.c:
+            places = ((home, column), *places)
+        for table, col in places:
+            bound = table_bounds(table).get(col)
             if bound is not None and not _model_keeps_within(info, bound):
-                checks.append(_Check(name, f"{table.name}.{column}", bound))
+                checks.append(_Check(name, f"{table.name}.{col}", bound))
     return _Checks(tuple(checks))
 
 

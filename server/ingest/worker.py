@@ -49,9 +49,9 @@ from server.ingest.registry import DeviceRegistry
 
 log = logging.getLogger(__name__)
 ACKS_PER_MESSAGE = 500
-# Cyclic GC of an ingest process: a batch of 1000 records makes ~50 000 short-lived containers, and with
-# the default threshold (700) the collector ran dozens of times per batch, each time walking the long-lived
-# objects too (models, metadata, pools). Measured on 20 000 records: 47-55 -> 38-41 us of CPU per record.
+# Cyclic GC of an ingest process: a batch makes tens of thousands of short-lived containers, and with the
+# default threshold (700) the collector would run dozens of times per batch, each time walking the long-lived
+# objects too (models, metadata, pools). What this saves is measured in README.md, "Benchmarks".
 GC_THRESHOLDS = (100_000, 50, 1000)
 
 

@@ -356,7 +356,7 @@ def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRi
     """Worker A has inserted a segment and not committed; worker B brings another record of the same segment.
     PostgreSQL: B's COPY waits for A, then the primary key refuses it; B rolls back to its savepoint, finds
     A's row and leaves it. SQLite: B waits for A's lock, then ignores the row. Either way one row, A's."""
-    from server.ingest.pipeline import _insert_ignore
+    from server.ingest.bulk_write import insert_ignore as _insert_ignore
 
     table = cast(Table, ServerSegment.__table__)
     base = {"recording_id": "rec-1", "device_id": rig.dev.device_id, "idx": 0, "started_at": T0, "ended_at": T0,

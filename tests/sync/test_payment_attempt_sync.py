@@ -32,8 +32,9 @@ from edge.payment.zvt_terminal import ZvtPaymentTerminal
 from edge.sync.outbox import OutboxContent, OutboxRecord, seal_pending
 from hardware.zvt.transport import SerialChannel
 from server.db.payment_attempts import PaymentAttemptCopy, PaymentSettlementCopy
-from server.ingest.payment_attempts import store_payment_records
+from server.ingest.business import write_business
 from server.ingest.pipeline import Incoming, ingest_batch
+from server.ingest.record_types import record_type
 from server.ingest.registry import DeviceRegistry
 from simulators.zvt.faults import LineFault
 from simulators.zvt.lines import PtyLine
@@ -248,6 +249,12 @@ class _Head:
 class _Rec:
     def __init__(self, device_id: str, stream: str, body: dict[str, Any]) -> None:
         self.device_id, self.head, self.body = device_id, _Head(stream), parse_body(stream, 1, body)
+        self.kind = record_type(stream, 1)
+
+
+def store_payment_records(session: Session, now: datetime, records: list[_Rec]) -> None:
+    """The business rows of ``records`` as the ingest writes them."""
+    write_business(session, now, records)  # type: ignore[arg-type]
 
 
 def test_another_device_cannot_overwrite_an_attempt_and_a_settlement_cannot_be_changed(

@@ -20,8 +20,8 @@ from core.sync.records import RECORD_MODELS, parse_body
 from server.db.column_bounds import table_bounds, too_big
 from server.db.sync import SyncDeadLetter, SyncInbox
 from server.ingest.limits import body_checks, body_problem
-from server.ingest.record_types import RECORD_TYPES
 from server.ingest.pipeline import DEAD_LETTER_KEPT_BYTES, Incoming, ingest_batch
+from server.ingest.record_types import RECORD_TYPES
 from server.ingest.registry import DeviceRegistry
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -71,7 +71,7 @@ def seed(server: LiveServer, scratch: Path) -> list[Path]:
                                              900, len(data), hashlib.sha256(data).hexdigest(), prev, identity.kid),
                                identity.private_key)  # fmt: skip
             prev = entry_hash(entry)
-            session.add(VideoSegment(device_id=DEVICE, seq=seq, start_utc=entry.start, end_utc=entry.end, frames=900,
+            session.add(VideoSegment(device_id=DEVICE, seq=seq, started_at=entry.start, ended_at=entry.end, frames=900,
                                      size=len(data), sha256=entry.sha256, prev_hash=entry.prev_hash, entry_hash=prev,
                                      entry_json=entry_to_json(entry), kid=identity.kid, state="stored",
                                      linked_prev=True, storage_key=key, created_at=now, stored_at=now))  # fmt: skip

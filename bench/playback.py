@@ -83,7 +83,7 @@ def seed(server: object, sample: Path) -> None:
             target = video_dir / "segments" / key
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(sample, target)
-            session.add(VideoSegment(device_id=DEVICE, seq=seq, start_utc=entry.start, end_utc=entry.end,
+            session.add(VideoSegment(device_id=DEVICE, seq=seq, started_at=entry.start, ended_at=entry.end,
                                      frames=entry.frames, size=entry.size, sha256=digest, prev_hash=entry.prev_hash,
                                      entry_hash=prev, entry_json=entry_to_json(entry), kid=identity.kid, state="stored",
                                      linked_prev=True, storage_key=key, created_at=now, stored_at=now))  # fmt: skip
@@ -121,7 +121,7 @@ def playlist_times(server: object) -> tuple[float, float, float, str]:
         began = time.perf_counter()
         with server.sessions() as session:  # type: ignore[attr-defined]
             rows = session.execute(select(VideoSegment.layout_json).where(
-                VideoSegment.device_id == DEVICE, VideoSegment.start_utc < end, VideoSegment.end_utc > start)).all()  # fmt: skip
+                VideoSegment.device_id == DEVICE, VideoSegment.started_at < end, VideoSegment.ended_at > start)).all()  # fmt: skip
             [json.loads(r[0]) for r in rows]
         floor.append(time.perf_counter() - began)
     return cold * 1000, statistics.median(warm) * 1000, statistics.median(floor) * 1000, text

@@ -12,6 +12,17 @@ Producers (payments, receipts, camera, device status) build a model and enqueue 
 
 Conventions: ids are device-made UUID strings; protocols are referred to by their (ERAP) number;
 money is an integer count of minor units plus an ISO 4217 code; times are aware UTC datetimes (ISO 8601).
+
+Names, one for one thing across the wire contract, the databases and the Python code that read them:
+
+- ``seq`` for a sequence number: a record's place in its device stream (the envelope's ``seq``) and a
+  segment's number in the device's recording (``Segment.seq``, the ``seq`` columns of both databases);
+- ``started_at`` / ``ended_at`` for a time range (a segment, a recording gap, a bookmark; ``ended_at`` None
+  for an instant); ``…_at`` alone for an instant (``checked_at``, ``occurred_at``).
+
+A column that holds a field has the field's name; where the server stores one under another name, the table
+of record types (``server.ingest.record_types``) says so, in one place. The signed video manifest
+(``core.manifest``) and the recorder's journal are file formats of their own and keep ``start_utc``/``end_utc``.
 """
 
 from __future__ import annotations
@@ -312,7 +323,7 @@ class SegmentRecordV1(RecordBody):
 
     segment_id: Id
     recording_id: Id
-    index: int = Field(ge=0)
+    seq: int = Field(ge=0, description="the segment's number in the device's recording")
     started_at: AwareDatetime
     ended_at: AwareDatetime
     file_name: str = Field(min_length=1, max_length=255)
@@ -381,18 +392,18 @@ class BookmarkRecordV1(RecordBody):
     version: ClassVar[int] = 1
 
     bookmark_id: Id
-    at: AwareDatetime
+    started_at: AwareDatetime
     label: str = Field(max_length=200)
     protocol_number: str | None = Field(default=None, max_length=32)
     officer_badge: str | None = Field(default=None, max_length=32)
 
 
 class BookmarkRecordV2(RecordBody):
-    """A marked span of the recording: ``at`` its start and ``end`` its end (``None`` = an instant).
+    """A marked span of the recording, ``started_at`` to ``ended_at`` (``None`` = an instant).
 
     Compatibility rule: a new field is a new version, never an optional field slipped into an old one
     (bodies are ``extra="forbid"``, so an old server would reject it). A v2 server reads v1 bookmarks as
-    instants (``end`` = ``None``); a v1 server refuses v2 with ``unknown_version`` and the device keeps the
+    instants (``ended_at`` = ``None``); a v1 server refuses v2 with ``unknown_version`` and the device keeps the
     record until the server is upgraded.
     """
 
@@ -400,16 +411,16 @@ class BookmarkRecordV2(RecordBody):
     version: ClassVar[int] = 2
 
     bookmark_id: Id
-    at: AwareDatetime
-    end: AwareDatetime | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
     label: str = Field(max_length=200)
     protocol_number: str | None = Field(default=None, max_length=32)
     officer_badge: str | None = Field(default=None, max_length=32)
 
     @model_validator(mode="after")
     def _end_not_before_start(self) -> BookmarkRecordV2:
-        if self.end is not None and self.end < self.at:
-            raise ValueError("end is before at")
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
         return self
 
 

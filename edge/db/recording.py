@@ -20,8 +20,8 @@ class RecordingSegment(Base):
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     device_id: Mapped[str] = mapped_column(String(64))
-    start_utc: Mapped[datetime] = mapped_column(UtcDateTime)
-    end_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     frames: Mapped[int] = mapped_column(Integer)
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
@@ -39,8 +39,8 @@ class RecordingGapRow(Base):
     __tablename__ = "recording_gap"
 
     gap_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    start_utc: Mapped[datetime] = mapped_column(UtcDateTime)
-    end_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     cause: Mapped[str] = mapped_column(String(32))
     seq_before: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seq_after: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -50,11 +50,11 @@ class Bookmark(Base):
     """A time range of the recording that another part of the app marked (a stop, a payment, a card check)."""
 
     __tablename__ = "recording_bookmark"
-    __table_args__ = (Index("ix_recording_bookmark_range", "start_utc", "end_utc"),)
+    __table_args__ = (Index("ix_recording_bookmark_range", "started_at", "ended_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     ref: Mapped[str] = mapped_column(String(64), index=True)
-    start_utc: Mapped[datetime] = mapped_column(UtcDateTime)
-    end_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -34,14 +34,14 @@ def add_bookmark(
     if end < start:
         raise ValueError("bookmark end is before its start")
     bookmark_id = str(uuid.uuid4())
-    session.add(Bookmark(id=bookmark_id, kind=kind, ref=ref, start_utc=start, end_utc=end, created_at=now))
+    session.add(Bookmark(id=bookmark_id, kind=kind, ref=ref, started_at=start, ended_at=end, created_at=now))
     enqueue(
         session,
         "bookmark",
         {
             "bookmark_id": bookmark_id,
-            "at": format_utc(start),
-            "end": format_utc(end),
+            "started_at": format_utc(start),
+            "ended_at": format_utc(end),
             "label": kind,
             "protocol_number": ref,
         },
@@ -56,8 +56,8 @@ def bookmarked_seqs(session: Session) -> set[int]:
         select(RecordingSegment.seq)
         .join(
             Bookmark,
-            (Bookmark.start_utc < RecordingSegment.end_utc)
-            & (Bookmark.end_utc >= RecordingSegment.start_utc),
+            (Bookmark.started_at < RecordingSegment.ended_at)
+            & (Bookmark.ended_at >= RecordingSegment.started_at),
         )
         .distinct()
     )

@@ -33,7 +33,7 @@ def segment_record(entry: ManifestEntry, file_name: str) -> dict[str, object]:
     return {
         "segment_id": segment_id(entry.device_id, entry.seq),
         "recording_id": recording_id(entry.device_id),
-        "index": entry.seq,
+        "seq": entry.seq,
         "started_at": entry.start_utc,
         "ended_at": entry.end_utc,
         "file_name": file_name,
@@ -69,8 +69,8 @@ class DatabaseIndex:
             RecordingSegment(
                 seq=entry.seq,
                 device_id=entry.device_id,
-                start_utc=entry.start,
-                end_utc=entry.end,
+                started_at=entry.start,
+                ended_at=entry.end,
                 frames=entry.frames,
                 size=entry.size,
                 sha256=entry.sha256,
@@ -93,8 +93,8 @@ class DatabaseIndex:
         session.add(
             RecordingGapRow(
                 gap_id=gap.gap_id,
-                start_utc=parse_utc(gap.start_utc),
-                end_utc=parse_utc(gap.end_utc),
+                started_at=parse_utc(gap.start_utc),
+                ended_at=parse_utc(gap.end_utc),
                 cause=gap.cause,
                 seq_before=gap.seq_before,
                 seq_after=gap.seq_after,

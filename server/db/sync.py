@@ -179,7 +179,7 @@ class SegmentMeta(Base):
     record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64))
     recording_id: Mapped[str] = mapped_column(String(64))  # not indexed (s0011): no query reads by it
-    idx: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)  # the segment's number in the device's recording
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     file_name: Mapped[str] = mapped_column(String(255))
@@ -216,10 +216,10 @@ class Bookmark(Base):
     bookmark_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     record_id: Mapped[str] = mapped_column(String(64))  # unique in sync_inbox, which feeds this table (s0010)
     device_id: Mapped[str] = mapped_column(String(64), index=True)
-    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(
         UtcDateTime, nullable=True
-    )  # s0006; bookmark v2 ``end``
+    )  # s0006; None for an instant (bookmark v1)
     label: Mapped[str] = mapped_column(String(200))
     protocol_number: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     officer_badge: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -115,8 +115,8 @@ def _stored_segments(session: Session, device_id: str, start: datetime, end: dat
         .where(
             VideoSegment.device_id == device_id,
             VideoSegment.state == "stored",
-            VideoSegment.start_utc < end,
-            VideoSegment.end_utc > start,
+            VideoSegment.started_at < end,
+            VideoSegment.ended_at > start,
         )
         .order_by(VideoSegment.seq)
         .limit(MAX_RANGE_SEGMENTS + 1)
@@ -189,7 +189,7 @@ def plan_for_protocol(
     protocol = session.get(Protocol, number)
     if protocol is None:
         raise ExportError(f"no protocol {number}")
-    bookmarks = list(session.scalars(select(Bookmark).where(Bookmark.protocol_number == number).order_by(Bookmark.at)))
+    bookmarks = list(session.scalars(select(Bookmark).where(Bookmark.protocol_number == number).order_by(Bookmark.started_at)))
     plan = ExportPlan(f"protocol {number}", made_at, made_by, number)
     windows = stop_window(protocol, bookmarks)
     gaps: list[RecordingGap] = []

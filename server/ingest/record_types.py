@@ -161,11 +161,11 @@ RECORD_TYPES: dict[tuple[str, int], RecordType] = {
         *_stream("own_card_check", _t(OwnCardCheck), Write.INSERT, Conflict.FIRST_WINS),
         *_stream("receipt_job", _t(ReceiptEvent), Write.INSERT, Conflict.FIRST_WINS),
         *_stream(
-            "segment", _t(SegmentMeta), Write.INSERT, Conflict.FIRST_WINS, columns={"index": "idx"},
+            "segment", _t(SegmentMeta), Write.INSERT, Conflict.FIRST_WINS,
             not_stored=frozenset({"width", "height", "fps"}),
         ),
         *_stream("recording_gap", _t(RecordingGap), Write.INSERT, Conflict.FIRST_WINS),
-        *_stream("bookmark", _t(Bookmark), Write.INSERT, Conflict.FIRST_WINS, columns={"end": "ended_at"}),
+        *_stream("bookmark", _t(Bookmark), Write.INSERT, Conflict.FIRST_WINS),
         *_stream("payment_attempt", _t(PaymentAttemptCopy), Write.UPSERT, Conflict.HIGHER_REVISION),
         *_stream("payment_settlement", _t(PaymentSettlementCopy), Write.INSERT, Conflict.FIRST_WINS),
         *_stream("device_status", _t(DeviceStatus), Write.UPSERT, Conflict.NEWEST_STATUS, whole_body=True),

@@ -166,8 +166,8 @@ def fleet_rows(session: Session, now: datetime) -> list[FleetRow]:
             rows[device_id].recorded_hours = float(seconds or 0) / 3600
             if seconds:
                 rows[device_id].bytes_per_hour = float(size or 0) / float(seconds) * 3600
-    uploaded = select(VideoSegment.device_id, func.sum(_seconds(session, VideoSegment.start_utc, VideoSegment.end_utc))).where(
-        VideoSegment.start_utc >= since, VideoSegment.state == "stored").group_by(VideoSegment.device_id)  # fmt: skip
+    uploaded = select(VideoSegment.device_id, func.sum(_seconds(session, VideoSegment.started_at, VideoSegment.ended_at))).where(
+        VideoSegment.started_at >= since, VideoSegment.state == "stored").group_by(VideoSegment.device_id)  # fmt: skip
     for device_id, seconds in session.execute(uploaded):
         if device_id in rows:
             rows[device_id].uploaded_hours = float(seconds or 0) / 3600

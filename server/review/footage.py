@@ -160,15 +160,15 @@ def stop_window(protocol: Protocol, bookmarks: Sequence[Bookmark], margin: timed
         return [(protocol.device_id, Interval(at - OFFENCE_BEFORE, at + OFFENCE_AFTER), [])]
     out = []
     for device_id, marks in sorted(by_device.items()):
-        start = min(b.at for b in marks) - margin
-        end = max(max(b.at, b.ended_at or b.at) for b in marks) + margin
-        out.append((device_id, Interval(start, min(end, start + MAX_WINDOW)), sorted(marks, key=lambda b: b.at)))
+        start = min(b.started_at for b in marks) - margin
+        end = max(max(b.started_at, b.ended_at or b.started_at) for b in marks) + margin
+        out.append((device_id, Interval(start, min(end, start + MAX_WINDOW)), sorted(marks, key=lambda b: b.started_at)))
     return out
 
 
 def _segments(session: Session, device_id: str, iv: Interval) -> tuple[list[FootageSegment], bool]:
     metas = {
-        m.idx: m
+        m.seq: m
         for m in session.scalars(
             select(SegmentMeta)
             .where(SegmentMeta.device_id == device_id, SegmentMeta.started_at < iv.end, SegmentMeta.ended_at > iv.start)
@@ -180,8 +180,8 @@ def _segments(session: Session, device_id: str, iv: Interval) -> tuple[list[Foot
         v.seq: v
         for v in session.scalars(
             select(VideoSegment)
-            .where(VideoSegment.device_id == device_id, VideoSegment.start_utc < iv.end, VideoSegment.end_utc > iv.start)
-            .order_by(VideoSegment.start_utc)
+            .where(VideoSegment.device_id == device_id, VideoSegment.started_at < iv.end, VideoSegment.ended_at > iv.start)
+            .order_by(VideoSegment.started_at)
             .limit(MAX_SEGMENTS_PER_WINDOW + 1)
         )
     }
@@ -191,7 +191,7 @@ def _segments(session: Session, device_id: str, iv: Interval) -> tuple[list[Foot
         recording = meta.recording_id if meta else None
         if video is not None:
             status = "stored" if video.state == "stored" else "uploading"
-            found.append(FootageSegment(device_id, seq, video.start_utc, video.end_utc, status, video.size,
+            found.append(FootageSegment(device_id, seq, video.started_at, video.ended_at, status, video.size,
                                         video.sha256, recording, video.check_verdict, video.checked_at))  # fmt: skip
         elif meta is not None:
             found.append(FootageSegment(device_id, seq, meta.started_at, meta.ended_at, "not_uploaded",
@@ -216,8 +216,8 @@ def _neighbours(session: Session, device_id: str, iv: Interval) -> tuple[Neighbo
     ).first()
     if after is None:  # uploaded footage without its synced record still shows the device recorded later
         stored = session.scalar(
-            select(VideoSegment.start_utc).where(VideoSegment.device_id == device_id, VideoSegment.start_utc >= iv.end)
-            .order_by(VideoSegment.start_utc).limit(1)
+            select(VideoSegment.started_at).where(VideoSegment.device_id == device_id, VideoSegment.started_at >= iv.end)
+            .order_by(VideoSegment.started_at).limit(1)
         )  # fmt: skip
         after_n = Neighbour(stored, None) if stored is not None else None
     else:

@@ -93,7 +93,7 @@ def load_stop(session: Session, number: str, reviewer: Reviewer) -> StopView | N
     receipts = list(session.scalars(select(ReceiptEvent).where(ReceiptEvent.protocol_number == number)
                                     .order_by(ReceiptEvent.occurred_at, ReceiptEvent.copy_no).limit(ROWS)))  # fmt: skip
     bookmarks = list(session.scalars(select(Bookmark).where(Bookmark.protocol_number == number)
-                                     .order_by(Bookmark.at).limit(ROWS)))  # fmt: skip
+                                     .order_by(Bookmark.started_at).limit(ROWS)))  # fmt: skip
     events = timeline_events(protocol, payment, attempts, checks, receipts, bookmarks)
     windows = footage_for(session, protocol, bookmarks)
     verifications = _latest_verifications(session, windows)
@@ -162,7 +162,7 @@ def table_rows(stop: StopView, zone: str) -> dict[str, list[tuple[object, ...]]]
         ],
         "receipt_rows": [(t(r.occurred_at), words.receipt_event(r.event, r.copy_no, r.detail)) for r in stop.receipts],
         "bookmark_rows": [
-            (t(b.at), t(b.ended_at), words.BOOKMARKS.get(b.label, b.label), b.device_id, b.officer_badge or "—")
+            (t(b.started_at), t(b.ended_at), words.BOOKMARKS.get(b.label, b.label), b.device_id, b.officer_badge or "—")
             for b in stop.bookmarks
         ],
         "audit_rows": [

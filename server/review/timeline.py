@@ -81,5 +81,5 @@ def timeline_events(
         if r.event in ("printed", "failed", "reprint_requested"):
             events.append(Event(r.occurred_at, "receipt", receipt_event(r.event, r.copy_no, r.detail)))
     for b in bookmarks:
-        events.append(Event(b.at, "bookmark", f"закладка: {BOOKMARKS.get(b.label, b.label)} / bookmark", b.officer_badge or ""))
+        events.append(Event(b.started_at, "bookmark", f"закладка: {BOOKMARKS.get(b.label, b.label)} / bookmark", b.officer_badge or ""))
     return sorted(events, key=lambda e: e.at)

@@ -108,8 +108,8 @@ def _verify(request: Request, reviewer: Reviewer, number: str) -> bool:
 
         for device_id, iv, _ in stop_window(protocol, bookmarks):
             seqs = set(session.scalars(select(VideoSegment.seq).where(
-                VideoSegment.device_id == device_id, VideoSegment.start_utc < iv.end, VideoSegment.end_utc > iv.start)))  # fmt: skip
-            seqs |= set(session.scalars(select(SegmentMeta.idx).where(
+                VideoSegment.device_id == device_id, VideoSegment.started_at < iv.end, VideoSegment.ended_at > iv.start)))  # fmt: skip
+            seqs |= set(session.scalars(select(SegmentMeta.seq).where(
                 SegmentMeta.device_id == device_id, SegmentMeta.started_at < iv.end, SegmentMeta.ended_at > iv.start)))  # fmt: skip
             for check in verify_segments(session, store, device_id, sorted(seqs), now, reviewer.login):
                 counts[check.verdict.value] = counts.get(check.verdict.value, 0) + 1

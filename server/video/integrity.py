@@ -235,11 +235,11 @@ def verify_segments(
     metas: dict[int, str] = {}
     for start in range(0, len(wanted), 500):
         found = session.execute(
-            select(SegmentMeta.idx, SegmentMeta.sha256).where(
-                SegmentMeta.device_id == device_id, SegmentMeta.idx.in_(wanted[start : start + 500])
+            select(SegmentMeta.seq, SegmentMeta.sha256).where(
+                SegmentMeta.device_id == device_id, SegmentMeta.seq.in_(wanted[start : start + 500])
             )
         )
-        metas.update((int(idx), str(sha)) for idx, sha in found)
+        metas.update((int(seq), str(sha)) for seq, sha in found)
     key = device_key(session, device_id)
     results = []
     for seq in wanted:

@@ -129,10 +129,10 @@ def stored_layouts(
             .where(
                 VideoSegment.device_id == device_id,
                 VideoSegment.state == "stored",
-                VideoSegment.start_utc < end,
-                VideoSegment.end_utc > start,
+                VideoSegment.started_at < end,
+                VideoSegment.ended_at > start,
             )
-            .order_by(VideoSegment.start_utc, VideoSegment.seq)
+            .order_by(VideoSegment.started_at, VideoSegment.seq)
             .limit(MAX_PLAYLIST_SEGMENTS)
         )
     )
@@ -148,5 +148,5 @@ def stored_layouts(
         except (Fmp4Error, OSError, ValueError, KeyError, TypeError) as exc:
             refused.append((row.seq, str(exc)[:200]))
             continue
-        found.append(StoredSegment(row.device_id, row.seq, row.start_utc, layout))
+        found.append(StoredSegment(row.device_id, row.seq, row.started_at, layout))
     return found, refused

@@ -290,8 +290,8 @@ class SegmentUploads:
         row = VideoSegment(
             device_id=device_id,
             seq=seq,
-            start_utc=entry.start,
-            end_utc=entry.end,
+            started_at=entry.start,
+            ended_at=entry.end,
             frames=entry.frames,
             size=entry.size,
             sha256=entry.sha256,

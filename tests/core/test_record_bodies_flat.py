@@ -32,7 +32,7 @@ def test_every_business_record_field_is_a_plain_value() -> None:
 
 def test_fields_dict_equals_model_dump() -> None:
     body = SegmentRecordV2.model_validate(
-        {"segment_id": "s", "recording_id": "r", "index": 0, "started_at": "2026-03-02T09:00:00Z",
+        {"segment_id": "s", "recording_id": "r", "seq": 0, "started_at": "2026-03-02T09:00:00Z",
          "ended_at": "2026-03-02T09:01:00+00:00", "file_name": "a.mp4", "size_bytes": 1, "sha256": "0" * 64,
          "start_lat": 43.2, "start_lon": 76.9, "end_lat": None, "end_lon": None, "gps_fix_seconds": 30,
          "gps_seconds": 60}

@@ -136,8 +136,8 @@ def test_footage_times_survive_a_server_whose_time_zone_is_not_utc(server_db_url
             VideoSegment(
                 device_id="PD-tz",
                 seq=1,
-                start_utc=at,
-                end_utc=at + timedelta(seconds=10),
+                started_at=at,
+                ended_at=at + timedelta(seconds=10),
                 frames=300,
                 size=1,
                 sha256="0" * 64,
@@ -154,7 +154,7 @@ def test_footage_times_survive_a_server_whose_time_zone_is_not_utc(server_db_url
         if engine.dialect.name == "postgresql":
             assert session.execute(text("SHOW timezone")).scalar() == "Asia/Almaty"
     engine.dispose()
-    assert (row.start_utc, row.end_utc, row.created_at, row.stored_at) == (
+    assert (row.started_at, row.ended_at, row.created_at, row.stored_at) == (
         at,
         at + timedelta(seconds=10),
         at,

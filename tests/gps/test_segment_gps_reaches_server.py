@@ -63,7 +63,7 @@ def test_segment_positions_reach_the_server_table_and_v1_lands_without_them(
         rows = session.execute(select(OutboxRecord.sv, OutboxContent.payload).join(OutboxContent, OutboxContent.seq == OutboxRecord.seq).order_by(OutboxRecord.seq)).all()
     assert [sv for sv, _ in rows] == [2, 2, 2], "the device emits segment v2"
     old_body = SegmentRecordV1(
-        segment_id=str(uuid.uuid4()), recording_id="rec-old", index=99, started_at=T0, ended_at=T0,
+        segment_id=str(uuid.uuid4()), recording_id="rec-old", seq=99, started_at=T0, ended_at=T0,
         file_name="old.mp4", size_bytes=1, sha256="ef" * 32,
     ).to_body()  # fmt: skip
     old = make_payload(dev=device_id, epoch="old-app", seq=1, record_id=str(uuid.uuid4()), stream="segment",
@@ -77,7 +77,7 @@ def test_segment_positions_reach_the_server_table_and_v1_lands_without_them(
         outcome = ingest_batch(session, messages, DeviceRegistry(server_sessions), T0)
     assert outcome.accepted == 4 and outcome.dead_letters == 0
     with server_sessions() as session:
-        stored = {m.idx: m for m in session.scalars(select(SegmentMeta))}
+        stored = {m.seq: m for m in session.scalars(select(SegmentMeta))}
     moving = stored[1]
     assert moving.segment_id == segment_id(device_id, 1)
     assert (moving.start_lat, moving.start_lon) == (43.2389012, 76.8897)

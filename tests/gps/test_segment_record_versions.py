@@ -41,7 +41,7 @@ def v1_body() -> dict[str, Any]:
     return SegmentRecordV1(
         segment_id="9b2f7c1e-0000-4000-8000-000000000001",
         recording_id="9b2f7c1e-0000-4000-8000-0000000000aa",
-        index=7,
+        seq=7,
         started_at=T0,
         ended_at=T0 + timedelta(seconds=60),
         file_name="0000000007_20260302T090000.000Z.mp4",
@@ -67,7 +67,7 @@ def v2_body(**over: Any) -> dict[str, Any]:
 def test_the_device_emits_segment_v2_and_the_server_still_reads_v1() -> None:
     assert CURRENT_VERSION["segment"] == 2 and Segment is SegmentRecordV2
     old = parse_body("segment", 1, v1_body())
-    assert isinstance(old, SegmentRecordV1) and old.index == 7
+    assert isinstance(old, SegmentRecordV1) and old.seq == 7
     new = parse_body("segment", 2, v2_body())
     assert isinstance(new, SegmentRecordV2)
     assert (new.start_lat, new.end_lon, new.gps_fix_seconds, new.gps_seconds) == (43.2389, 76.8931, 58, 60)

@@ -186,7 +186,7 @@ def segment_body(i: int) -> dict[str, Any]:
     return Segment(
         segment_id=str(uuid.uuid4()),
         recording_id="rec-1",
-        index=i,
+        seq=i,
         started_at=T0 + timedelta(minutes=i),
         ended_at=T0 + timedelta(minutes=i + 1),
         file_name=f"seg{i:05d}.mp4",

@@ -62,7 +62,7 @@ PROTOCOL = {
     "dataset_version": "tariffs@1", "status": "open", "created_at": T0,
 }  # fmt: skip
 SEGMENT_V1 = {
-    "segment_id": UUID, "recording_id": "rec-1", "index": 3, "started_at": T0, "ended_at": T0,
+    "segment_id": UUID, "recording_id": "rec-1", "seq": 3, "started_at": T0, "ended_at": T0,
     "file_name": "seg00003.mp4", "size_bytes": 1000, "sha256": "a" * 64,
 }  # fmt: skip
 SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
@@ -97,8 +97,8 @@ SAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "gps_seconds": 60,
     },
     ("recording_gap", 1): {"gap_id": UUID, "started_at": T0, "ended_at": T0, "reason": "power_loss"},
-    ("bookmark", 1): {"bookmark_id": UUID, "at": T0, "label": "stop"},
-    ("bookmark", 2): {"bookmark_id": UUID, "at": T0, "end": T0, "label": "stop"},
+    ("bookmark", 1): {"bookmark_id": UUID, "started_at": T0, "label": "stop"},
+    ("bookmark", 2): {"bookmark_id": UUID, "started_at": T0, "ended_at": T0, "label": "stop"},
     ("device_status", 1): {"outbox_pending": 3, "app_version": "0.1.0", "measured_at": T0},
 }
 BODIES = {key: RECORD_MODELS[key].model_validate(body).to_body() for key, body in SAMPLES.items()}

@@ -163,13 +163,13 @@ def test_a_second_payment_for_a_paid_protocol_raises_a_conflict_and_keeps_the_fi
 
 
 def test_bookmark_v2_carries_its_end_and_v1_is_still_read_as_an_instant(rig: SyncRig) -> None:
-    v2 = Bookmark(bookmark_id=str(uuid.uuid4()), at=T0, end=T0 + timedelta(minutes=5), label="stop",
+    v2 = Bookmark(bookmark_id=str(uuid.uuid4()), started_at=T0, ended_at=T0 + timedelta(minutes=5), label="stop",
                   protocol_number="P1").to_body()  # fmt: skip
     queue(rig, ("bookmark", v2))
-    v1_body = BookmarkRecordV1(bookmark_id=str(uuid.uuid4()), at=T0, label="old").to_body()
+    v1_body = BookmarkRecordV1(bookmark_id=str(uuid.uuid4()), started_at=T0, label="old").to_body()
     v1 = make_payload(dev=rig.dev.device_id, epoch="old-app", seq=1, record_id=str(uuid.uuid4()), stream="bookmark",
                       sv=1, ts=T0, prev="", refs={}, body=v1_body)  # fmt: skip
-    backwards = {**v2, "bookmark_id": str(uuid.uuid4()), "end": (T0 - timedelta(seconds=1)).isoformat()}
+    backwards = {**v2, "bookmark_id": str(uuid.uuid4()), "ended_at": (T0 - timedelta(seconds=1)).isoformat()}
     bad = make_payload(dev=rig.dev.device_id, epoch="old-app", seq=2, record_id=str(uuid.uuid4()), stream="bookmark",
                        sv=2, ts=T0, prev="", refs={}, body=backwards)  # fmt: skip
     topic = up_topic(rig.dev.device_id, "bookmark")
@@ -359,7 +359,7 @@ def test_two_writers_racing_on_one_business_key_never_store_it_twice(rig: SyncRi
     from server.ingest.bulk_write import insert_ignore as _insert_ignore
 
     table = cast(Table, ServerSegment.__table__)
-    base = {"recording_id": "rec-1", "device_id": rig.dev.device_id, "idx": 0, "started_at": T0, "ended_at": T0,
+    base = {"recording_id": "rec-1", "device_id": rig.dev.device_id, "seq": 0, "started_at": T0, "ended_at": T0,
             "size_bytes": 1, "sha256": "0" * 64, "codec": "h264", "prev_sha256": None, "start_lat": None,
             "start_lon": None, "end_lat": None, "end_lon": None, "gps_fix_seconds": None, "gps_seconds": None}  # fmt: skip
     first = {**base, "segment_id": "seg-race", "record_id": "rec-a", "file_name": "a.mp4"}

@@ -106,7 +106,7 @@ def test_records_within_every_limit_are_stored_exactly_as_signed(
 ) -> None:
     """The limits refuse nothing a real device makes: a 64-character epoch, the largest seq a BIGINT holds."""
     dev, signer = provision(server_sessions)
-    body = {"bookmark_id": str(uuid.uuid4()), "at": T0.isoformat(), "end": None, "label": "x" * 200,
+    body = {"bookmark_id": str(uuid.uuid4()), "started_at": T0.isoformat(), "ended_at": None, "label": "x" * 200,
             "protocol_number": "N" * 32, "officer_badge": "B" * 32}  # fmt: skip
     payload = make_payload(dev=dev.device_id, epoch="e" * 64, seq=2**63 - 1, record_id="r" * 64,
                            stream="bookmark", sv=2, ts=T0, prev="", refs={}, body=body)  # fmt: skip

@@ -176,8 +176,8 @@ def test_bookmarked_segments_upload_first_then_oldest(rig: Rig) -> None:
         seg3 = session.get(RecordingSegment, 3)
         assert seg3 is not None
         add_bookmark(
-            session, "payment", "KZ-2026-000123", seg3.start_utc + timedelta(seconds=1), seg3.end_utc,
-            now=seg3.end_utc,
+            session, "payment", "KZ-2026-000123", seg3.started_at + timedelta(seconds=1), seg3.ended_at,
+            now=seg3.ended_at,
         )  # fmt: skip
     transport = FaultyTransport(rig.test_client._transport)
     uploader = _uploader(rig, transport)

@@ -115,7 +115,7 @@ def add_segment_rows(
         for entry, path in zip(shift.entries, shift.files, strict=True):
             session.add(SegmentMeta(
                 segment_id=str(uuid.uuid4()), record_id=str(uuid.uuid4()), device_id=shift.device_id,
-                recording_id=recording_id, idx=entry.seq, started_at=entry.start, ended_at=entry.end,
+                recording_id=recording_id, seq=entry.seq, started_at=entry.start, ended_at=entry.end,
                 file_name=path.name, size_bytes=entry.size, sha256=entry.sha256, codec="h264", uploaded=False,
             ))  # fmt: skip
         for start, end, reason in gaps:
@@ -196,7 +196,7 @@ def add_stop_rows(
                 timezone="Asia/Almaty", unit="УАП ДП г. Астаны", software_version="patrolkit 0.1.0",
             ))  # fmt: skip
         session.add(Bookmark(bookmark_id=str(uuid.uuid4()), record_id=str(uuid.uuid4()), device_id=device_id,
-                             at=bookmark[0], ended_at=bookmark[1], label="stop", protocol_number=number,
+                             started_at=bookmark[0], ended_at=bookmark[1], label="stop", protocol_number=number,
                              officer_badge=badge))  # fmt: skip
 
 

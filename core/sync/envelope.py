@@ -6,21 +6,15 @@ re-encoded, so the signature always covers the same bytes::
     {"body":{...},"dev":"PD-1","epoch":"5c1e…","id":"<uuid>","prev":"<sha256 hex of previous payload>",
      "refs":{"tariffs":7},"seq":4711,"stream":"payment","sv":1,"ts":"2026-11-23T19:00:00+00:00"}
 
-An up-message (topic ``pd/v1/{dev}/up/{stream}``) comes in two wire versions:
+An up-message (topic ``pd/v1/{dev}/up/{stream}``) carries several payloads under one signature, in binary
+framing (wire version 3)::
 
-- v1, one signature per record: ``{"v":1,"records":[{"p":b64(payload),"s":b64(sig),"k":kid}, ...]}``,
-  each signed with Ed25519 over ``b"pd-sync-v1\\x00" + payload``;
-- v2, one signature per message (a verification costs far more than a hash, so once per k records):
-  ``{"v":2,"k":kid,"s":b64(sig),"p":[b64(payload), ...]}``, signed over ``b"pd-batch-v1\\x00" + manifest``
-  where the *manifest* is the concatenation of the raw sha256 digests of the payloads, in order. A record
-  is then proven by its payload, the manifest holding its digest, and the one signature; the server keeps
-  all three (``sync_inbox`` + ``sync_batch``).
-- v3, what devices send: the same signed batch in binary framing, with no base64 and no JSON wrapper to parse
-  (fewer bytes, and less work per record on each side)::
+    b"PDS\\x03" | u8 len(kid) | kid (ASCII) | 64-byte Ed25519 signature | u16 count | count × (u32 len | payload)
 
-      b"PDS\\x03" | u8 len(kid) | kid (ASCII) | 64-byte Ed25519 signature | u16 count | count × (u32 len | payload)
-
-  big-endian; nothing may follow the last payload.
+big-endian; nothing may follow the last payload. The signature is over ``b"pd-batch-v1\\x00" + manifest``, where
+the *manifest* is the concatenation of the raw sha256 digests of the payloads, in order. A record is then proven
+by its payload, the manifest holding its digest, and the one signature; the server keeps all three
+(``sync_inbox`` + ``sync_batch``). Wire versions 1 and 2 (JSON, base64) are not decoded: no device sends them.
 
 ``decode_up`` and ``parse_payload`` reject anything malformed, oversized or of an unknown version with an
 ``EnvelopeError`` whose ``reason`` is a short code; nothing is half-read. Every JSON this contract reads goes
@@ -39,10 +33,9 @@ from typing import Any
 
 import orjson
 
-from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, KeyRing, Signer, b64d, b64e
+from core.sync.signing import DOMAIN_BATCH, KeyRing, Signer
 
-WIRE_VERSION = 1
-BATCH_WIRE_VERSION = 2
+WIRE_VERSION = 1  # of the JSON control messages and datasets (``core.sync.control``, ``core.sync.datasets``)
 BINARY_WIRE_VERSION = 3
 BINARY_MAGIC = b"PDS\x03"
 _SIG_BYTES = 64
@@ -213,7 +206,7 @@ def parse_payload(payload: bytes) -> RecordPayload:
 
 @dataclass(frozen=True, slots=True)
 class SignedRecord:
-    """One record as it travels: the payload bytes, their signature and the signing key id."""
+    """One record as the server keeps it: the payload bytes, the signature of its batch and the key id."""
 
     payload: bytes
     sig: bytes
@@ -223,53 +216,15 @@ class SignedRecord:
     def sha256(self) -> str:
         return sha256_hex(self.payload)
 
-    def verify(self, keys: KeyRing) -> None:
-        keys.verify(self.kid, DOMAIN_RECORD, self.payload, self.sig)
-
-    def to_wire(self) -> dict[str, str]:
-        return {"p": b64e(self.payload), "s": b64e(self.sig), "k": self.kid}
-
-
-def sign_record(signer: Signer, payload: bytes) -> SignedRecord:
-    return SignedRecord(payload, signer.sign(DOMAIN_RECORD, payload), signer.kid)
-
-
-def encode_up_message(records: list[SignedRecord]) -> bytes:
-    """Several signed records in one MQTT message."""
-    if not records or len(records) > MAX_RECORDS_PER_MESSAGE:
-        raise ValueError(f"an up-message carries 1..{MAX_RECORDS_PER_MESSAGE} records, got {len(records)}")
-    return canonical_json({"v": WIRE_VERSION, "records": [r.to_wire() for r in records]})
-
-
-def decode_up_message(data: bytes) -> list[SignedRecord]:
-    """Split an up-message into signed records (signatures not yet checked); ``EnvelopeError`` if bad."""
-    obj = parse_json(data, "message", MAX_MESSAGE_BYTES)
-    if not isinstance(obj, dict) or set(obj) != {"v", "records"}:
-        raise EnvelopeError("malformed", "message must be an object with exactly 'v' and 'records'")
-    if obj["v"] != WIRE_VERSION:
-        raise EnvelopeError("unknown_version", f"wire version {obj['v']!r} unknown; this server speaks 1, 2")
-    items = obj["records"]
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECORDS_PER_MESSAGE:
-        raise EnvelopeError("malformed", f"'records' must be a list of 1..{MAX_RECORDS_PER_MESSAGE} items")
-    out: list[SignedRecord] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or set(item) != {"p", "s", "k"} or not isinstance(item["k"], str):
-            raise EnvelopeError("malformed", f"record {i} must be an object with exactly 'p', 's', 'k'")
-        try:
-            out.append(SignedRecord(b64d(item["p"], "payload"), b64d(item["s"], "signature"), item["k"]))
-        except ValueError as exc:
-            raise EnvelopeError("malformed", f"record {i}: {exc}") from None
-    return out
-
 
 def batch_manifest(payloads: list[bytes]) -> bytes:
-    """What a v2 message's signature covers: the raw sha256 digests of its payloads, in order."""
+    """What an up-message's signature covers: the raw sha256 digests of its payloads, in order."""
     return b"".join(hashlib.sha256(p).digest() for p in payloads)
 
 
 @dataclass(frozen=True)
 class SignedBatch:
-    """Several record payloads under one signature over their manifest (wire v2)."""
+    """Several record payloads under one signature over their manifest."""
 
     payloads: list[bytes]
     sig: bytes
@@ -293,18 +248,11 @@ class SignedBatch:
         keys.verify(self.kid, DOMAIN_BATCH, self.manifest, self.sig)
 
 
-def encode_batch_message(signer: Signer, payloads: list[bytes], wire: int = BINARY_WIRE_VERSION) -> bytes:
-    """Several record payloads in one MQTT message with one signature (wire v3 binary; v2 JSON on request)."""
+def encode_batch_message(signer: Signer, payloads: list[bytes]) -> bytes:
+    """Several record payloads in one MQTT message with one signature (wire v3)."""
     if not payloads or len(payloads) > MAX_RECORDS_PER_MESSAGE:
         raise ValueError(f"an up-message carries 1..{MAX_RECORDS_PER_MESSAGE} records, got {len(payloads)}")
-    sig = signer.sign(DOMAIN_BATCH, batch_manifest(payloads))
-    if wire == BATCH_WIRE_VERSION:
-        return canonical_json(
-            {"v": BATCH_WIRE_VERSION, "k": signer.kid, "s": b64e(sig), "p": [b64e(p) for p in payloads]}
-        )
-    if wire != BINARY_WIRE_VERSION:
-        raise ValueError(f"wire version {wire} cannot carry a signed batch")
-    return frame_batch(signer.kid, sig, payloads)
+    return frame_batch(signer.kid, signer.sign(DOMAIN_BATCH, batch_manifest(payloads)), payloads)
 
 
 def frame_batch(kid: str, sig: bytes, payloads: list[bytes]) -> bytes:
@@ -382,28 +330,13 @@ def _decode_binary(data: bytes) -> SignedBatch:
     return SignedBatch(payloads, sig, kid_raw.decode("ascii"))
 
 
-def decode_up(data: bytes) -> list[SignedRecord] | SignedBatch:
-    """Split an up-message of any wire version (signatures not yet checked); ``EnvelopeError`` if bad."""
+def decode_up(data: bytes) -> SignedBatch:
+    """Split an up-message (signature not yet checked); ``EnvelopeError`` if bad or of another wire version."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise EnvelopeError("oversized", f"message is {len(data)} bytes, limit {MAX_MESSAGE_BYTES}")
     if data[:4] == BINARY_MAGIC:
         return _decode_binary(data)
     if data[:3] == BINARY_MAGIC[:3]:
         version = data[3:4].hex()
-        raise EnvelopeError(
-            "unknown_version", f"binary wire version {version} unknown; this server speaks 1, 2, 3"
-        )
-    obj = parse_json(data, "message", MAX_MESSAGE_BYTES)
-    if not isinstance(obj, dict) or obj.get("v") != BATCH_WIRE_VERSION:
-        return decode_up_message(data)
-    if set(obj) != {"v", "k", "s", "p"} or not isinstance(obj["k"], str):
-        raise EnvelopeError("malformed", "a v2 message must have exactly 'v', 'k', 's', 'p' ('k' a string)")
-    items = obj["p"]
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECORDS_PER_MESSAGE:
-        raise EnvelopeError("malformed", f"'p' must be a list of 1..{MAX_RECORDS_PER_MESSAGE} payloads")
-    try:
-        sig = b64d(obj["s"], "signature")
-        payloads = [b64d(p, f"payload {i}") for i, p in enumerate(items)]
-    except ValueError as exc:
-        raise EnvelopeError("malformed", str(exc)) from None
-    return SignedBatch(payloads, sig, obj["k"])
+        raise EnvelopeError("unknown_version", f"binary wire version {version} unknown; this server speaks 3")
+    raise EnvelopeError("unknown_version", f"not a wire v3 message (it starts {data[:8]!r}); this server speaks 3")

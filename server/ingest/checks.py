@@ -20,7 +20,7 @@ from core.sync.envelope import (
     valid_device_id,
 )
 from core.sync.records import RecordRejected, validate_body
-from core.sync.signing import DOMAIN_BATCH, DOMAIN_RECORD, BadSignature
+from core.sync.signing import DOMAIN_BATCH, BadSignature
 from server.ingest.control_requests import handle_request
 from server.ingest.limits import body_problem, fits_device_id, head_problem
 from server.ingest.outcome import Accepted, BatchOutcome, Incoming, dead
@@ -45,42 +45,7 @@ def check_message(session: Session, out: BatchOutcome, now: datetime, msg: Incom
     except EnvelopeError as exc:
         dead(session, out, now, msg.topic, device_id, exc.reason, exc.detail, msg.payload)
         return []
-    if isinstance(up, SignedBatch):
-        return _check_batch(session, out, now, msg, device_id, up, devices)
-    found = []
-    for rec in up:
-        checked = _check_record(session, out, now, msg.topic, device_id, rec, devices)
-        if checked is not None:
-            found.append(checked)
-    return found
-
-
-def _check_record(session: Session, out: BatchOutcome, now: datetime, topic: str, device_id: str,
-                  rec: SignedRecord, devices: DeviceRegistry) -> Accepted | None:  # fmt: skip
-    """A record signed on its own (wire v1)."""
-    key = devices.lookup(rec.kid)
-    if key is None:
-        dead(
-            session,
-            out,
-            now,
-            topic,
-            device_id,
-            "unknown_key",
-            f"key id {rec.kid[:32]!r} unknown",
-            rec.payload,
-        )
-        return None
-    if key.device_id != device_id:
-        detail = f"key of {key.device_id} used on the topic of {device_id}"
-        dead(session, out, now, topic, device_id, "wrong_device", detail, rec.payload)
-        return None
-    try:
-        key.verifier.verify(DOMAIN_RECORD, rec.payload, rec.sig)
-    except BadSignature as exc:
-        dead(session, out, now, topic, device_id, "bad_signature", str(exc), rec.payload)
-        return None
-    return _check_signed(session, out, now, topic, device_id, rec, None, rec.sha256)
+    return _check_batch(session, out, now, msg, device_id, up, devices)
 
 
 def _check_batch(session: Session, out: BatchOutcome, now: datetime, msg: Incoming, device_id: str,

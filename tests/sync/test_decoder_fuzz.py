@@ -34,14 +34,11 @@ from core.sync.control import (
 )
 from core.sync.datasets import open_ref, sign_dataset
 from core.sync.envelope import (
-    BATCH_WIRE_VERSION,
     EnvelopeError,
     decode_up,
     encode_batch_message,
-    encode_up_message,
     make_payload,
     parse_payload,
-    sign_record,
 )
 from core.sync.records import RECORD_MODELS, RecordRejected, parse_body
 from core.sync.signing import DOMAIN_ACK, DOMAIN_REQUEST, BadSignature, KeyRing, Signer, Verifier, b64e
@@ -205,11 +202,7 @@ def as_json(obj: Any) -> bytes:
 def valid_up_messages() -> list[bytes]:
     payloads = [make_payload(dev="PD-1", epoch="e1", seq=i + 1, record_id=f"{UUID[:-1]}{i}", stream=k[0], sv=k[1],
                              ts=T0, prev="", refs={}, body=BODIES[k]) for i, k in enumerate(KEYS[:3])]  # fmt: skip
-    return [
-        encode_batch_message(DEVICE, payloads),
-        encode_batch_message(DEVICE, payloads, wire=BATCH_WIRE_VERSION),
-        encode_up_message([sign_record(DEVICE, p) for p in payloads]),
-    ]
+    return [encode_batch_message(DEVICE, payloads), encode_batch_message(DEVICE, payloads[:1])]
 
 
 UP_MESSAGES = valid_up_messages()  # made once: the mutations hypothesis replays must meet the same bytes
@@ -246,7 +239,7 @@ def test_random_bytes_never_raise_but_envelope_errors_from_the_up_message_decode
 
 
 @given(st.data())
-def test_mutated_up_messages_of_every_wire_version_raise_only_envelope_errors(data: st.DataObject) -> None:
+def test_mutated_up_messages_raise_only_envelope_errors(data: st.DataObject) -> None:
     message = data.draw(st.sampled_from(UP_MESSAGES))
     with contextlib.suppress(EnvelopeError):
         decode_up(data.draw(mutated_bytes(message)))

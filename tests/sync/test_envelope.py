@@ -30,19 +30,16 @@ from core.sync.envelope import (
     EnvelopeError,
     SignedBatch,
     decode_up,
-    decode_up_message,
     encode_batch_message,
-    encode_up_message,
     frame_batch,
     make_payload,
     message_bytes,
     parse_payload,
     plan_messages,
     sha256_hex,
-    sign_record,
 )
 from core.sync.records import Payment, RecordRejected, parse_body, validate_for_enqueue
-from core.sync.signing import DOMAIN_ACK, DOMAIN_RECORD, BadSignature, KeyRing, Signer, Verifier
+from core.sync.signing import DOMAIN_ACK, DOMAIN_BATCH, BadSignature, KeyRing, Signer, Verifier
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DEVICE = Signer.generate()
@@ -79,35 +76,34 @@ def payload(seq: int = 1, body: dict[str, object] | None = None, dev: str = "PD-
     )
 
 
-def test_signed_record_round_trips_through_a_batched_message() -> None:
-    records = [sign_record(DEVICE, payload(seq)) for seq in range(1, 6)]
-    decoded = decode_up_message(encode_up_message(records))
-    assert decoded == records
-    ring = KeyRing([Verifier(DEVICE.public_raw())])
-    for rec in decoded:
-        rec.verify(ring)
-        parsed = parse_payload(rec.payload)
+def test_signed_records_round_trip_through_a_batched_message() -> None:
+    payloads = [payload(seq) for seq in range(1, 6)]
+    batch = decode_up(encode_batch_message(DEVICE, payloads))
+    assert batch.payloads == payloads
+    batch.verify(KeyRing([Verifier(DEVICE.public_raw())]))
+    for data in batch.payloads:
+        parsed = parse_payload(data)
         assert parsed.dev == "PD-1" and parsed.refs == {"tariffs": 3}
         assert parse_body(parsed.stream, parsed.sv, parsed.body) == Payment.model_validate(payment_body())
 
 
 def test_tampered_payload_and_forged_signature_do_not_verify() -> None:
     ring = KeyRing([Verifier(DEVICE.public_raw())])
-    good = sign_record(DEVICE, payload())
-    tampered = type(good)(good.payload.replace(b"1081250", b"1"), good.sig, good.kid)
+    good = decode_up(encode_batch_message(DEVICE, [payload()]))
+    tampered = decode_up(frame_batch(good.kid, good.sig, [good.payloads[0].replace(b"1081250", b"1")]))
     with pytest.raises(BadSignature):
         tampered.verify(ring)
     forger = Signer.generate()
-    forged = type(good)(good.payload, forger.sign(DOMAIN_RECORD, good.payload), good.kid)
+    forged = decode_up(frame_batch(good.kid, forger.sign(DOMAIN_BATCH, good.manifest), good.payloads))
     with pytest.raises(BadSignature):
         forged.verify(ring)
     with pytest.raises(BadSignature, match="unknown key id"):
-        sign_record(forger, good.payload).verify(ring)
+        decode_up(encode_batch_message(forger, good.payloads)).verify(ring)
 
 
 def test_signature_for_one_purpose_never_verifies_as_another() -> None:
     data = payload()
-    sig = DEVICE.sign(DOMAIN_RECORD, data)
+    sig = DEVICE.sign(DOMAIN_BATCH, data)
     with pytest.raises(BadSignature):
         Verifier(DEVICE.public_raw()).verify(DOMAIN_ACK, data, sig)
 
@@ -115,18 +111,19 @@ def test_signature_for_one_purpose_never_verifies_as_another() -> None:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (b"\xff\xfe", "malformed"),
-        (b"[]", "malformed"),
-        (b'{"v":2,"records":[]}', "unknown_version"),
-        (b'{"v":1,"records":[]}', "malformed"),
-        (b'{"v":1,"records":[{"p":"!!","s":"","k":"x"}]}', "malformed"),
-        (b'{"v":1,"records":[{"p":"","s":""}]}', "malformed"),
+        (b"\xff\xfe", "unknown_version"),
+        (b"[]", "unknown_version"),
+        (b'{"v":2,"k":"x","s":"","p":[]}', "unknown_version"),  # wire v2 (JSON): no device sends it
+        (b'{"v":1,"records":[]}', "unknown_version"),  # wire v1 (JSON): no device sends it
+        (b"PDS\x02", "unknown_version"),
+        (b"PDS\x03", "malformed"),
+        (b"PDS\x03\x01k" + bytes(64) + b"\x00\x00", "malformed"),
         (b"x" * (600 * 1024), "oversized"),
     ],
 )
 def test_bad_up_messages_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(EnvelopeError) as info:
-        decode_up_message(raw)
+        decode_up(raw)
     assert info.value.reason == reason
 
 
@@ -164,19 +161,20 @@ def test_unknown_record_type_or_version_is_rejected_not_half_read() -> None:
     dev=st.from_regex(r"[A-Za-z0-9_.-]{1,64}", fullmatch=True),
 )
 def test_any_valid_record_survives_sign_encode_decode_verify(seq: int, amount: int, dev: str) -> None:
-    rec = sign_record(DEVICE, payload(seq, payment_body(amount), dev))
-    (back,) = decode_up_message(encode_up_message([rec]))
+    data = payload(seq, payment_body(amount), dev)
+    back = decode_up(encode_batch_message(DEVICE, [data]))
     back.verify(KeyRing([Verifier(DEVICE.public_raw())]))
-    parsed = parse_payload(back.payload)
+    parsed = parse_payload(back.payloads[0])
     assert (parsed.seq, parsed.dev, parsed.body["amount_minor"]) == (seq, dev, amount)
-    assert back.sha256 == sha256_hex(rec.payload)
+    assert back.digests[0].hex() == sha256_hex(data)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_crash_the_decoder(blob: bytes) -> None:
-    with contextlib.suppress(EnvelopeError):
-        decode_up_message(blob)
+    for data in (blob, BINARY_MAGIC + blob):
+        with contextlib.suppress(EnvelopeError):
+            decode_up(data)
 
 
 def test_ack_is_signed_and_only_the_server_key_opens_it() -> None:
@@ -212,7 +210,7 @@ def test_dataset_manifest_is_verified_and_rollback_refused() -> None:
 def test_v3_batch_round_trips_and_verifies_with_one_signature() -> None:
     payloads = [payload(seq) for seq in range(1, 6)]
     wire = encode_batch_message(DEVICE, payloads)
-    assert wire.startswith(BINARY_MAGIC) and len(wire) < len(encode_batch_message(DEVICE, payloads, wire=2))
+    assert wire.startswith(BINARY_MAGIC)
     batch = decode_up(wire)
     assert isinstance(batch, SignedBatch)
     assert batch.payloads == payloads and batch.kid == DEVICE.kid

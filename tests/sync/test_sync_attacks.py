@@ -12,8 +12,8 @@ from sync_harness import T0, SyncRig, fill_outbox, payment_body, protocol_body, 
 
 from core.sync.control import up_topic
 from core.sync.datasets import sign_dataset
-from core.sync.envelope import SignedRecord, encode_up_message, make_payload, sign_record
-from core.sync.signing import DOMAIN_RECORD, Signer
+from core.sync.envelope import batch_manifest, encode_batch_message, frame_batch, make_payload
+from core.sync.signing import DOMAIN_BATCH, Signer
 from edge.sync.datasets import active_versions
 from edge.sync.outbox import OutboxContent, OutboxRecord, enqueue
 from server.commands.device import add_device
@@ -48,10 +48,11 @@ def dead_reasons(rig: SyncRig) -> list[str]:
 
 
 def record(rig: SyncRig, signer: Signer, seq: int, body: dict[str, object], sv: int = 1, stream: str = "payment",
-           dev: str | None = None) -> SignedRecord:  # fmt: skip
+           dev: str | None = None) -> bytes:  # fmt: skip
+    """An up-message of one record, signed by ``signer``."""
     payload = make_payload(dev=dev or rig.dev.device_id, epoch="attack-epoch", seq=seq, record_id=str(uuid.uuid4()),
                            stream=stream, sv=sv, ts=T0, prev="", refs={}, body=body)  # fmt: skip
-    return sign_record(signer, payload)
+    return encode_batch_message(signer, [payload])
 
 
 def test_attacks_are_rejected_recorded_and_change_no_business_table(rig: SyncRig) -> None:
@@ -63,27 +64,32 @@ def test_attacks_are_rejected_recorded_and_change_no_business_table(rig: SyncRig
     wait_for(lambda: rig.pending() == 0, what="baseline synced")
     before = counts(rig)
     topic = up_topic(rig.dev.device_id, "payment")
-    good = record(rig, rig.signer, 1, payment_body(str(uuid.uuid4()), "N0"))
+    good_payload = make_payload(dev=rig.dev.device_id, epoch="attack-epoch", seq=1, record_id=str(uuid.uuid4()),
+                                stream="payment", sv=1, ts=T0, prev="", refs={},
+                                body=payment_body(str(uuid.uuid4()), "N0"))  # fmt: skip
+    good_sig = rig.signer.sign(DOMAIN_BATCH, batch_manifest([good_payload]))
     forger = Signer.generate()
-    forged = SignedRecord(good.payload, forger.sign(DOMAIN_RECORD, good.payload), good.kid)
-    tampered = SignedRecord(good.payload.replace(b"1966000", b"1"), good.sig, good.kid)
+    forged = frame_batch(rig.signer.kid, forger.sign(DOMAIN_BATCH, batch_manifest([good_payload])), [good_payload])
+    tampered = frame_batch(rig.signer.kid, good_sig, [good_payload.replace(b"1966000", b"1")])
     other_rec = record(rig, Signer.from_b64(other.private_key_b64), 2, payment_body(str(uuid.uuid4()), "N0"),
                        dev=other.device_id)  # fmt: skip
     future = record(rig, rig.signer, 3, {"amount": 1}, sv=9)
     with rig.device() as s:
         first = s.scalars(select(OutboxRecord).where(OutboxRecord.seq == 1)).one()
         content = s.get_one(OutboxContent, 1)
-    replay = SignedRecord(content.payload or b"", content.sig or b"", first.kid or "")
+    replay = encode_batch_message(rig.signer, [content.payload or b""])  # a record already synced, sent again
     publish_raw(rig, [
-        (topic, encode_up_message([forged])),
-        (topic, encode_up_message([tampered])),
-        (topic, encode_up_message([other_rec])),  # another device's record on this topic
-        (topic, b'{"v":1,"records":[{"p":"***"}]}'),  # malformed
+        (topic, forged),
+        (topic, tampered),
+        (topic, other_rec),  # another device's record on this topic
+        (topic, b"PDS\x03\x01"),  # malformed
         (topic, b"{" + b" " * (600 * 1024) + b"}"),  # oversized
-        (topic, encode_up_message([future])),  # unknown version
-        (up_topic(rig.dev.device_id, first.record_type), encode_up_message([replay])),
+        (topic, future),  # unknown record version
+        (topic, b'{"v":1,"records":[]}'),  # a wire version no device sends
+        (up_topic(rig.dev.device_id, first.record_type), replay),
     ])  # fmt: skip
-    expected = ["bad_signature", "bad_signature", "malformed", "oversized", "unknown_version", "wrong_device"]
+    expected = ["bad_signature", "bad_signature", "malformed", "oversized", "unknown_version", "unknown_version",
+                "wrong_device"]  # fmt: skip
     wait_for(lambda: len(dead_reasons(rig)) >= len(expected), what="dead letters recorded")
     assert dead_reasons(rig) == expected
     inbox, protocols, payments, _ = counts(rig)
@@ -144,6 +150,6 @@ def _reported(rig: SyncRig) -> int | None:
 def test_invalid_body_from_the_real_device_is_acked_rejected_and_kept(rig: SyncRig, stream: str) -> None:
     bad = record(rig, rig.signer, 5, {"amount_minor": -5}, stream=stream)
     rig.worker()
-    publish_raw(rig, [(up_topic(rig.dev.device_id, stream), encode_up_message([bad]))])
+    publish_raw(rig, [(up_topic(rig.dev.device_id, stream), bad)])
     wait_for(lambda: dead_reasons(rig) == ["invalid_body"], what="invalid body dead-lettered")
     assert counts(rig)[:3] == (0, 0, 0)

@@ -339,4 +339,8 @@ def decode_up(data: bytes) -> SignedBatch:
     if data[:3] == BINARY_MAGIC[:3]:
         version = data[3:4].hex()
         raise EnvelopeError("unknown_version", f"binary wire version {version} unknown; this server speaks 3")
-    raise EnvelopeError("unknown_version", f"not a wire v3 message (it starts {data[:8]!r}); this server speaks 3")
+    obj = parse_json(data, "message", MAX_MESSAGE_BYTES)  # bounded: "malformed" for what is not even JSON
+    if isinstance(obj, dict) and "v" in obj:
+        version = repr(obj["v"])[:40]
+        raise EnvelopeError("unknown_version", f"wire version {version} unknown; this server speaks 3")
+    raise EnvelopeError("malformed", "not an up-message: neither wire v3 nor a JSON object with a version")

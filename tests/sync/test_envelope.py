@@ -111,8 +111,9 @@ def test_signature_for_one_purpose_never_verifies_as_another() -> None:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (b"\xff\xfe", "unknown_version"),
-        (b"[]", "unknown_version"),
+        (b"\xff\xfe", "malformed"),
+        (b"[]", "malformed"),
+        (b"[" * 100_000, "malformed"),
         (b'{"v":2,"k":"x","s":"","p":[]}', "unknown_version"),  # wire v2 (JSON): no device sends it
         (b'{"v":1,"records":[]}', "unknown_version"),  # wire v1 (JSON): no device sends it
         (b"PDS\x02", "unknown_version"),

@@ -20,7 +20,7 @@ from server.db.video import VideoSegment
 from server.evidence.export import plan_for_range
 from server.review.audit import Operator
 from server.review.cases import CaseError, Channel, NewCase, open_case, place_hold
-from server.review.retention import Category, RunReport, Rules, add_years, judge, run_retention, storage_use
+from server.review.retention import Category, Rules, RunReport, add_years, judge, run_retention, storage_use
 from server.video.storage import FilesystemStore, segment_key
 
 from .conftest import DEVICE, NUMBER, Workspace

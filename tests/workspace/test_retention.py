@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import func, select
 
 from server.config import RetentionSection
@@ -233,3 +234,24 @@ def test_the_filesystem_store_deletes_a_committed_object_once(tmp_path: Path) ->
     store.append(key, 0, b"abc")
     store.commit(key)
     assert store.delete(key) is True and store.committed_size(key) is None and store.delete(key) is False
+
+
+def test_the_command_line_run_deletes_what_is_due_and_looks_ahead_only_in_a_dry_run(
+    ws: Workspace, server_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    _extra(ws, 101, LATER)  # no event: due 90 days later by the default configuration, long before today
+    config = tmp_path / "server.toml"
+    config.write_text(f'[database]\nurl = "{server_db_url}"\n[storage]\nvideo_dir = "{ws.config.storage.video_dir}"\n',
+                      encoding="utf-8")  # fmt: skip
+    assert main(["--config", str(config), "retention", "run", "--now", "2999-01-01T00:00:00Z"]) == 1
+    assert "only a --dry-run may look ahead" in capsys.readouterr().err
+    assert main(["--config", str(config), "retention", "run", "--dry-run", "--now", "2999-01-01T00:00:00+05:00"]) == 0
+    out = capsys.readouterr().out
+    assert f"would delete {DEVICE} #101" in out and f"would delete {DEVICE} #1 " in out
+    assert _rows(ws)[101].state == "stored"
+    assert main(["--config", str(config), "retention", "run"]) == 0
+    assert "deleted 1 segment(s)" in capsys.readouterr().out
+    assert _rows(ws)[101].state == "deleted" and _rows(ws)[1].state == "stored"
+    assert _deletions(ws) == [(DEVICE, 101)]

@@ -255,3 +255,16 @@ def test_the_command_line_run_deletes_what_is_due_and_looks_ahead_only_in_a_dry_
     assert "deleted 1 segment(s)" in capsys.readouterr().out
     assert _rows(ws)[101].state == "deleted" and _rows(ws)[1].state == "stored"
     assert _deletions(ws) == [(DEVICE, 101)]
+
+
+def test_a_deleted_segment_is_never_stored_again(ws: Workspace) -> None:
+    from server.routes.video import service_for
+    from server.video.uploads import UploadError
+
+    report = _run(ws, T + timedelta(days=365 * 6))
+    assert sorted(s for _, s, _ in report.deleted) == [1, 2, 3, 4, 5]
+    entry = _rows(ws)[1].entry_json.encode()
+    with pytest.raises(UploadError) as refused:
+        service_for(ws.client.app).announce(DEVICE, 1, entry)
+    assert refused.value.status == 410 and "deleted by retention" in refused.value.reason
+    assert _rows(ws)[1].state == "deleted" and ws.store.committed_size(segment_key(DEVICE, 1)) is None

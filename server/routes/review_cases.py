@@ -159,43 +159,31 @@ def case_view(case_id: str, request: Request, reviewer: Reviewing) -> Response:
 async def case_move(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[MoveForm, Depends(form_model(MoveForm))]
 ) -> Response:
-    refused = refused_form(request, reviewer, form.csrf)
-    if refused is not None:
-        return refused
-    number = _case_id(case_id)
-    if number is None:
-        return problem(request, 400, "Жалоба / Case", "case number: expected 1 to 2^31 in ASCII digits", reviewer)
-    app = request.app
-
-    def work() -> None:
-        with transaction(app.state.sessions) as session:
-            move_case(session, number, form.to_state, reviewer, now_of(app), form.outcome, form.decision_text)
-
-    try:
-        await run_in_threadpool(work)
-    except CaseError as exc:
-        return problem(request, 409, "Жалоба / Case", str(exc), reviewer)
-    return RedirectResponse(case_url(number), status_code=303)
+    return await _change_case(case_id, request, reviewer, form.csrf, "Жалоба / Case", "",
+                              lambda session, number, at: move_case(session, number, form.to_state, reviewer, at,
+                                                                    form.outcome, form.decision_text))  # fmt: skip
 
 
 @router.post("/{case_id}/hold")
 async def case_hold(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[HoldForm, Depends(form_model(HoldForm))]
 ) -> Response:
-    return await _change_hold(case_id, request, reviewer, form.csrf, lambda session, number, at: place_hold(
-        session, number, reviewer, at, form.reason))  # fmt: skip
+    return await _change_case(case_id, request, reviewer, form.csrf, "Удержание / Legal hold", "#hold",
+                              lambda session, number, at: place_hold(session, number, reviewer, at, form.reason))  # fmt: skip
 
 
 @router.post("/{case_id}/hold/release")
 async def case_hold_release(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[FormToken, Depends(form_model(FormToken))]
 ) -> Response:
-    return await _change_hold(case_id, request, reviewer, form.csrf,
+    return await _change_case(case_id, request, reviewer, form.csrf, "Удержание / Legal hold", "#hold",
                               lambda session, number, at: release_hold(session, number, reviewer, at))  # fmt: skip
 
 
-async def _change_hold(case_id: str, request: Request, reviewer: Reviewer, csrf: str,
+async def _change_case(case_id: str, request: Request, reviewer: Reviewer, csrf: str, title: str, anchor: str,
                        change: Callable[[Session, int, datetime], object]) -> Response:  # fmt: skip
+    """A change of one case from a form: the token checked, the change made in one transaction (409 with the
+    reason if the case refuses it), then back to the case page (at ``anchor``)."""
     refused = refused_form(request, reviewer, csrf)
     if refused is not None:
         return refused
@@ -211,8 +199,8 @@ async def _change_hold(case_id: str, request: Request, reviewer: Reviewer, csrf:
     try:
         await run_in_threadpool(work)
     except CaseError as exc:
-        return problem(request, 409, "Удержание / Legal hold", str(exc), reviewer)
-    return RedirectResponse(f"{case_url(number)}#hold", status_code=303)
+        return problem(request, 409, title, str(exc), reviewer)
+    return RedirectResponse(f"{case_url(number)}{anchor}", status_code=303)
 
 
 @router.post(

@@ -20,6 +20,7 @@ from server.db.supervisors import AccessAudit
 from server.db.video import VideoSegment
 from server.evidence.export import plan_for_range
 from server.review.audit import Operator
+from server.review.audit_chain import verify_chain
 from server.review.cases import CaseError, Channel, NewCase, open_case, place_hold
 from server.review.retention import Category, Rules, RunReport, add_years, judge, run_retention, storage_use
 from server.video.storage import FilesystemStore, segment_key
@@ -119,7 +120,9 @@ def test_the_run_never_deletes_early_deletes_once_and_leaves_an_audited_tombston
     assert again.deleted == [] and _deletions(ws) == [(DEVICE, 101)], "a second run changes nothing"
     with ws.sessions() as session:
         runs = list(session.scalars(select(AccessAudit.detail).where(AccessAudit.action == "retention.run")))
+        chain = verify_chain(session)
     assert len(runs) == 3 and "deleted 1 segment(s) (4096 bytes)" in runs[1]
+    assert chain.intact, chain.text()
 
 
 def test_an_object_deleted_by_a_run_cut_off_before_its_row_was_marked_is_marked_by_the_next(ws: Workspace) -> None:

@@ -107,8 +107,11 @@ def load_stop(session: Session, number: str, reviewer: Reviewer) -> StopView | N
             if len(latest) < sum(1 for s in kept if s.playable) or any(not s.playable for s in kept):
                 found.append(Verdict.INCOMPLETE)
             verdict = worst(found)
-        if len(kept) < len(w.segments) and (verdict is not None or not kept):
-            verdict = worst([verdict or Verdict.DELETED, Verdict.DELETED])  # deleted by retention: no object to check
+        if len(kept) < len(w.segments):  # some deleted by retention: nothing is left of them to check
+            if verdict is not None:
+                verdict = worst([verdict, Verdict.DELETED])
+            elif not kept:
+                verdict = Verdict.DELETED
         inside = [e for e in events if w.start <= e.at <= w.end]
         views.append(WindowView(w, playlist_url(w.device_id, w.start, w.end, number), inside,
                                 verdict, max((v.checked_at for v in latest), default=None)))  # fmt: skip

@@ -271,3 +271,16 @@ def test_a_deleted_segment_is_never_stored_again(ws: Workspace) -> None:
         service_for(ws.client.app).announce(DEVICE, 1, entry)
     assert refused.value.status == 410 and "deleted by retention" in refused.value.reason
     assert _rows(ws)[1].state == "deleted" and ws.store.committed_size(segment_key(DEVICE, 1)) is None
+
+
+def test_the_chain_link_to_a_deleted_predecessor_is_still_checked_from_its_tombstone(ws: Workspace) -> None:
+    from server.video.integrity import Verdict, verify_segments
+
+    with ws.sessions() as session, session.begin():
+        first = session.scalar(select(VideoSegment).where(VideoSegment.device_id == DEVICE, VideoSegment.seq == 1))
+        assert first is not None and ws.store.delete(first.storage_key)
+        first.state, first.deleted_at, first.deleted_reason = "deleted", T + timedelta(days=9999), "retention: test"
+    with ws.sessions() as session, session.begin():
+        checks = verify_segments(session, ws.store, DEVICE, [1, 2], T + timedelta(days=9999), "test")
+    assert [c.verdict for c in checks] == [Verdict.DELETED, Verdict.INTACT], [c.reasons for c in checks]
+    assert "deleted by retention" in checks[0].text()

@@ -82,6 +82,20 @@ class ReviewSection(Section):
         return v
 
 
+class RetentionSection(Section):
+    """How long footage is kept, by category (``server.review.retention``): footage linked to a stop with a
+    payment, to a complaint or appeal case, or to an export is kept that many years from the latest time the
+    event touched it (the longest wins); footage with no event ``no_event_days`` after it was recorded. A
+    case's legal hold keeps footage past all of these until released. ``patrol-server retention run``
+    deletes what is due."""
+
+    no_event_days: int = Field(90, ge=1, le=36_500)
+    paid_stop_years: int = Field(5, ge=1, le=100)
+    case_years: int = Field(5, ge=1, le=100)
+    export_years: int = Field(5, ge=1, le=100)
+    batch: int = Field(500, ge=1, le=100_000)  # segments judged per transaction
+
+
 class KeysSection(Section):
     signing_key_file: Path = Path("var/server/server_ed25519.key")  # base64 raw; public half in <file>.pub
 
@@ -154,6 +168,7 @@ class ServerConfig(Section):
     keys: KeysSection = KeysSection()
     fines: FinesSection = FinesSection()
     review: ReviewSection = ReviewSection()
+    retention: RetentionSection = RetentionSection()
 
 
 def load_server_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> ServerConfig:

@@ -1,5 +1,7 @@
 """Server tables of the video store: one row per uploaded (or uploading) segment with its manifest entry, its
-layout (for playlists) and latest verification; and every verification of a stored segment."""
+layout (for playlists), latest verification and retention (its category, until when it is kept, and once the
+retention run deleted its object, the row stays as a tombstone with when and why); and every verification of
+a stored segment."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ class VideoSegment(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "seq", name="uq_video_segment_device_seq"),
         Index("ix_video_segment_checked", "state", "checked_at"),
+        Index("ix_video_segment_retention", "state", "retain_until"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -31,7 +34,7 @@ class VideoSegment(Base):
     entry_json: Mapped[str] = mapped_column(Text)  # the signed manifest entry as received
     kid: Mapped[str] = mapped_column(String(128), default="")
     repaired: Mapped[bool] = mapped_column(Boolean, default=False)
-    state: Mapped[str] = mapped_column(String(16), default="uploading")  # uploading | stored
+    state: Mapped[str] = mapped_column(String(16), default="uploading")  # uploading | stored | deleted
     linked_prev: Mapped[bool] = mapped_column(Boolean, default=False)  # predecessor present and chained
     storage_key: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -40,6 +43,11 @@ class VideoSegment(Base):
     layout_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # latest verification
     check_verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)  # intact | broken | incomplete
+    # s0022: retention (server.review.retention); set by the retention run, None until its first look
+    retention_category: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    retain_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # the tombstone's time
+    deleted_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class SegmentVerification(Base):

@@ -8,7 +8,9 @@ access-audit extract, ``SHA256SUMS`` and ``VERIFY.txt`` (the commands, one per l
 
 ``plan_for_protocol`` / ``plan_for_range`` gather what goes in (small parts in memory, segments by
 reference); ``stream_package`` writes the ZIP as it goes (stored, not compressed: video does not compress),
-one segment piece at a time, so memory stays flat however long the footage.
+one segment piece at a time, so memory stays flat however long the footage. Making a plan links its footage
+as exported (``server.review.retention``), so it is kept the export category's years; footage retention
+already deleted is named in the package's notes.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from server.db.sync import Bookmark, OwnCardCheck, ReceiptEvent, RecordingGap, S
 from server.db.video import VideoSegment
 from server.evidence.receipts import receipt_documents
 from server.review.audit import trail
-from server.review.footage import stop_window
+from server.review.footage import Interval, stop_window
+from server.review.retention import link_export
 from server.video.storage import VideoStore
 
 READ_CHUNK = 1 << 20
@@ -126,6 +129,15 @@ def _stored_segments(session: Session, device_id: str, start: datetime, end: dat
     return [SegmentFile(r.device_id, r.seq, r.storage_key, r.size, r.sha256, r.entry_json) for r in rows]
 
 
+def _deleted_note(session: Session, plan: ExportPlan, device_id: str, start: datetime, end: datetime) -> None:
+    seqs = list(session.scalars(select(VideoSegment.seq).where(
+        VideoSegment.device_id == device_id, VideoSegment.state == "deleted", VideoSegment.start_utc < end,
+        VideoSegment.end_utc > start).order_by(VideoSegment.seq)))  # fmt: skip
+    if seqs:
+        plan.notes.append(f"{device_id}: {len(seqs)} segment(s) deleted by retention, not included "
+                          f"({', '.join(str(s) for s in seqs[:20])}{'…' if len(seqs) > 20 else ''})")  # fmt: skip
+
+
 def _add_device_keys(session: Session, plan: ExportPlan) -> None:
     for device_id in sorted({s.device_id for s in plan.segments}):
         device = session.get(Device, device_id)
@@ -194,8 +206,10 @@ def plan_for_protocol(
     windows = stop_window(protocol, bookmarks)
     gaps: list[RecordingGap] = []
     metas: list[SegmentMeta] = []
+    link_export(session, [(device_id, iv) for device_id, iv, _ in windows], number, made_at)
     for device_id, iv, _ in windows:
         plan.segments += _stored_segments(session, device_id, iv.start, iv.end)
+        _deleted_note(session, plan, device_id, iv.start, iv.end)
         gaps += session.scalars(select(RecordingGap).where(
             RecordingGap.device_id == device_id, RecordingGap.started_at < iv.end, RecordingGap.ended_at > iv.start))  # fmt: skip
         metas += session.scalars(select(SegmentMeta).where(
@@ -234,7 +248,9 @@ def plan_for_range(
     if session.get(Device, device_id) is None:
         raise ExportError(f"no device {device_id}")
     plan = ExportPlan(f"device {device_id} {start.isoformat()}..{end.isoformat()}", made_at, made_by, None)
+    link_export(session, [(device_id, Interval(start, end))], device_id, made_at)
     plan.segments = _stored_segments(session, device_id, start, end)
+    _deleted_note(session, plan, device_id, start, end)
     gaps = session.scalars(select(RecordingGap).where(
         RecordingGap.device_id == device_id, RecordingGap.started_at < end, RecordingGap.ended_at > start))  # fmt: skip
     plan.files["records/recording_gaps.json"] = _json([row_dict(g) for g in gaps])

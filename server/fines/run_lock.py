@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from server.db.fines import RunLease
 
 ADVISORY_KEY = 0x706B66696E6573  # "pkfines": one key for the daily run
+ADVISORY_KEYS = {"daily": ADVISORY_KEY, "retention": 0x706B726574656E}  # "pkreten": the retention run
 LEASE = timedelta(minutes=5)
 
 
@@ -44,7 +45,7 @@ def holder_name() -> str:
 def run_lock(engine: Engine, now: Callable[[], datetime], name: str = "daily") -> Iterator[RunLock]:
     """Hold the run lock for the ``with`` body; ``RunBusy`` at once when another run has it."""
     if engine.dialect.name == "postgresql":
-        with _advisory(engine) as lock:
+        with _advisory(engine, ADVISORY_KEYS.get(name, ADVISORY_KEY), name) as lock:
             yield lock
     else:
         with _lease(engine, now, name) as lock:
@@ -52,17 +53,17 @@ def run_lock(engine: Engine, now: Callable[[], datetime], name: str = "daily") -
 
 
 @contextmanager
-def _advisory(engine: Engine) -> Iterator[RunLock]:
+def _advisory(engine: Engine, key: int, name: str) -> Iterator[RunLock]:
     conn = engine.connect()
     try:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}).scalar()
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
         conn.commit()
         if not got:
-            raise RunBusy("another daily run holds the lock (PostgreSQL advisory lock)")
+            raise RunBusy(f"another {name} run holds the lock (PostgreSQL advisory lock)")
         try:
             yield RunLock(lambda: None)
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             conn.commit()
     finally:
         conn.close()
@@ -102,7 +103,7 @@ def _lease(engine: Engine, now: Callable[[], datetime], name: str) -> Iterator[R
             .values(holder=me, host=host, pid=pid, expires_at=now() + LEASE)
         ).rowcount
     if not taken:
-        raise RunBusy(f"another daily run holds the lock ({row.holder})")
+        raise RunBusy(f"another {name} run holds the lock ({row.holder})")
 
     def renew() -> None:
         with engine.begin() as conn:

@@ -2,6 +2,9 @@
 
     received ──► under review ──► decided (upheld | rejected | partly upheld) ──► closed
 
+A case may also put a legal hold on its protocol's footage (``place_hold``: the stop's windows, as its page
+shows them); the retention run deletes nothing a hold covers until ``release_hold``.
+
 ``CaseState`` and ``TRANSITIONS`` are the whole machine: any other move is refused (``CaseError``), a
 decision needs its outcome and a text, and every change is one ``review_case_event`` row and one access-audit
 row, written in the caller's transaction. While a case of a protocol is not closed, the protocol is
@@ -21,9 +24,12 @@ from sqlalchemy.orm import Session
 
 from server.db.cases import Case, CaseEvent, CaseFile
 from server.db.protocols import Protocol
+from server.db.retention import FootageHold
+from server.db.sync import Bookmark
 from server.fines.appeals import follow_case
 from server.review import audit
 from server.review.audit import Actor
+from server.review.footage import stop_window
 
 
 class CaseState(enum.StrEnum):
@@ -192,3 +198,47 @@ def add_file_record(session: Session, case: Case, stored: CaseFile, who: Actor, 
 
 def cases_of(session: Session, protocol_number: str) -> list[Case]:
     return list(session.scalars(select(Case).where(Case.protocol_number == protocol_number).order_by(Case.opened_at)))
+
+
+def holds_of(session: Session, case_id: int) -> list[FootageHold]:
+    return list(session.scalars(select(FootageHold).where(FootageHold.case_id == case_id).order_by(FootageHold.id)))
+
+
+def place_hold(session: Session, case_id: int, who: Actor, at: datetime, reason: str = "") -> list[FootageHold]:
+    """Put a legal hold on the footage of the case's protocol (one row per device window); ``CaseError`` if
+    the case is unknown or already holds its footage."""
+    case = session.get(Case, case_id, with_for_update=True)
+    if case is None:
+        raise CaseError(f"жалоба {case_id} не найдена / no case {case_id}")
+    if any(h.released_at is None for h in holds_of(session, case_id)):
+        raise CaseError(f"case {case_id} already holds its footage: release the hold first")
+    if len(reason) > MAX_TEXT:
+        raise CaseError(f"основание / reason: at most {MAX_TEXT} characters")
+    protocol = session.get(Protocol, case.protocol_number)
+    if protocol is None:
+        raise CaseError(f"протокол {case.protocol_number} не найден / no protocol {case.protocol_number}")
+    bookmarks = list(session.scalars(select(Bookmark).where(Bookmark.protocol_number == protocol.number)))
+    holds = [
+        FootageHold(case_id=case_id, device_id=device_id, start_utc=iv.start, end_utc=iv.end,
+                    reason=reason.strip(), placed_at=at, placed_by=who.login[:64])
+        for device_id, iv, _ in stop_window(protocol, bookmarks)
+    ]  # fmt: skip
+    session.add_all(holds)
+    session.flush()
+    stretches = ", ".join(f"{h.device_id} {h.start_utc.isoformat()}..{h.end_utc.isoformat()}" for h in holds)
+    _event(session, case, at, who, "hold_placed", f"{stretches} {reason.strip()}".strip())
+    return holds
+
+
+def release_hold(session: Session, case_id: int, who: Actor, at: datetime) -> int:
+    """Release the case's legal hold; returns how many stretches it covered. ``CaseError`` if none holds."""
+    case = session.get(Case, case_id, with_for_update=True)
+    if case is None:
+        raise CaseError(f"жалоба {case_id} не найдена / no case {case_id}")
+    active = [h for h in holds_of(session, case_id) if h.released_at is None]
+    if not active:
+        raise CaseError(f"case {case_id} holds no footage")
+    for hold in active:
+        hold.released_at, hold.released_by = at, who.login[:64]
+    _event(session, case, at, who, "hold_released", ", ".join(f"{h.device_id} {h.start_utc.isoformat()}..{h.end_utc.isoformat()}" for h in active))
+    return len(active)

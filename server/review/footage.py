@@ -4,7 +4,8 @@ The footage window of a stop is, per device, one continuous stretch: from its fi
 last bookmark's end, ± ``BOOKMARK_MARGIN`` (without a bookmark: ``OFFENCE_BEFORE`` the offence to
 ``OFFENCE_AFTER`` it), at most ``MAX_WINDOW`` long. Every moment of it is one of:
 
-- a segment: uploaded (playable), uploading, or recorded but not uploaded yet (known from its synced record);
+- a segment: uploaded (playable), uploading, recorded but not uploaded yet (known from its synced record), or
+  deleted by retention (its row kept as a tombstone);
 - a recording gap the device recorded, with its cause;
 - a hole no record explains, classified: "recorder not started yet" (the next segment opens a new recording
   and no gap record covers the time before it), "not synced yet" (nothing the device recorded after it has
@@ -68,7 +69,7 @@ class FootageSegment:
     seq: int
     started_at: datetime
     ended_at: datetime
-    status: str  # stored | uploading | not_uploaded
+    status: str  # stored | uploading | not_uploaded | deleted (by retention: the row is a tombstone)
     size_bytes: int
     sha256: str
     recording_id: str | None
@@ -190,7 +191,7 @@ def _segments(session: Session, device_id: str, iv: Interval) -> tuple[list[Foot
         meta, video = metas.get(seq), videos.get(seq)
         recording = meta.recording_id if meta else None
         if video is not None:
-            status = "stored" if video.state == "stored" else "uploading"
+            status = video.state if video.state in ("stored", "deleted") else "uploading"
             found.append(FootageSegment(device_id, seq, video.started_at, video.ended_at, status, video.size,
                                         video.sha256, recording, video.check_verdict, video.checked_at))  # fmt: skip
         elif meta is not None:

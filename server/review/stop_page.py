@@ -99,13 +99,19 @@ def load_stop(session: Session, number: str, reviewer: Reviewer) -> StopView | N
     verifications = _latest_verifications(session, windows)
     views = []
     for w in windows:
-        latest = [verifications[(w.device_id, s.seq)] for s in w.segments if (w.device_id, s.seq) in verifications]
+        kept = [s for s in w.segments if s.status != "deleted"]
+        latest = [verifications[(w.device_id, s.seq)] for s in kept if (w.device_id, s.seq) in verifications]
         verdict = None
         if latest:
             found = [Verdict(v.verdict) for v in latest]
-            if len(latest) < sum(1 for s in w.segments if s.playable) or any(not s.playable for s in w.segments):
+            if len(latest) < sum(1 for s in kept if s.playable) or any(not s.playable for s in kept):
                 found.append(Verdict.INCOMPLETE)
             verdict = worst(found)
+        if len(kept) < len(w.segments):  # some deleted by retention: nothing is left of them to check
+            if verdict is not None:
+                verdict = worst([verdict, Verdict.DELETED])
+            elif not kept:
+                verdict = Verdict.DELETED
         inside = [e for e in events if w.start <= e.at <= w.end]
         views.append(WindowView(w, playlist_url(w.device_id, w.start, w.end, number), inside,
                                 verdict, max((v.checked_at for v in latest), default=None)))  # fmt: skip

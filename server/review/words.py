@@ -11,6 +11,7 @@ SEGMENT_STATUS = {
     "stored": "загружен / uploaded",
     "uploading": "загружается / upload in progress",
     "not_uploaded": "записан, ещё не загружен / recorded, not uploaded yet",
+    "deleted": "удалён по сроку хранения / deleted by retention",
 }
 
 GAP_CAUSES = {

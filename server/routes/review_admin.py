@@ -1,6 +1,7 @@
 """The workspace's pages for the fleet, the access audit and the accounts:
 
-- ``GET /review/fleet``: one row per device, what needs attention first (``server.review.fleet``);
+- ``GET /review/fleet``: one row per device, what needs attention first (``server.review.fleet``), and the
+  storage used per retention category (``server.review.retention``);
 - ``GET /review/audit``: the latest access-audit rows; ``POST /review/audit/verify`` walks the whole hash
   chain (``server.review.audit_chain``) and shows its verdict (auditors);
 - ``GET /review/accounts``: every account with its role (admins).
@@ -24,6 +25,7 @@ from server.review.audit_chain import ChainReport, verify_chain
 from server.review.auth import client_of, now_of
 from server.review.fleet import fleet_rows
 from server.review.query import bounded_query, form_model
+from server.review.retention import storage_use
 from server.review.roles import ROLE_LABELS, Role
 from server.review.views import page, refused_form
 from server.routes.review import FormToken
@@ -44,7 +46,9 @@ def fleet(request: Request, reviewer: WatchingFleet) -> Response:
     now = now_of(app)
     with request.app.state.sessions() as session:
         rows = fleet_rows(session, now)
-    return page(request, "review/fleet.html", "Устройства / Fleet", reviewer, {"rows": rows, "now": now})
+        storage = storage_use(session)
+    return page(request, "review/fleet.html", "Устройства / Fleet", reviewer,
+                {"rows": rows, "now": now, "storage": storage})  # fmt: skip
 
 
 @router.get("/audit", dependencies=[Depends(bounded_query)])

@@ -1,5 +1,6 @@
 """Complaint and appeal cases in the workspace (``server.review.cases``): the list, one case with its history
-and files, and the forms that open a case, move it and attach the driver's files. Reading needs the review
+and files, and the forms that open a case, move it, attach the driver's files, and put or release a legal hold
+on its footage (``POST /review/cases/{id}/hold``, ``POST /review/cases/{id}/hold/release``). Reading needs the review
 permission, every change the cases permission (supervisors); each change is audited.
 
 File uploads (``multipart/form-data``): the declared size is checked before anything is read (413 over the
@@ -9,6 +10,8 @@ video store as it arrives, hashed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import case as sql_case
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from core.ascii_digits import parse_digits
@@ -23,7 +27,7 @@ from server.db.base import transaction
 from server.db.cases import Case, CaseEvent, CaseFile
 from server.review import audit
 from server.review.access import HandlingCases, Reviewing
-from server.review.auth import client_of, now_of
+from server.review.auth import Reviewer, client_of, now_of
 from server.review.case_files import CaseFileRefused, checked, limit_of, safe_name
 from server.review.cases import (
     OPEN_STATES,
@@ -34,13 +38,17 @@ from server.review.cases import (
     NewCase,
     Outcome,
     add_file_record,
+    holds_of,
     move_case,
     open_case,
+    place_hold,
+    release_hold,
 )
 from server.review.query import bounded_query, form_model
 from server.review.roles import Permission, allowed
 from server.review.urls import case_url
 from server.review.views import page, problem, refused_form
+from server.routes.review import FormToken
 from server.routes.video import service_for
 from server.video.storage import BlobTooLarge
 
@@ -72,6 +80,13 @@ class MoveForm(BaseModel):
     to_state: CaseState
     outcome: Outcome | None = None
     decision_text: str = Field("", max_length=10_000)
+
+
+class HoldForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    csrf: str = Field("", max_length=200)
+    reason: str = Field("", max_length=10_000)
 
 
 def _case_id(raw: str) -> int | None:
@@ -124,12 +139,15 @@ def case_view(case_id: str, request: Request, reviewer: Reviewing) -> Response:
             return problem(request, 404, "Жалоба / Case", f"жалоба {number} не найдена / no case {number}", reviewer)
         events = list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == number).order_by(CaseEvent.id)))
         files = list(session.scalars(select(CaseFile).where(CaseFile.case_id == number).order_by(CaseFile.id)))
+        holds = holds_of(session, number)
         audit.record(session, reviewer, "case.view", now_of(app), protocol_number=case.protocol_number,
                      client=client_of(request), detail=f"case {number}")  # fmt: skip
     context: dict[str, Any] = {
         "case": case,
         "events": events,
         "files": files,
+        "holds": holds,
+        "holding": any(h.released_at is None for h in holds),
         "next_states": sorted(s.value for s in TRANSITIONS[CaseState(case.state)]),
         "can_change": allowed(reviewer.role, Permission.CASES),
         "max_video_mb": app.state.config.review.case_file_max_bytes // (1024 * 1024),
@@ -141,7 +159,32 @@ def case_view(case_id: str, request: Request, reviewer: Reviewing) -> Response:
 async def case_move(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[MoveForm, Depends(form_model(MoveForm))]
 ) -> Response:
-    refused = refused_form(request, reviewer, form.csrf)
+    return await _change_case(case_id, request, reviewer, form.csrf, "Жалоба / Case", "",
+                              lambda session, number, at: move_case(session, number, form.to_state, reviewer, at,
+                                                                    form.outcome, form.decision_text))  # fmt: skip
+
+
+@router.post("/{case_id}/hold")
+async def case_hold(
+    case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[HoldForm, Depends(form_model(HoldForm))]
+) -> Response:
+    return await _change_case(case_id, request, reviewer, form.csrf, "Удержание / Legal hold", "#hold",
+                              lambda session, number, at: place_hold(session, number, reviewer, at, form.reason))  # fmt: skip
+
+
+@router.post("/{case_id}/hold/release")
+async def case_hold_release(
+    case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[FormToken, Depends(form_model(FormToken))]
+) -> Response:
+    return await _change_case(case_id, request, reviewer, form.csrf, "Удержание / Legal hold", "#hold",
+                              lambda session, number, at: release_hold(session, number, reviewer, at))  # fmt: skip
+
+
+async def _change_case(case_id: str, request: Request, reviewer: Reviewer, csrf: str, title: str, anchor: str,
+                       change: Callable[[Session, int, datetime], object]) -> Response:  # fmt: skip
+    """A change of one case from a form: the token checked, the change made in one transaction (409 with the
+    reason if the case refuses it), then back to the case page (at ``anchor``)."""
+    refused = refused_form(request, reviewer, csrf)
     if refused is not None:
         return refused
     number = _case_id(case_id)
@@ -151,13 +194,13 @@ async def case_move(
 
     def work() -> None:
         with transaction(app.state.sessions) as session:
-            move_case(session, number, form.to_state, reviewer, now_of(app), form.outcome, form.decision_text)
+            change(session, number, now_of(app))
 
     try:
         await run_in_threadpool(work)
     except CaseError as exc:
-        return problem(request, 409, "Жалоба / Case", str(exc), reviewer)
-    return RedirectResponse(case_url(number), status_code=303)
+        return problem(request, 409, title, str(exc), reviewer)
+    return RedirectResponse(f"{case_url(number)}{anchor}", status_code=303)
 
 
 @router.post(

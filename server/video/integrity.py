@@ -8,7 +8,9 @@ Verdicts (per segment, and for a set of segments the worst of them):
 - ``broken``: any of those checks fails (a changed byte, a missing object, a forged or altered entry, a
   broken link), or the synced segment record names another hash;
 - ``incomplete``: nothing is wrong but something cannot be checked yet: the segment is not uploaded (or
-  still uploading), its predecessor is not stored, so the link is unproven, or the device has no key.
+  still uploading), its predecessor is not stored, so the link is unproven, or the device has no key;
+- ``deleted``: the retention run deleted the object when its retention ended (the row stays as a tombstone,
+  with its signed entry: a successor's chain link to it is still checked).
 
 Every reason is a sentence; a verification reads each object once, in pieces, and also makes its layout
 (``server.video.fmp4``) when it has none.
@@ -50,12 +52,14 @@ class Verdict(enum.StrEnum):
     INTACT = "intact"
     BROKEN = "broken"
     INCOMPLETE = "incomplete"
+    DELETED = "deleted"
 
 
 VERDICT_WORDS = {
     Verdict.INTACT: "цела / intact",
     Verdict.BROKEN: "нарушена / broken",
     Verdict.INCOMPLETE: "неполная / incomplete",
+    Verdict.DELETED: "удалено по сроку хранения / deleted by retention",
 }
 
 
@@ -65,6 +69,8 @@ def worst(verdicts: Iterable[Verdict]) -> Verdict:
         return Verdict.BROKEN
     if Verdict.INCOMPLETE in found or not found:
         return Verdict.INCOMPLETE
+    if Verdict.DELETED in found:
+        return Verdict.DELETED
     return Verdict.INTACT
 
 
@@ -199,6 +205,12 @@ def not_stored(device_id: str, seq: int, uploading: bool) -> SegmentCheck:
     return SegmentCheck(device_id, seq, Verdict.INCOMPLETE, [reason])
 
 
+def deleted_by_retention(row: VideoSegment) -> SegmentCheck:
+    when = row.deleted_at.isoformat() if row.deleted_at else "?"
+    return SegmentCheck(row.device_id, row.seq, Verdict.DELETED, [
+        f"удалён по сроку хранения {when} / deleted by retention at {when}: {row.deleted_reason or ''}".strip()])  # fmt: skip
+
+
 def device_key(session: Session, device_id: str) -> Ed25519PublicKey | None:
     b64 = session.scalar(select(Device.public_key_b64).where(Device.device_id == device_id))
     if b64 is None:
@@ -244,11 +256,14 @@ def verify_segments(
     results = []
     for seq in wanted:
         row = rows.get(seq)
+        if row is not None and row.state == "deleted":
+            results.append(deleted_by_retention(row))
+            continue
         if row is None or row.state != "stored":
             results.append(not_stored(device_id, seq, row is not None))
             continue
         previous = rows.get(seq - 1)
-        if previous is not None and previous.state != "stored":
+        if previous is not None and previous.state not in ("stored", "deleted"):
             previous = None
         digest = digest_object(store, row.storage_key, row.size, want_layout=row.layout_json is None)
         check = check_segment(row, previous, key, digest, metas.get(seq))

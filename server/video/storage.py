@@ -100,6 +100,7 @@ class VideoStore(Protocol):
     def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def open_committed(self, key: str) -> BinaryIO: ...
     def free_bytes(self) -> int: ...
+    def delete(self, key: str) -> bool: ...
     def sweep_staging(self, older_than: float) -> list[str]: ...
     def partial_keys(self, older_than: float) -> list[str]: ...
     def put_blob(self, area_key: Callable[[str], str], chunks: Iterable[bytes], limit: int) -> BlobStored: ...
@@ -234,6 +235,17 @@ class FilesystemStore:
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
+
+    def delete(self, key: str) -> bool:
+        """Remove the committed object of ``key`` (the retention run); True if there was one, False if it was
+        already gone, so a repeated delete is harmless. The removal is durable once its folder is synced."""
+        path = self._path("segments", key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        self._sync_dir(path.parent)
+        return True
 
     def _partial_files(self, older_than: float) -> Iterator[Path]:
         """Files under ``partial/<device>/`` last modified before ``older_than`` (a ``time.time()`` value)."""

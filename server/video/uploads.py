@@ -277,6 +277,8 @@ class SegmentUploads:
         row = near.get(seq)
         if row is not None:
             self._same_entry(row, entry)
+            if row.state == "deleted":  # a tombstone of the retention run: never stored again
+                raise UploadError(410, f"segment {seq} was deleted by retention on {row.deleted_at}", retry=False)
             if commit is not None and row.state != "stored":
                 commit()
                 row.state, row.stored_at = "stored", self.now()

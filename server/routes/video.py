@@ -170,7 +170,7 @@ async def _sweep_periodically(app: Any) -> None:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Any) -> AsyncIterator[None]:
     """Sweep orphaned staging files at server start, before serving, and then every
-    ``SWEEP_INTERVAL_SECONDS``."""
+    ``SWEEP_INTERVAL_SECONDS``; at the end let go of the segment locks' database connections."""
     await _sweep_now(app)
     sweeper = asyncio.create_task(_sweep_periodically(app))
     try:
@@ -179,6 +179,9 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        service = getattr(app.state, "video_uploads", None)
+        if service is not None:
+            service.locks.close()
 
 
 router = APIRouter(prefix="/api/video", tags=["video"], lifespan=_lifespan)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections import Counter
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -18,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import server.routes
 from server.config import ServerConfig
 from server.db.base import make_engine, make_sessionmaker
+from server.metrics import ServerMetrics
 from server.security_headers import SecurityHeaders
 from server.templates import STATIC_DIR
 
@@ -37,11 +37,12 @@ def create_app(config: ServerConfig, sessions: sessionmaker[Session] | None = No
     from server.review import access, query
     from server.review.views import problem
     from server.routes.review import search_error_page
+    from server.routes.video import store_free_bytes
 
     app = FastAPI(title="patrolkit server", version="0.1.0")
     app.state.config = config
     app.state.sessions = sessions or make_sessionmaker(make_engine(config.database.url))
-    app.state.metrics = Counter()
+    app.state.metrics = ServerMetrics(app.state.sessions, lambda: store_free_bytes(app))
     for router in routers():
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -7,13 +7,12 @@ plays it through the other. On PostgreSQL the hosts serialise a segment with an 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,7 @@ from process_tree import wait_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.manifest import GENESIS_HASH, ManifestEntry, entry_hash, entry_to_json, format_utc, sign_entry
+from core.manifest import ManifestEntry, entry_to_json
 from core.signing import new_private_key, public_b64
 from edge.identity import DeviceIdentity
 from edge.upload.client import UploadClient, UploadRejected
@@ -30,10 +29,10 @@ from server.db.devices import Device
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
 from simulators.demo import free_port
+from tests.signed_segments import T0, signed_segments
 
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.timeout(240), pytest.mark.backend]
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SEGMENT_BYTES = 1024 * 1024 + 123
 CHUNK = 96 * 1024
 
@@ -129,32 +128,6 @@ def _device(sessions: sessionmaker[Session]) -> DeviceIdentity:
     return identity
 
 
-def _segments(identity: DeviceIdentity, count: int) -> list[tuple[ManifestEntry, bytes]]:
-    """``count`` chained segments of random bytes with their signed manifest entries."""
-    made: list[tuple[ManifestEntry, bytes]] = []
-    prev = GENESIS_HASH
-    for seq in range(1, count + 1):
-        data = os.urandom(SEGMENT_BYTES)
-        start = T0 + timedelta(seconds=3 * (seq - 1))
-        entry = sign_entry(
-            ManifestEntry(
-                device_id=identity.device_id,
-                seq=seq,
-                start_utc=format_utc(start),
-                end_utc=format_utc(start + timedelta(seconds=3)),
-                frames=45,
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                prev_hash=prev,
-                kid=identity.kid,
-            ),
-            identity.private_key,
-        )
-        prev = entry_hash(entry)
-        made.append((entry, data))
-    return made
-
-
 def _send(client: UploadClient, entry: ManifestEntry, data: bytes, whole: bool, refusals: list[int]) -> str:
     """Upload one segment as a device does: announce and send the whole segment in one request, or announce
     and then send chunks from wherever the server says it stands. Returns the final state."""
@@ -212,7 +185,7 @@ def test_the_same_segment_uploaded_through_two_hosts_at_once_is_stored_once_and_
     hosts: list[str], server_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
     identity = _device(server_sessions)
-    segments = _segments(identity, 6)
+    segments = signed_segments(identity, 6, SEGMENT_BYTES)
     clients = [UploadClient(url, identity) for url in hosts]
     refusals: list[int] = []
     for entry, data in segments:

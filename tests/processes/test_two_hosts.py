@@ -7,17 +7,14 @@ plays it through the other. On PostgreSQL the hosts serialise a segment with an 
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from process_tree import wait_for
+from http_hosts import http_hosts
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,89 +25,18 @@ from edge.upload.client import UploadClient, UploadRejected
 from server.db.devices import Device
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
-from simulators.demo import free_port
 from tests.signed_segments import T0, signed_segments
 
-BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.timeout(240), pytest.mark.backend]
 SEGMENT_BYTES = 1024 * 1024 + 123
 CHUNK = 96 * 1024
 
 
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
-def _config(directory: Path, db_url: str, port: int, video_dir: Path) -> Path:
-    directory.mkdir(parents=True)
-    config = directory / "server.toml"
-    config.write_text(
-        f"""data_dir = "{directory / "data"}"
-
-[database]
-url = "{db_url}"
-
-[http]
-port = {port}
-
-[mqtt]
-embedded = false
-workers = 0
-
-[storage]
-video_dir = "{video_dir}"
-
-[review]
-verify_interval_s = 0
-
-[fines]
-enabled = false
-
-[keys]
-signing_key_file = "{directory / "data" / "server.key"}"
-""",
-        encoding="utf-8",
-    )
-    return config
-
-
 @pytest.fixture
 def hosts(tmp_path: Path, server_db_url: str, server_sessions: sessionmaker[Session]) -> Iterator[list[str]]:
     """Two server processes on one (already migrated) database and one video folder; their base URLs."""
-    video_dir = tmp_path / "shared-video"
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
-    try:
-        for name in ("host-a", "host-b"):
-            port = free_port()
-            config = _config(tmp_path / name, server_db_url, port, video_dir)
-            with (tmp_path / f"{name}.log").open("ab") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [str(BIN / "patrol-server"), "--config", str(config), "run"],
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url in urls:
-            port = int(url.rsplit(":", 1)[1])
-            wait_for(lambda p=port: _healthy(p), f"the server on port {port} to answer", limit=90)  # type: ignore[misc]
+    with http_hosts(tmp_path, server_db_url, tmp_path / "shared-video", ["host-a", "host-b"]) as urls:
         yield urls
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _device(sessions: sessionmaker[Session]) -> DeviceIdentity:

@@ -1,5 +1,6 @@
 """Segments as a device would upload them, without recording video: random bytes with a chained manifest
-entry signed by the device's key (the server checks the entry and the bytes' hash, not what they show)."""
+entry signed by the device's key (the server checks the entry and the bytes' hash, not what they show); and
+the device registered on the server with a fresh key."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from core.manifest import GENESIS_HASH, ManifestEntry, entry_hash, format_utc, sign_entry
+from core.signing import new_private_key, public_b64
 from edge.identity import DeviceIdentity
+from server.db.devices import Device
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -37,3 +42,19 @@ def signed_segments(identity: DeviceIdentity, count: int, size: int) -> list[tup
         prev = entry_hash(entry)
         made.append((entry, data))
     return made
+
+
+def registered_device(sessions: sessionmaker[Session], device_id: str) -> DeviceIdentity:
+    """A device with a fresh key, registered (active) in the server database of ``sessions``."""
+    identity = DeviceIdentity(device_id, new_private_key())
+    with sessions() as session, session.begin():
+        session.add(
+            Device(
+                device_id=identity.device_id,
+                kid=identity.kid,
+                public_key_b64=public_b64(identity.private_key),
+                mqtt_username=identity.device_id.lower(),
+                created_at=T0,
+            )
+        )
+    return identity

@@ -19,16 +19,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.manifest import entry_to_json
-from core.signing import new_private_key, public_b64
-from edge.identity import DeviceIdentity
 from edge.upload.client import UploadClient
 from server.db.base import make_engine
-from server.db.devices import Device
 from server.db.migrate import head_revisions
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
 from tests.databases import fresh_server_db
-from tests.signed_segments import T0, signed_segments
+from tests.signed_segments import T0, registered_device, signed_segments
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.backend]
 PASSWORD = "correct horse battery"
@@ -64,17 +61,8 @@ def _copy(source: str, target: str, directory: Path) -> None:
 def test_a_dumped_database_restores_into_a_new_one_that_the_server_runs_on(
     tmp_path: Path, server_db_url: str, server_sessions: sessionmaker[Session]
 ) -> None:
-    identity = DeviceIdentity("DEV-BKP", new_private_key())
+    identity = registered_device(server_sessions, "DEV-BKP")
     with server_sessions() as session, session.begin():
-        session.add(
-            Device(
-                device_id=identity.device_id,
-                kid=identity.kid,
-                public_key_b64=public_b64(identity.private_key),
-                mqtt_username=identity.device_id.lower(),
-                created_at=T0,
-            )
-        )
         add_supervisor(session, "rita", "Rita Review", PASSWORD, T0)
     video = tmp_path / "video"
     [(entry, data)] = signed_segments(identity, 1, 300_000)

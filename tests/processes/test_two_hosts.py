@@ -19,13 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.manifest import ManifestEntry, entry_to_json
-from core.signing import new_private_key, public_b64
-from edge.identity import DeviceIdentity
 from edge.upload.client import UploadClient, UploadRejected
-from server.db.devices import Device
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
-from tests.signed_segments import T0, signed_segments
+from tests.signed_segments import registered_device, signed_segments
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.backend]
 SEGMENT_BYTES = 1024 * 1024 + 123
@@ -37,21 +34,6 @@ def hosts(tmp_path: Path, server_db_url: str, server_sessions: sessionmaker[Sess
     """Two server processes on one (already migrated) database and one video folder; their base URLs."""
     with http_hosts(tmp_path, server_db_url, tmp_path / "shared-video", ["host-a", "host-b"]) as urls:
         yield urls
-
-
-def _device(sessions: sessionmaker[Session]) -> DeviceIdentity:
-    identity = DeviceIdentity("DEV-2H", new_private_key())
-    with sessions() as session, session.begin():
-        session.add(
-            Device(
-                device_id=identity.device_id,
-                kid=identity.kid,
-                public_key_b64=public_b64(identity.private_key),
-                mqtt_username=identity.device_id.lower(),
-                created_at=T0,
-            )
-        )
-    return identity
 
 
 def _send(client: UploadClient, entry: ManifestEntry, data: bytes, whole: bool, refusals: list[int]) -> str:
@@ -110,7 +92,7 @@ def _race(
 def test_the_same_segment_uploaded_through_two_hosts_at_once_is_stored_once_and_plays_on_both(
     hosts: list[str], server_sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    identity = _device(server_sessions)
+    identity = registered_device(server_sessions, "DEV-2H")
     segments = signed_segments(identity, 6, SEGMENT_BYTES)
     clients = [UploadClient(url, identity) for url in hosts]
     refusals: list[int] = []

@@ -1,5 +1,5 @@
-"""The device's local HTTP interface: health and status for fleet monitoring, and the officer app
-(``edge.officer_app``) unless ``[officer] enabled = false``."""
+"""The device's local HTTP interface: health, status and Prometheus metrics (``edge.metrics``) for fleet
+monitoring, and the officer app (``edge.officer_app``) unless ``[officer] enabled = false``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock, SystemClock
 from edge.config import EdgeConfig
 from edge.identity import DeviceIdentity
+from edge.metrics import device_registry
 from edge.recorder.recorder import read_status
 from edge.sync.outbox import OutboxRecord
 from edge.sync.sender import SyncSender
@@ -27,11 +29,13 @@ def create_device_app(
     sender: SyncSender | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """``/healthz`` (503 when the database or the sync sender fails) and ``/status``; ``sender`` is the
-    running sync sender, if sync is on; the officer app on the same port, on ``clock``."""
+    """``/healthz`` (503 when the database or the sync sender fails), ``/status`` and ``/metrics``; ``sender``
+    is the running sync sender, if sync is on; the officer app on the same port, on ``clock``."""
     app = FastAPI(title="patrolkit device", version="0.1.0", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.config = config
     app.state.sessions = sessions
+    clock = clock or SystemClock()
+    app.state.metrics = device_registry(sessions, config.recording_dir, config.power.sysfs, sender, clock.now)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -65,8 +69,12 @@ def create_device_app(
             "sync": sender.health() if sender is not None else None,
         }
 
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+
     if config.officer.enabled:
         from edge.officer_app.web import mount_officer_app
 
-        mount_officer_app(app, config, identity, sessions, clock or SystemClock())
+        mount_officer_app(app, config, identity, sessions, clock)
     return app

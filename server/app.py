@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections import Counter
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -19,6 +18,7 @@ import server.routes
 from core.clock import Clock, SystemClock
 from server.config import ServerConfig
 from server.db.base import make_engine, make_sessionmaker
+from server.metrics import ServerMetrics
 from server.security_headers import SecurityHeaders
 from server.templates import STATIC_DIR
 
@@ -41,11 +41,12 @@ def create_app(
     from server.review import access, query
     from server.review.views import problem
     from server.routes.review import search_error_page
+    from server.routes.video import store_free_bytes
 
     app = FastAPI(title="patrolkit server", version="0.1.0")
     app.state.config = config
     app.state.sessions = sessions or make_sessionmaker(make_engine(config.database.url))
-    app.state.metrics = Counter()
+    app.state.metrics = ServerMetrics(app.state.sessions, lambda: store_free_bytes(app))
     app.state.clock = clock or SystemClock()
     for router in routers():
         app.include_router(router)

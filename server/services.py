@@ -36,7 +36,9 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             tls_key=config.mqtt.tls_key,
             stall_s=config.mqtt.stall_s,
         )
-        workers = start_ingest_workers(settings, app.state.sessions, signer, count=config.mqtt.workers)
+        workers = start_ingest_workers(
+            settings, app.state.sessions, signer, count=config.mqtt.workers, metrics=app.state.metrics.ingest
+        )
         app.state.ingest = IngestSupervisor(workers).start()
         services.append(app.state.ingest)
     if config.review.verify_interval_s > 0:

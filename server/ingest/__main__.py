@@ -1,4 +1,5 @@
-"""``python -m server.ingest``: run ingest workers alone against a database and broker (tests, scaling out)."""
+"""``python -m server.ingest``: run ingest workers alone against a database and broker (tests, scaling out);
+with ``--metrics-port`` their metrics (``server.ingest.metrics``) are served for Prometheus on that port."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import signal
 import threading
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, start_http_server
+
 from core.sync.signing import Signer
 from server.db.base import make_engine, make_sessionmaker
+from server.ingest.metrics import IngestMetrics
 from server.ingest.supervisor import IngestSupervisor
 from server.ingest.worker import IngestSettings, start_ingest_workers
 
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-ca", default=None, help="with mqtts://: CA certificate of the broker")
     parser.add_argument("--tls-cert", default=None, help="with mqtts://: the ingest-svc client certificate")
     parser.add_argument("--tls-key", default=None, help="with mqtts://: its private key")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
     args = parser.parse_args(argv)
     engine = make_engine(args.db)
     settings = IngestSettings(
@@ -43,8 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
+    metrics = None
+    if args.metrics_port is not None:
+        registry = CollectorRegistry(auto_describe=True)
+        metrics = IngestMetrics(registry)
+        start_http_server(args.metrics_port, args.metrics_host, registry)
     workers = start_ingest_workers(
-        settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers
+        settings,
+        make_sessionmaker(engine),
+        Signer.from_b64(Path(args.key_file).read_text()),
+        args.workers,
+        metrics=metrics,
     )
     supervisor = IngestSupervisor(workers).start()
     done = threading.Event()

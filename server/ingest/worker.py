@@ -44,6 +44,7 @@ from core.sync.envelope import sha256_hex
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, Signer
 from server.ingest.datasets import ref_messages
 from server.ingest.gaps import due_resends
+from server.ingest.metrics import IngestMetrics
 from server.ingest.pipeline import BatchOutcome, Incoming, dead_letter, ingest_batch
 from server.ingest.registry import DeviceRegistry
 
@@ -94,8 +95,10 @@ class IngestWorker:
         sessions: sessionmaker[Session],
         signer: Signer,
         clock: Clock | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self._metrics = metrics
         self._sessions = sessions
         self._signer = signer
         self._clock = clock or SystemClock()
@@ -132,6 +135,8 @@ class IngestWorker:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         self._client = client
+        if metrics is not None:
+            metrics.watch(self.pending)
 
     def _filters(self) -> list[str]:
         group = self.settings.shared_group
@@ -286,6 +291,11 @@ class IngestWorker:
             self._client.ack(m.mid, m.qos)
         self._publish_outcome(outcome)
         self.processed += handled
+        if self._metrics is not None:
+            self._metrics.batch_done(
+                (t for t, _m in batch[:handled]), self._clock.monotonic(), outcome.accepted,
+                outcome.duplicates, outcome.conflicts, outcome.dead_letters,
+            )  # fmt: skip
 
     def _handle(self, incoming: list[Incoming]) -> tuple[BatchOutcome, int]:
         """Commit ``incoming`` in one transaction, else one message per transaction; return the outcome and
@@ -356,6 +366,8 @@ class IngestWorker:
                        "size": len(message.payload), "sha256": sha256_hex(message.payload)},
             )  # fmt: skip
         self.dead_lettered += 1
+        if self._metrics is not None:
+            self._metrics.dead_lettered()
         return True
 
     def _publish_outcome(self, outcome: BatchOutcome) -> None:
@@ -402,12 +414,15 @@ def _nodelay(_client: mqtt.Client, _ud: Any, sock: Any) -> None:
 
 def start_ingest_workers(
     settings: IngestSettings, sessions: sessionmaker[Session], signer: Signer, count: int = 1,
-    clock: Clock | None = None,
+    clock: Clock | None = None, metrics: IngestMetrics | None = None,
 ) -> list[IngestWorker]:  # fmt: skip
-    """Start ``count`` workers (client ids ``<client_id>-<n>``); the caller stops each."""
+    """Start ``count`` workers (client ids ``<client_id>-<n>``), counting into ``metrics``; the caller stops
+    each."""
     workers = []
     for n in range(count):
-        w = IngestWorker(replace(settings, client_id=f"{settings.client_id}-{n}"), sessions, signer, clock)
+        w = IngestWorker(
+            replace(settings, client_id=f"{settings.client_id}-{n}"), sessions, signer, clock, metrics
+        )
         w.start()
         workers.append(w)
     return workers

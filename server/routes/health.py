@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
@@ -32,10 +33,7 @@ def healthz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics(request: Request) -> str:
-    """Prometheus text format: every counter the server's parts registered in ``app.state.metrics``."""
-    lines = []
-    for name, value in sorted(request.app.state.metrics.items()):
-        lines.append(f"patrolkit_{name} {value}")
-    return "\n".join(lines) + "\n"
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus text format: the app's registry (``server.metrics``)."""
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -273,9 +273,7 @@ def verify_receipt(
     """Public verification page of a receipt's QR code, for the driver in Kazakh, Russian or English
     (``?lang=``; else the browser's language); ``?format=json`` for machines."""
     status, body = check_code(request, code)
-    metrics = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics[f"receipt_verify_{body['verdict']}_total"] += 1
+    request.app.state.metrics.receipt_verifications.labels(body["verdict"]).inc()
     if format == "json":
         return JSONResponse(body, status_code=status)
     return HTMLResponse(_page(body, _language(request, lang)), status_code=status)

@@ -160,6 +160,19 @@ def _sweep(app: Any) -> None:
     service_for(app).sweep_orphans(STAGING_GRACE_SECONDS)
 
 
+def store_free_bytes(app: Any) -> int | None:
+    """Free bytes of the app's video store; None while its folder does not exist yet or cannot be read."""
+    if (
+        getattr(app.state, "video_store", None) is None
+        and not Path(app.state.config.storage.video_dir).is_dir()
+    ):
+        return None
+    try:
+        return service_for(app).store.free_bytes()
+    except OSError:
+        return None
+
+
 async def _sweep_now(app: Any) -> None:
     try:
         await asyncio.to_thread(_sweep, app)
@@ -176,7 +189,7 @@ async def _sweep_periodically(app: Any) -> None:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Any) -> AsyncIterator[None]:
     """Sweep orphaned staging files at server start, before serving, and then every
-    ``SWEEP_INTERVAL_SECONDS``."""
+    ``SWEEP_INTERVAL_SECONDS``; at the end let go of the segment locks' database connections."""
     await _sweep_now(app)
     sweeper = asyncio.create_task(_sweep_periodically(app))
     try:
@@ -185,6 +198,9 @@ async def _lifespan(app: Any) -> AsyncIterator[None]:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
+        service = getattr(app.state, "video_uploads", None)
+        if service is not None:
+            service.locks.close()
 
 
 router = APIRouter(prefix="/api/video", tags=["video"], lifespan=_lifespan)
@@ -376,6 +392,10 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
                 staged.discard()
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    metrics = request.app.state.metrics
+    metrics.upload_bytes.inc(received)
+    if state.state == "stored":
+        metrics.segments_stored.inc()
     status = 201 if state.state == "stored" else 200
     return JSONResponse(state.to_dict(), status_code=status, headers={"Upload-Offset": str(state.offset)})
 

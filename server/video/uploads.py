@@ -26,9 +26,9 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -48,6 +48,7 @@ from core.structured_log import log_event
 from core.upload_auth import AppendClaim
 from server.db.base import transaction
 from server.db.video import VideoSegment
+from server.video.segment_lock import SegmentLocks
 from server.video.storage import OffsetMismatch, StagedObject, VideoStore, segment_key
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,6 @@ class PreparedAppend:
     entry: ManifestEntry | None = None  # announce deferred: the row is written when the data is stored
 
 
-@dataclass
-class _SegmentLock:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    users: int = 0  # holding or waiting
-
-
 class SegmentUploads:
     def __init__(
         self,
@@ -121,6 +116,7 @@ class SegmentUploads:
         max_segment_bytes: int = 512 * 1024 * 1024,
         max_concurrent: int = 8,
         min_free_bytes: int = 256 * 1024 * 1024,
+        locks: SegmentLocks | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -129,8 +125,8 @@ class SegmentUploads:
         self.max_segment_bytes = max_segment_bytes
         self.min_free_bytes = min_free_bytes
         self._slots = threading.BoundedSemaphore(max_concurrent)
-        self._locks: dict[tuple[str, int], _SegmentLock] = {}
-        self._locks_guard = threading.Lock()
+        # one request at a time per segment, across every server host sharing the database
+        self.locks = locks or SegmentLocks(sessions.kw["bind"])
         # running hashes of partials, least recently used first; each segment's entry is read and replaced
         # only under that segment's lock, the guard covers the dict itself for an instant (never disk I/O)
         self._running: OrderedDict[str, RunningHash] = OrderedDict()
@@ -169,24 +165,10 @@ class SegmentUploads:
             log_event(log, "video.staging_swept", removed=len(removed), grace_seconds=grace_seconds)
         return removed
 
-    @contextlib.contextmanager
-    def _lock(self, device_id: str, seq: int) -> Iterator[None]:
-        """Hold the segment's lock: one request at a time per segment. The lock exists only while someone
-        holds or waits for it (a server up for months sees millions of segments: no lock is kept for each)."""
-        key = (device_id, seq)
-        with self._locks_guard:
-            entry = self._locks.get(key)
-            if entry is None:
-                entry = self._locks[key] = _SegmentLock()
-            entry.users += 1
-        try:
-            with entry.lock:
-                yield
-        finally:
-            with self._locks_guard:
-                entry.users -= 1
-                if entry.users == 0:
-                    del self._locks[key]
+    def _lock(self, device_id: str, seq: int) -> contextlib.AbstractContextManager[None]:
+        """Hold the segment's lock: one request at a time per segment, in this process and on every other
+        host that shares the database (``server.video.segment_lock``)."""
+        return self.locks.hold(device_id, seq)
 
     @staticmethod
     def _row(session: Session, device_id: str, seq: int) -> VideoSegment | None:

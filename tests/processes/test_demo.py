@@ -34,7 +34,10 @@ def test_demo_takes_a_payment_prints_syncs_and_stops_on_ctrl_c(tmp_path: Path) -
         server = re.search(r"server HTTP\s+(http://\S+)", text)
         device = re.search(r"device HTTP\s+(http://\S+)/status", text)
         assert server and device, text
-        assert _get_json(server.group(1) + "/healthz")["checks"] == {"database": "ok", "ingest ingest-0": "ok"}
+        assert _get_json(server.group(1) + "/healthz")["checks"] == {
+            "database": "ok",
+            "ingest ingest-0": "ok",
+        }
         assert _get_json(device.group(1) + "/healthz")["device"] == "DEV-0001"
 
         # the scripted stop: reduced fine computed, paid by card, two receipts confirmed by the printer

@@ -175,7 +175,9 @@ def test_a_killed_device_takes_its_recorder_along_and_the_next_run_records_the_g
 
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
-    second = device.start("device-2.log")  # at once, as a service manager restarts it: the orphan may still close
+    second = device.start(
+        "device-2.log"
+    )  # at once, as a service manager restarts it: the orphan may still close
     wait_for(lambda: gone([orphan]), "the recorder to end with its device process", limit=30)
     stopped = events_named(device.root / "device-1.log", "recorder.stopped")
     assert [(e["pid"], e["cause"]) for e in stopped] == [(orphan.pid, "device_process_died")]
@@ -194,7 +196,9 @@ def test_a_killed_device_takes_its_recorder_along_and_the_next_run_records_the_g
     assert gaps[0].seq_before == closed_before and gaps[0].seq_after == closed_before + 1
     with sqlite3.connect(device.db) as db:
         assert db.execute("SELECT cause FROM recording_gap").fetchall() == [("device_process_died",)]
-        assert db.execute("SELECT count(*) FROM outbox WHERE record_type = 'recording_gap'").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM outbox WHERE record_type = 'recording_gap'").fetchone() == (
+            1,
+        )
 
 
 def test_a_second_device_process_on_the_same_folder_refuses_to_start_naming_the_first(device: Device) -> None:

@@ -26,6 +26,7 @@ from core.sync.signing import KeyRing, Signer, Verifier
 from edge.sync.outbox import enqueue_many, stats
 from edge.sync.sender import SenderSettings, SyncSender
 from server.commands.device import ProvisionedDevice, add_device
+from server.ingest.metrics import IngestMetrics
 from server.ingest.worker import IngestSettings, IngestWorker
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -69,7 +70,7 @@ class SyncRig:
         return Signer.from_b64(self.dev.private_key_b64)
 
     def worker(self, n: int = 1, shared: bool = False, client_id: str | None = None, clock: Clock | None = None,
-               **kw: Any) -> IngestWorker:  # fmt: skip
+               metrics: IngestMetrics | None = None, **kw: Any) -> IngestWorker:  # fmt: skip
         w = IngestWorker(
             IngestSettings(
                 mqtt_url=self.mqtt_url,
@@ -82,6 +83,7 @@ class SyncRig:
             self.server,
             self.server_signer,
             clock,
+            metrics,
         )
         w.start()
         self.workers.append(w)

@@ -706,7 +706,7 @@ def test_the_server_keeps_no_per_segment_state_once_uploads_are_done(rig: Rig) -
     pieces = _uploader(rig, chunk=64 * 1024).run_once()  # many appends to one segment
     assert (whole.confirmed, pieces.confirmed) == (3, 1)
     service = service_for(rig.test_client.app)
-    assert service._locks == {} and len(service._running) == 0
+    assert service.locks._local == {} and len(service._running) == 0
 
 
 def test_whole_segment_damaged_in_transit_leaves_no_row_or_file_and_is_sent_again(rig: Rig) -> None:

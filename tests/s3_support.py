@@ -9,6 +9,7 @@ or fail when ``PATROLKIT_REQUIRE_S3=1`` (CI, which installs the dev dependencies
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -147,8 +148,9 @@ class SeaweedServer:
         return S3Store(self.client(attempts=2), bucket, "video", part_bytes=part_bytes, lock_for=lock_for)
 
 
-@pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[SeaweedServer]:
+@contextlib.contextmanager
+def running_seaweed() -> Iterator[SeaweedServer]:
+    """A SeaweedFS of its own, started, in a temporary folder; stopped and removed afterwards."""
     binary = require_weed()
     with tempfile.TemporaryDirectory(prefix="patrolkit-weed-") as tmp:
         server = SeaweedServer(binary, Path(tmp))
@@ -157,6 +159,12 @@ def seaweedfs() -> Iterator[SeaweedServer]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedServer]:
+    with running_seaweed() as server:
+        yield server
 
 
 @pytest.fixture

@@ -213,7 +213,8 @@ class SegmentUploads:
                 row = self._insert_row(session, entry)
                 state = self._state(row)
             if state.state == "uploading" and state.offset >= state.size:
-                return self._finish_whole_partial(device_id, seq, segment_key(device_id, seq), state.size, state.sha256)
+                key = segment_key(device_id, seq)
+                return self._finish_whole_partial(device_id, seq, key, state.size, state.sha256)
             return state
 
     def _finish_whole_partial(self, device_id: str, seq: int, key: str, size: int, sha: str) -> UploadState:
@@ -226,6 +227,12 @@ class SegmentUploads:
             log_event(log, "video.whole_partial_dropped", device_id=device_id, seq=seq, offset=running.offset)
             return UploadState(seq, "uploading", 0, size, sha)
         self._forget_hash(key)
+        self._commit_announced(device_id, seq, key)
+        log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
+        return UploadState(seq, "stored", size, size, sha)
+
+    def _commit_announced(self, device_id: str, seq: int, key: str) -> None:
+        """Commit the verified partial of an announced segment, then mark its row stored."""
         self.store.commit(key)
         with transaction(self.sessions) as session:
             session.execute(
@@ -233,8 +240,6 @@ class SegmentUploads:
                 .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
                 .values(state="stored", stored_at=self.now())
             )
-        log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
-        return UploadState(seq, "stored", size, size, sha)
 
     def announce_for_append(
         self, device_id: str, seq: int, body: bytes, device_key: Ed25519PublicKey, offset: int, length: int
@@ -545,12 +550,6 @@ class SegmentUploads:
                 self._discard(key)
                 raise
         else:
-            self.store.commit(key)
-            with transaction(self.sessions) as session:
-                session.execute(
-                    update(VideoSegment)
-                    .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
-                    .values(state="stored", stored_at=self.now())
-                )
+            self._commit_announced(device_id, seq, key)
         log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
         return UploadState(seq, "stored", size, size, sha)

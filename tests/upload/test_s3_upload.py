@@ -6,7 +6,6 @@ back the same upload completes with the exact bytes."""
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from server.app import create_app
 from server.config import ServerConfig, StorageSection
 from server.routes.video import STORE_RETRY_AFTER_S
 from server.video.s3_store import S3Store
-from tests.s3_support import SeaweedServer, require_weed
+from server.video.storage import StoreUnavailable
+from tests.s3_support import running_seaweed
 from tests.upload.test_segment_upload import (
     WHOLE,
     FaultyTransport,
@@ -87,64 +87,78 @@ def test_upload_cut_off_midway_resumes_from_the_verified_pieces_in_the_store(s3_
     assert _stored(s3_store, s3_rig) == local
 
 
+def test_segment_whose_commit_failed_after_its_last_byte_is_committed_on_the_next_request(
+    s3_rig: Rig, s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _record_segments(s3_rig, 1)
+    local = {hashlib.sha256(p.read_bytes()).hexdigest() for p in s3_rig.rec_dir.glob("*.mp4")}
+    commit = s3_store.commit
+    failed: list[str] = []
+
+    def commit_failing_once(key: str) -> None:
+        if not failed:
+            failed.append(key)
+            raise StoreUnavailable("the store went away during the commit")
+        commit(key)
+
+    monkeypatch.setattr(s3_store, "commit", commit_failing_once)
+    first = _uploader(s3_rig, chunk=8 * 1024).run_once()
+    assert (first.confirmed, first.stopped_because) == (0, "busy")
+    row = _server_rows(s3_rig)[0]
+    assert row.state == "uploading" and s3_store.partial_size(row.storage_key) == row.size
+    second = _uploader(s3_rig, chunk=8 * 1024).run_once()
+    assert (second.confirmed, second.stopped_because) == (1, "done")
+    assert _stored(s3_store, s3_rig) == local
+
+
 def test_store_down_answers_503_with_retry_after_and_the_upload_completes_once_it_is_back(
     tmp_path: Path, device_sessions: sessionmaker[Session], server_sessions: sessionmaker[Session]
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="patrolkit-weed-down-") as weed_dir:
-        weed = SeaweedServer(require_weed(), Path(weed_dir))
-        weed.start()
-        try:
-            store = weed.store(weed.new_bucket())
-            for rig in _rig(tmp_path, device_sessions, server_sessions, store):
-                _record_segments(rig, 3)
-                local = {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
-                assert _uploader(rig, chunk=8 * 1024).run_once().stopped_because == "done"
-                _record_segments(rig, 2)
-                local |= {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
-                weed.stop()
-                transport = FaultyTransport(rig.test_client._transport)
-                down = _uploader(rig, transport, chunk=8 * 1024).run_once()
-                assert (down.confirmed, down.stopped_because) == (0, "busy")
-                assert down.retry_after == STORE_RETRY_AFTER_S
-                assert transport.statuses[-1] == 503
-                assert len(list(rig.rec_dir.glob("*.mp4"))) == 2, "the device keeps what the server did not take"
-                service = DockedUploadService(_uploader(rig), tmp_path, retry_seconds=30.0)
-                assert service.pause_after(down) == STORE_RETRY_AFTER_S
-                weed.start()
-                again = _uploader(rig, chunk=8 * 1024).run_once()
-                assert (again.confirmed, again.stopped_because) == (2, "done")
-                assert list(rig.rec_dir.glob("*.mp4")) == []
-                assert len(_server_rows(rig)) == 5
-                assert _stored(store, rig) == local
-                assert {r.upload_state for r in _device_rows(rig)} == {"confirmed"}
-        finally:
+    with running_seaweed() as weed:
+        store = weed.store(weed.new_bucket())
+        for rig in _rig(tmp_path, device_sessions, server_sessions, store):
+            _record_segments(rig, 3)
+            local = {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
+            assert _uploader(rig, chunk=8 * 1024).run_once().stopped_because == "done"
+            _record_segments(rig, 2)
+            local |= {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
             weed.stop()
+            transport = FaultyTransport(rig.test_client._transport)
+            down = _uploader(rig, transport, chunk=8 * 1024).run_once()
+            assert (down.confirmed, down.stopped_because) == (0, "busy")
+            assert down.retry_after == STORE_RETRY_AFTER_S
+            assert transport.statuses[-1] == 503
+            assert len(list(rig.rec_dir.glob("*.mp4"))) == 2, "the device keeps what the server did not take"
+            service = DockedUploadService(_uploader(rig), tmp_path, retry_seconds=30.0)
+            assert service.pause_after(down) == STORE_RETRY_AFTER_S
+            weed.start()
+            again = _uploader(rig, chunk=8 * 1024).run_once()
+            assert (again.confirmed, again.stopped_because) == (2, "done")
+            assert list(rig.rec_dir.glob("*.mp4")) == []
+            assert len(_server_rows(rig)) == 5
+            assert _stored(store, rig) == local
+            assert {r.upload_state for r in _device_rows(rig)} == {"confirmed"}
 
 
 def test_whole_segment_in_one_request_while_the_store_is_down_is_answered_503(
     tmp_path: Path, device_sessions: sessionmaker[Session], server_sessions: sessionmaker[Session]
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="patrolkit-weed-down-") as weed_dir:
-        weed = SeaweedServer(require_weed(), Path(weed_dir))
-        weed.start()
-        try:
-            store = weed.store(weed.new_bucket())
-            store.locks_evidence()  # the bucket's settings are known before the store goes away
-            for rig in _rig(tmp_path, device_sessions, server_sessions, store):
-                _record_segments(rig, 1)
-                local = {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
-                weed.stop()
-                transport = FaultyTransport(rig.test_client._transport)
-                down = _uploader(rig, transport, chunk=WHOLE).run_once()
-                assert (down.confirmed, down.stopped_because) == (0, "busy")
-                assert transport.statuses == [503]
-                assert _server_rows(rig) == [], "no row says stored (or uploading) for bytes the store never took"
-                weed.start()
-                again = _uploader(rig, chunk=WHOLE).run_once()
-                assert (again.confirmed, again.stopped_because) == (1, "done")
-                assert _stored(store, rig) == local
-        finally:
+    with running_seaweed() as weed:
+        store = weed.store(weed.new_bucket())
+        store.locks_evidence()  # the bucket's settings are known before the store goes away
+        for rig in _rig(tmp_path, device_sessions, server_sessions, store):
+            _record_segments(rig, 1)
+            local = {hashlib.sha256(p.read_bytes()).hexdigest() for p in rig.rec_dir.glob("*.mp4")}
             weed.stop()
+            transport = FaultyTransport(rig.test_client._transport)
+            down = _uploader(rig, transport, chunk=WHOLE).run_once()
+            assert (down.confirmed, down.stopped_because) == (0, "busy")
+            assert transport.statuses == [503]
+            assert _server_rows(rig) == [], "no row says stored (or uploading) for bytes the store never took"
+            weed.start()
+            again = _uploader(rig, chunk=WHOLE).run_once()
+            assert (again.confirmed, again.stopped_because) == (1, "done")
+            assert _stored(store, rig) == local
 
 
 def test_retry_after_is_read_from_a_busy_answer() -> None:

@@ -22,12 +22,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 
-from server.video.s3_store import S3Store
+from server.video.s3_store import S3Store, s3_client
 from simulators.demo import free_port
 
 REQUIRE_S3 = "PATROLKIT_REQUIRE_S3"
@@ -115,22 +113,7 @@ class SeaweedServer:
         self.process = None
 
     def client(self, attempts: int = 1) -> Any:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="patrolkit-test",
-            aws_secret_access_key="patrolkit-test",
-            config=Config(
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": attempts, "mode": "standard"},
-                connect_timeout=2,
-                read_timeout=30,
-                max_pool_connections=32,
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        return s3_client(self.endpoint, "us-east-1", "patrolkit-test", "patrolkit-test", 30.0, attempts)
 
     def reachable(self) -> bool:
         try:

@@ -338,7 +338,11 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
             await run_in_threadpool(service.announce, *target, claim.entry, device_key=key)
         # A whole fresh segment goes straight to a staging file as it arrives (hashed and written on a
         # worker thread); it becomes the stored object only if it verifies. Other chunks wait in memory.
-        staged = service.store.stage(prepared.key) if prepared is not None and prepared.entry else None
+        staged = (
+            service.store.stage(prepared.key, prepared.size, prepared.sha256)
+            if prepared is not None and prepared.entry
+            else None
+        )
         hashing = (
             BackgroundHash(prepared.hasher, service.hash_workers, staged.write if staged else None)
             if prepared is not None

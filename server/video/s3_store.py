@@ -13,8 +13,11 @@ Layout under the bucket (and an optional prefix):
   inside the store as a part, smaller ones are joined into parts here.
 - ``blobs/cases/<case>/<sha256>``: files attached to cases.
 
-A staged object (a whole segment in one request) streams into a multipart upload while it arrives: each
-full part is sent from a worker thread, the last one at ``commit_staged``; ``discard`` aborts the upload.
+A staged object (a whole segment in one request) streams to the store while it arrives. When its size and
+SHA-256 are known (the signed manifest entry's), it goes as one PUT whose body is fed as the bytes come and
+whose checksum header is that SHA-256: the store keeps the object only if the bytes hash to it, so the object
+exists only when it is exactly the segment the device signed. Otherwise it goes as a multipart upload (each
+full part sent from a worker thread, the last one at ``commit_staged``). ``discard`` aborts either.
 Any failure to reach the store raises ``StoreUnavailable``; nothing half-done is ever taken as committed
 (an object appears only when its multipart upload completes).
 """
@@ -28,6 +31,7 @@ import logging
 import re
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -70,6 +74,96 @@ def _code(exc: ClientError) -> str:
 
 def _unavailable(what: str, exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"object store: {what}: {exc}")
+
+
+class _BodyPipe(io.RawIOBase):
+    """The body of a PUT that is still arriving: ``feed`` from one thread, ``read`` by the HTTP client on
+    another (blocking until bytes come, EOF after ``close``, an error after ``fail``)."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[bytes] = deque()
+        self._taken = 0  # bytes of the first piece already read
+        self._closed_for_writes = False
+        self._failed = False
+        self._ready = threading.Condition()
+
+    def readable(self) -> bool:
+        return True
+
+    def feed(self, data: bytes) -> None:
+        with self._ready:
+            self._pieces.append(data)
+            self._ready.notify()
+
+    def end(self) -> None:
+        with self._ready:
+            self._closed_for_writes = True
+            self._ready.notify_all()
+
+    def fail(self) -> None:
+        with self._ready:
+            self._failed = True
+            self._ready.notify_all()
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._ready:
+            while not self._pieces and not self._closed_for_writes and not self._failed:
+                self._ready.wait()
+            if self._failed:
+                raise OSError("the staged upload was dropped")
+            if not self._pieces:
+                return b""
+            piece = self._pieces[0]
+            if size is None or size < 0 or size >= len(piece) - self._taken:
+                self._pieces.popleft()
+                data = piece[self._taken :] if self._taken else piece
+                self._taken = 0
+                return data
+            data = piece[self._taken : self._taken + size]
+            self._taken += size
+            return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
+class S3StreamedPut(StagedObject):
+    """A whole segment of known size and SHA-256 sent as one PUT while it arrives (see the module doc)."""
+
+    def __init__(self, store: S3Store, key: str, size: int, sha256_hex: str) -> None:
+        super().__init__(key)
+        self._store = store
+        self._expected = size
+        self._sha256_hex = sha256_hex
+        self._pipe = _BodyPipe()
+        self._put: Future[None] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.done:
+            raise ValueError(f"staged upload of {self.key} is finished")
+        self.size += len(data)
+        if self.size > self._expected:  # more than the segment: never sent (the caller refuses it, 413)
+            self._pipe.fail()
+            return
+        if self._put is None:
+            self._put = self._store._part_workers.submit(
+                self._store._put_streamed, self.key, self._pipe, self._expected, self._sha256_hex
+            )
+        self._pipe.feed(bytes(data))
+
+    def finish(self) -> None:
+        if self.size != self._expected or self._put is None:
+            raise ValueError(f"staged {self.size} of the {self._expected} bytes of {self.key}")
+        self._pipe.end()
+        self._put.result()
+        self.done = True
+
+    def discard(self) -> None:
+        if not self.done:
+            self.done = True
+            self._pipe.fail()
 
 
 class S3StagedUpload(StagedObject):
@@ -136,6 +230,35 @@ class S3StagedUpload(StagedObject):
         self._store._abort(self.key, upload_id)
 
 
+def s3_client(
+    endpoint: str | None,
+    region: str,
+    access_key: str | None,
+    secret_key: str | None,
+    timeout_s: float = 30.0,
+    attempts: int = 3,
+) -> Any:
+    """The boto3 client the store uses: path-style addressing (any vendor), a few retries, short connect
+    timeout. Bodies are not hashed again for the request signature: every write carries its SHA-256
+    checksum, which the store verifies."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=min(timeout_s, 10.0),
+            read_timeout=timeout_s,
+            max_pool_connections=32,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
 class _RangeReader(io.RawIOBase):
     """A committed object as a seekable read-only file: each read is a ranged GET."""
 
@@ -200,22 +323,7 @@ class S3Store:
     def from_config(cls, storage: StorageSection) -> S3Store:
         bucket, _, prefix = storage.url.removeprefix("s3://").partition("/")
         s3 = storage.s3
-        client = boto3.client(
-            "s3",
-            endpoint_url=s3.endpoint,
-            region_name=s3.region,
-            aws_access_key_id=s3.access_key,
-            aws_secret_access_key=s3.secret_key,
-            config=Config(
-                s3={"addressing_style": "path"},
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=min(s3.timeout_s, 10.0),
-                read_timeout=s3.timeout_s,
-                max_pool_connections=32,
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+        client = s3_client(s3.endpoint, s3.region, s3.access_key, s3.secret_key, s3.timeout_s)
         return cls(
             client,
             bucket,
@@ -446,6 +554,22 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable(f"storing {key}", exc) from exc
 
+    def _put_streamed(self, key: str, body: _BodyPipe, size: int, sha256_hex: str) -> None:
+        """One PUT of ``size`` bytes read from ``body`` as they arrive, with the SHA-256 they must have."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._segment(key),
+                Body=body,
+                ContentLength=size,
+                ContentType="video/mp4",
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii"),
+                **self._lock_args(),
+            )
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise _unavailable(f"storing {key}", exc) from exc
+
     # -- partials ----------------------------------------------------------------------------------------
 
     def _chain(self, key: str) -> list[tuple[str, int, int]]:
@@ -529,12 +653,16 @@ class S3Store:
         except StoreUnavailable as exc:  # committed; the sweep deletes the partial of a stored segment
             log_event(log, "video.s3_partial_left", key=key, error=str(exc))
 
-    def stage(self, key: str) -> S3StagedUpload:
+    def stage(self, key: str, size: int | None = None, sha256: str | None = None) -> StagedObject:
+        """A staged upload: one streamed PUT when the segment's ``size`` and ``sha256`` (hex) are known,
+        else a multipart upload."""
         self._segment(key)
+        if size is not None and size > 0 and sha256 is not None:
+            return S3StreamedPut(self, key, size, sha256)
         return S3StagedUpload(self, key)
 
     def commit_staged(self, staged: StagedObject) -> None:
-        if not isinstance(staged, S3StagedUpload):
+        if not isinstance(staged, S3StreamedPut | S3StagedUpload):
             raise TypeError(f"not staged by this store: {staged!r}")
         staged.finish()
 

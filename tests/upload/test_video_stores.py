@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from server.config import S3Section, StorageSection
-from server.video.s3_store import MIN_PART_BYTES, S3Store
+from server.video.s3_store import MIN_PART_BYTES, S3Store, S3StreamedPut
 from server.video.storage import (
     BlobTooLarge,
     FilesystemStore,
@@ -90,6 +90,35 @@ def test_staged_object_becomes_the_committed_object_only_when_committed(store: V
     staged.discard()  # after the commit: nothing to drop
     assert _read_all(store, KEY) == data
     assert store.partial_size(KEY) == 0
+
+
+def test_staged_segment_of_known_size_and_hash_is_stored_exactly(store: VideoStore) -> None:
+    data = os.urandom(3 * MIN_PART_BYTES // 2)
+    staged = store.stage(KEY, len(data), hashlib.sha256(data).hexdigest())
+    for start in range(0, len(data), 1 << 20):
+        staged.write(data[start : start + (1 << 20)])
+    store.commit_staged(staged)
+    assert _read_all(store, KEY) == data
+
+
+def test_streamed_segment_whose_bytes_miss_the_signed_hash_is_never_stored(s3_store: S3Store) -> None:
+    """The store itself checks the SHA-256 the manifest entry signed: other bytes make no object."""
+    data = os.urandom(200_000)
+    staged = s3_store.stage(KEY, len(data), hashlib.sha256(b"what the device signed").hexdigest())
+    staged.write(data)
+    with pytest.raises(StoreUnavailable):
+        s3_store.commit_staged(staged)
+    assert s3_store.committed_size(KEY) is None
+
+
+def test_streamed_segment_dropped_midway_is_never_stored(s3_store: S3Store) -> None:
+    data = os.urandom(300_000)
+    staged = s3_store.stage(KEY, len(data), hashlib.sha256(data).hexdigest())
+    staged.write(data[:100_000])
+    staged.discard()
+    assert isinstance(staged, S3StreamedPut) and staged._put is not None
+    assert isinstance(staged._put.exception(timeout=60), StoreUnavailable), "the PUT ends without the body"
+    assert s3_store.committed_size(KEY) is None
 
 
 def test_discarded_staged_object_leaves_nothing(store: VideoStore) -> None:

@@ -122,7 +122,7 @@ def start_server(work: Path, s3: tuple[str, str] | None = None) -> tuple[subproc
         cwd=Path(__file__).parent.parent,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine can take long to import the app
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code < 500:

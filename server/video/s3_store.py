@@ -449,8 +449,9 @@ class S3Store:
         except ClientError as exc:
             if _code(exc) in _NOT_FOUND:
                 return
-            if _code(exc) in {"AccessDenied", "ObjectLocked", "InvalidRequest"}:
-                raise ObjectLocked(item["Key"], self._lock_until(item)) from exc
+            until = self._lock_until(item) if _code(exc) in {"AccessDenied", "ObjectLocked"} else None
+            if until is not None:
+                raise ObjectLocked(item["Key"], until) from exc
             raise _unavailable(f"deleting {item['Key']}", exc) from exc
         except BotoCoreError as exc:
             raise _unavailable(f"deleting {item['Key']}", exc) from exc

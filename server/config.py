@@ -56,9 +56,45 @@ class MqttSection(Section):
     tls_key: str | None = None
 
 
+class S3Section(Section):
+    """How to reach S3-compatible object storage when ``storage.url`` is ``s3://bucket[/prefix]``.
+    Credentials left empty come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+    ``~/.aws``, an instance role)."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:8333 (SeaweedFS), http://minio:9000; None: AWS
+    region: str = "us-east-1"
+    access_key: str | None = None
+    secret_key: str | None = None
+    part_mib: int = Field(5, ge=5, le=5120)  # multipart part size (S3's minimum is 5 MiB)
+    object_lock: Literal["auto", "off", "require"] = "auto"  # auto: when the bucket has Object Lock enabled
+    lock_days: int = Field(30, ge=0, le=36500)  # committed segments are locked (compliance) this long; 0: none
+    timeout_s: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+
 class StorageSection(Section):
+    """Where uploaded video lives: ``url`` empty (the embedded default) keeps it in ``video_dir``;
+    ``s3://bucket[/prefix]`` keeps it in S3-compatible object storage (``s3`` says how to reach it)."""
+
     video_dir: Path = Path("var/server/video")
     max_segment_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    url: str = ""
+    s3: S3Section = S3Section()
+
+    @field_validator("url")
+    @classmethod
+    def _store_url(cls, v: str) -> str:
+        import re
+
+        if v and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?", v):
+            raise ValueError("expected empty (the video_dir folder) or s3://bucket[/prefix]")
+        return v
 
 
 class ReviewSection(Section):

@@ -28,6 +28,7 @@ from simulators.demo import free_port
 
 from .browser_support import browser, fold_browser_skip, live_server, page  # noqa: F401  (fixtures for every test)
 from .databases import fresh_server_db
+from .s3_support import s3_store, seaweedfs  # noqa: F401  (fixtures: a real SeaweedFS and a bucket on it)
 
 ROOT = Path(__file__).resolve().parent.parent
 

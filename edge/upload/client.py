@@ -18,12 +18,26 @@ from edge.identity import DeviceIdentity
 class UploadRejected(Exception):
     """The server refused a request. ``retry`` says whether sending again can help."""
 
-    def __init__(self, status: int, reason: str, retry: bool, offset: int | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, retry: bool, offset: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status}: {reason}")
         self.status = status
         self.reason = reason
         self.retry = retry
         self.offset = offset
+        self.retry_after = retry_after  # seconds the server asked to wait (Retry-After), if it said
+
+
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header in seconds (ASCII digits, at most ``MAX_RETRY_AFTER_S``); None if absent or
+    in another form."""
+    if value is None or not value.strip().isdigit() or len(value.strip()) > 9:
+        return None
+    return min(float(value.strip()), MAX_RETRY_AFTER_S)
 
 
 RETRYABLE = {409, 460, 503}
@@ -81,6 +95,7 @@ class UploadClient:
                 bool(data.get("retry", response.status_code in RETRYABLE))
                 or response.status_code in RETRYABLE,
                 offset if isinstance(offset, int) else None,
+                retry_after_seconds(response.headers.get("retry-after")),
             )
         return ServerState(str(data["state"]), int(data["offset"]), int(data["size"]), str(data["sha256"]))
 

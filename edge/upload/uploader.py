@@ -42,6 +42,7 @@ class RunResult:
     confirmed: int
     rejected: int
     stopped_because: str  # done | undocked | busy | server_full | network | retry_limit
+    retry_after: float | None = None  # busy: the seconds the server asked to wait
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class Uploader:
                 outcome = self._upload(segment, should_continue, current)
             except UploadRejected as exc:
                 if exc.status == 503:
-                    return RunResult(confirmed, rejected, "busy")
+                    return RunResult(confirmed, rejected, "busy", exc.retry_after)
                 if exc.status == 507:
                     log_event(log, "upload.server_full", seq=seq)
                     return RunResult(confirmed, rejected, "server_full")

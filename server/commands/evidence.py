@@ -38,7 +38,7 @@ def _export(args: argparse.Namespace) -> int:
     from server.evidence.export import ExportError, plan_for_protocol, plan_for_range, stream_package
     from server.review import audit
     from server.review.audit import Operator
-    from server.video.storage import FilesystemStore
+    from server.video.storage import open_store
 
     log = logging.getLogger("server")
     if bool(args.protocol) == bool(args.device):
@@ -72,7 +72,7 @@ def _export(args: argparse.Namespace) -> int:
                 audit.record(session, operator, "evidence.export", now, device_id=args.device,
                              detail=f"{args.device} {start.isoformat()}..{end.isoformat()} to {out.name} (command line)")  # fmt: skip
                 plan = plan_for_range(session, args.device, start, end, operator.login, now)
-        store = FilesystemStore(config.storage.video_dir)
+        store = open_store(config.storage)
         size = 0
         with partial.open("wb") as fh:
             for piece in stream_package(plan, store):

@@ -46,7 +46,7 @@ from core.upload_auth import (
 from server.db.devices import Device
 from server.review.playback import playback_access
 from server.video.body_hash import BackgroundHash
-from server.video.storage import FilesystemStore, VideoStore
+from server.video.storage import StoreUnavailable, VideoStore, open_store
 from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ MAX_ENTRY_BODY_BYTES = 64 * 1024  # an announce's body: one signed manifest entr
 FEED_BYTES = 1 << 20  # body pieces go to the hashing thread in blocks of this size (fewer hand-overs)
 STAGING_GRACE_SECONDS = 3600.0  # a staging file untouched this long belongs to no request in progress
 SWEEP_INTERVAL_SECONDS = 3600.0
+STORE_RETRY_AFTER_S = 15  # Retry-After while the video store cannot be reached
 _RANGE = re.compile(r"bytes=([0-9]{0,19})-([0-9]{0,19})")
 _AUTH_HEADERS = ("X-Patrol-Device", "X-Patrol-Timestamp", "X-Patrol-Signature")
 _HEX64 = "^[0-9a-f]{64}$"
@@ -90,14 +91,16 @@ def _documented(*headers: str, body: str | None = None) -> dict[str, Any]:
     return extra
 
 
-def _error(status: int, reason: str, retry: bool = False, offset: int | None = None) -> JSONResponse:
+def _error(
+    status: int, reason: str, retry: bool = False, offset: int | None = None, retry_after: int = 5
+) -> JSONResponse:
     body: dict[str, object] = {"error": reason, "retry": retry}
     headers = {}
     if offset is not None:
         body["offset"] = offset
         headers["Upload-Offset"] = str(offset)
     if status == 503:
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -105,6 +108,10 @@ def clock_of(app: Any) -> Clock:
     """The app's clock (``app.state.clock``, set by ``create_app``); the system clock if none was given."""
     clock: Clock | None = getattr(app.state, "clock", None)
     return clock if clock is not None else SystemClock()
+def _store_down(exc: StoreUnavailable) -> JSONResponse:
+    """The video store cannot be reached: the device keeps its bytes and tries again later."""
+    log_event(log, "video.store_unavailable", error=str(exc)[:300])
+    return _error(503, "video store unavailable, try again later", retry=True, retry_after=STORE_RETRY_AFTER_S)
 
 
 def service_for(app: Any) -> SegmentUploads:
@@ -113,7 +120,7 @@ def service_for(app: Any) -> SegmentUploads:
     service = getattr(state, "video_uploads", None)
     if service is None:
         config = state.config
-        store: VideoStore = getattr(state, "video_store", None) or FilesystemStore(config.storage.video_dir)
+        store: VideoStore = getattr(state, "video_store", None) or open_store(config.storage)
         sessions = state.sessions
 
         def public_key(device_id: str) -> Ed25519PublicKey | None:
@@ -154,6 +161,7 @@ def _sweep(app: Any) -> None:
     video folder does not exist yet."""
     if (
         getattr(app.state, "video_store", None) is None
+        and not app.state.config.storage.url
         and not Path(app.state.config.storage.video_dir).is_dir()
     ):
         return
@@ -308,6 +316,8 @@ async def announce_segment(device_id: str, seq: str, request: Request) -> Respon
         state = await run_in_threadpool(service.announce, *target, body)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    except StoreUnavailable as exc:
+        return _store_down(exc)
     return JSONResponse(state.to_dict(), status_code=200, headers={"Upload-Offset": str(state.offset)})
 
 
@@ -350,7 +360,11 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
             await run_in_threadpool(service.announce, *target, claim.entry, device_key=key)
         # A whole fresh segment goes straight to a staging file as it arrives (hashed and written on a
         # worker thread); it becomes the stored object only if it verifies. Other chunks wait in memory.
-        staged = service.store.stage(prepared.key) if prepared is not None and prepared.entry else None
+        staged = (
+            service.store.stage(prepared.key, prepared.size, prepared.sha256)
+            if prepared is not None and prepared.entry
+            else None
+        )
         hashing = (
             BackgroundHash(prepared.hasher, service.hash_workers, staged.write if staged else None)
             if prepared is not None
@@ -376,6 +390,8 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
                     if block:
                         hashing.feed(block)
                     await hashing.finish()
+            except StoreUnavailable:
+                raise
             except OSError as exc:
                 full = exc.errno == errno.ENOSPC
                 raise UploadError(
@@ -392,6 +408,8 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
                 staged.discard()
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    except StoreUnavailable as exc:
+        return _store_down(exc)
     metrics = request.app.state.metrics
     metrics.upload_bytes.inc(received)
     if state.state == "stored":
@@ -411,6 +429,8 @@ async def segment_status(device_id: str, seq: str, request: Request) -> Response
         state = await run_in_threadpool(service.status, *target)
     except UploadError as exc:
         return _error(exc.status, exc.reason, exc.retry, exc.offset)
+    except StoreUnavailable as exc:
+        return _store_down(exc)
     if state is None:
         return _error(404, f"segment {seq} is unknown")
     return JSONResponse(state.to_dict(), headers={"Upload-Offset": str(state.offset)})
@@ -442,7 +462,7 @@ def segment_content(device_id: str, seq: str, request: Request) -> Response:
         headers |= {"Content-Length": str(size)}
         if head:
             return Response(headers=headers)
-        return StreamingResponse(_chunks(service.store, key, 0, size - 1), headers=headers)
+        return _stream(service.store, key, 0, size - 1, 200, headers)
     match = _RANGE.fullmatch(spec.strip())
     if not match or (not match.group(1) and not match.group(2)):
         return _error(400, "Range header: expected bytes=START-END, bytes=START- or bytes=-LENGTH (ASCII digits)")
@@ -456,8 +476,22 @@ def segment_content(device_id: str, seq: str, request: Request) -> Response:
     headers |= {"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)}
     if head:
         return Response(status_code=206, headers=headers)
-    return StreamingResponse(_chunks(service.store, key, start, end), status_code=206, headers=headers)
+    return _stream(service.store, key, start, end, 206, headers)
 
 
-def _chunks(store: VideoStore, key: str, start: int, end: int) -> Iterator[bytes]:
-    yield from store.read_range(key, start, end)
+def _stream(store: VideoStore, key: str, start: int, end: int, status: int, headers: dict[str, str]) -> Response:
+    """The bytes as a streamed response; the first piece is read before the response starts, so a store
+    that cannot be reached answers 503 instead of a cut-off body."""
+    pieces = store.read_range(key, start, end)
+    try:
+        first = next(pieces, b"")
+    except StoreUnavailable as exc:
+        return _store_down(exc)
+    except FileNotFoundError:
+        return _error(404, "the stored object is missing")
+
+    def chunks() -> Iterator[bytes]:
+        yield first
+        yield from pieces
+
+    return StreamingResponse(chunks(), status_code=status, headers=headers)

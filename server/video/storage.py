@@ -2,8 +2,10 @@
 
 A store holds, per key, an optional *partial* object (an upload in progress, appended at an explicit
 offset) and an optional *committed* object (immutable once committed). Keys are built by the server from
-a validated device id and an integer sequence number, never from client text. An S3-compatible backend
-would map partials to multipart uploads and ``commit`` to CompleteMultipartUpload.
+a validated device id and an integer sequence number, never from client text. The S3-compatible backend
+(``server.video.s3_store``) keeps the same contract; ``open_store`` picks the backend the configuration names.
+A store that cannot be reached raises ``StoreUnavailable`` (an ``OSError``): the upload routes answer 503
+with Retry-After and nothing is changed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,28 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from server.config import StorageSection
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}/\d{10}\.mp4$")
 _BLOB_KEY = re.compile(r"^cases/\d{1,12}/[0-9a-f]{64}$")  # files attached to a case: cases/<case id>/<sha256>
+
+
+class StoreUnavailable(OSError):
+    """The store did not answer, or failed: try again later; nothing was changed by the failed call."""
+
+
+class ObjectLocked(PermissionError):
+    """The object is under a retention lock (Object Lock, compliance mode) until ``until``: not deleted."""
+
+    def __init__(self, key: str, until: datetime | None) -> None:
+        super().__init__(f"{key} is locked until {until.isoformat() if until else 'an unknown date'}")
+        self.key = key
+        self.until = until
 
 
 class OffsetMismatch(Exception):
@@ -40,16 +59,29 @@ def _start_writeback(fd: int, start: int, length: int) -> None:
 
 
 class StagedObject:
-    """A whole object received into a file of its own before it is verified: ``commit_staged`` makes it
-    the committed object, ``discard`` drops it. It is never a partial, so nothing unverified can be resumed.
-    Bytes go to disk while they arrive (writeback started every ``WRITEBACK_BYTES``), so the fsync before
-    the commit waits only for the tail, as with one large write."""
+    """A whole object received before it is verified: ``write`` takes its bytes in order, the store's
+    ``commit_staged`` makes it the committed object, ``discard`` drops it. It is never a partial, so nothing
+    unverified can be resumed. Each store has its own kind (a file, a multipart upload)."""
 
-    def __init__(self, key: str, path: Path, on_close: Callable[[Path], None] | None = None) -> None:
+    def __init__(self, key: str) -> None:
         self.key = key
-        self.path = path
         self.size = 0
         self.done = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+
+class StagedFile(StagedObject):
+    """A staged object in a file of its own. Bytes go to disk while they arrive (writeback started every
+    ``WRITEBACK_BYTES``), so the fsync before the commit waits only for the tail, as with one large write."""
+
+    def __init__(self, key: str, path: Path, on_close: Callable[[Path], None] | None = None) -> None:
+        super().__init__(key)
+        self.path = path
         self._synced_to = 0
         self._on_close = on_close
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -94,7 +126,7 @@ class VideoStore(Protocol):
     def read_partial(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def discard_partial(self, key: str) -> None: ...
     def commit(self, key: str) -> None: ...
-    def stage(self, key: str) -> StagedObject: ...
+    def stage(self, key: str, size: int | None = None, sha256: str | None = None) -> StagedObject: ...
     def commit_staged(self, staged: StagedObject) -> None: ...
     def committed_size(self, key: str) -> int | None: ...
     def read_range(self, key: str, start: int, end: int, chunk: int = 1 << 20) -> Iterator[bytes]: ...
@@ -106,6 +138,16 @@ class VideoStore(Protocol):
     def put_blob(self, area_key: Callable[[str], str], chunks: Iterable[bytes], limit: int) -> BlobStored: ...
     def read_blob(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]: ...
     def blob_size(self, key: str) -> int | None: ...
+
+
+def open_store(storage: StorageSection) -> VideoStore:
+    """The store the configuration names: ``storage.url`` ``s3://bucket[/prefix]`` for S3-compatible object
+    storage, else the folder ``storage.video_dir`` (the embedded default)."""
+    if storage.url.startswith("s3://"):
+        from server.video.s3_store import S3Store
+
+        return S3Store.from_config(storage)
+    return FilesystemStore(storage.video_dir)
 
 
 class BlobTooLarge(Exception):
@@ -181,8 +223,9 @@ class FilesystemStore:
         # harmless (the database says which object is committed), so its folder needs no fsync.
         self._sync_dir(target.parent)
 
-    def stage(self, key: str) -> StagedObject:
-        """A fresh staging file next to the key's partial (a unique name: concurrent requests never share one)."""
+    def stage(self, key: str, size: int | None = None, sha256: str | None = None) -> StagedFile:
+        """A fresh staging file next to the key's partial (a unique name: concurrent requests never share one).
+        ``size`` and ``sha256`` (what the object should be) are not needed here."""
         partial = self._path("partial", key)
         partial.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=partial.name + ".", suffix=STAGING_SUFFIX, dir=partial.parent)
@@ -190,7 +233,7 @@ class FilesystemStore:
         path = Path(name)
         with self._open_guard:
             self._open_staging.add(path)
-        return StagedObject(key, path, self._staging_closed)
+        return StagedFile(key, path, self._staging_closed)
 
     def _staging_closed(self, path: Path) -> None:
         with self._open_guard:
@@ -198,6 +241,8 @@ class FilesystemStore:
 
     def commit_staged(self, staged: StagedObject) -> None:
         """Fsync the staged bytes and make them the committed object of its key (as ``commit``)."""
+        if not isinstance(staged, StagedFile):
+            raise TypeError(f"not staged by this store: {staged!r}")
         target = self._path("segments", staged.key)
         target.parent.mkdir(parents=True, exist_ok=True)
         staged.sync_and_close()

@@ -190,9 +190,38 @@ class SegmentUploads:
     ) -> UploadState:
         """Register segment ``seq`` from its signed manifest entry (``device_key``: already looked up)."""
         entry = self._checked_entry(device_id, seq, body, device_key)
-        with self._lock(device_id, seq), transaction(self.sessions) as session:
-            row = self._insert_row(session, entry)
-            return self._state(row)
+        with self._lock(device_id, seq):
+            with transaction(self.sessions) as session:
+                row = self._insert_row(session, entry)
+                state = self._state(row)
+            if state.state == "uploading" and state.offset >= state.size:
+                key = segment_key(device_id, seq)
+                return self._finish_whole_partial(device_id, seq, key, state.size, state.sha256)
+            return state
+
+    def _finish_whole_partial(self, device_id: str, seq: int, key: str, size: int, sha: str) -> UploadState:
+        """A partial holding every byte whose commit did not happen (the store failed at that moment): if its
+        bytes hash to the manifest's, commit it now; otherwise drop it and start again from 0. The device
+        is never told an offset at the end of an uncommitted segment. The caller holds the segment's lock."""
+        running = self._running_hash(key)
+        if running.offset != size or running.digest != sha:
+            self._discard(key)
+            log_event(log, "video.whole_partial_dropped", device_id=device_id, seq=seq, offset=running.offset)
+            return UploadState(seq, "uploading", 0, size, sha)
+        self._forget_hash(key)
+        self._commit_announced(device_id, seq, key)
+        log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
+        return UploadState(seq, "stored", size, size, sha)
+
+    def _commit_announced(self, device_id: str, seq: int, key: str) -> None:
+        """Commit the verified partial of an announced segment, then mark its row stored."""
+        self.store.commit(key)
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(VideoSegment)
+                .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
+                .values(state="stored", stored_at=self.now())
+            )
 
     def announce_for_append(
         self, device_id: str, seq: int, body: bytes, device_key: Ed25519PublicKey, offset: int, length: int
@@ -438,6 +467,8 @@ class SegmentUploads:
         if self.store.free_bytes() < length + self.min_free_bytes // 2:
             raise UploadError(507, "video store is out of space")
         running = self._running_hash(key)
+        if running.offset >= size and deferred is None:
+            return self._finish_whole_partial(device_id, seq, key, size, sha)
         if offset != running.offset:
             raise UploadError(
                 409, f"upload is at offset {running.offset}, not {offset}", offset=running.offset
@@ -503,12 +534,6 @@ class SegmentUploads:
                 self._discard(key)
                 raise
         else:
-            self.store.commit(key)
-            with transaction(self.sessions) as session:
-                session.execute(
-                    update(VideoSegment)
-                    .where(VideoSegment.device_id == device_id, VideoSegment.seq == seq)
-                    .values(state="stored", stored_at=self.now())
-                )
+            self._commit_announced(device_id, seq, key)
         log_event(log, "video.segment_stored", device_id=device_id, seq=seq, size=size, sha256=sha)
         return UploadState(seq, "stored", size, size, sha)

@@ -24,7 +24,7 @@ from server.db.protocols import Officer, Payment
 from server.db.sync import Bookmark, OwnCardCheck, ReceiptEvent, RecordingGap, SegmentMeta
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
-from server.video.storage import FilesystemStore, segment_key
+from server.video.storage import FilesystemStore, VideoStore, segment_key
 from simulators.camera import SyntheticScene
 
 from ..browser_support import add_protocol_row
@@ -41,7 +41,7 @@ class Review:
     client: TestClient
     sessions: sessionmaker[Session]
     clock: FakeClock
-    store: FilesystemStore
+    store: VideoStore
     mp4: bytes
 
     def login(self, login: str = "anna", password: str = PASSWORD, client: TestClient | None = None) -> int:
@@ -97,7 +97,7 @@ def add_protocol(sessions: sessionmaker[Session], number: str, at: datetime, pla
     add_protocol_row(sessions, number, DEVICE, at, plate, "B-1001")
 
 
-def seed_stop(sessions: sessionmaker[Session], store: FilesystemStore, mp4: bytes) -> None:
+def seed_stop(sessions: sessionmaker[Session], store: VideoStore, mp4: bytes) -> None:
     """Protocol ``NUMBER`` with its payment, receipts, own-card check, one bookmark 09:10:00-09:12:30 and the
     device's footage: seq 8-15 cover 09:05-09:13 minus a power-loss gap 09:11:00-09:11:20 (seq 12 starts
     after it). Stored: seq 9, 10, 11 (uploaded); seq 12 uploading; the rest known from metadata only."""
@@ -228,12 +228,17 @@ def seed_stop(sessions: sessionmaker[Session], store: FilesystemStore, mp4: byte
 
 
 @pytest.fixture
-def review(tmp_path: Path, server_sessions: sessionmaker[Session], small_mp4: bytes) -> Iterator[Review]:
+def review(
+    request: pytest.FixtureRequest, tmp_path: Path, server_sessions: sessionmaker[Session], small_mp4: bytes
+) -> Iterator[Review]:
+    """The review app on the filesystem store, or with ``indirect`` parameter ``"s3"`` on object storage."""
     clock = FakeClock(T0 + timedelta(hours=2))
     config = ServerConfig(storage=StorageSection(video_dir=tmp_path / "video"))
     app = create_app(config, server_sessions)
     app.state.review_clock = clock.now
-    store = FilesystemStore(tmp_path / "video")
+    store: VideoStore = FilesystemStore(tmp_path / "video")
+    if getattr(request, "param", "filesystem") == "s3":
+        store = app.state.video_store = request.getfixturevalue("s3_store")
     add_people(server_sessions)
     seed_stop(server_sessions, store, small_mp4)
     with TestClient(app) as client:

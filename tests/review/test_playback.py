@@ -25,6 +25,9 @@ def _plays(sessions: sessionmaker[Session]) -> list[AccessAudit]:
         )
 
 
+# Every test here runs on both stores: the filesystem folder and S3-compatible object storage.
+pytestmark = pytest.mark.parametrize("review", ["filesystem", "s3"], indirect=True)
+
 def test_anonymous_request_for_segment_content_is_refused(review: Review) -> None:
     response = review.client.get(URL, headers={"Range": "bytes=0-99"})
     assert response.status_code == 401 and "log in" in response.json()["detail"]

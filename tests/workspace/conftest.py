@@ -27,7 +27,7 @@ from server.app import create_app
 from server.config import ReviewSection, ServerConfig, StorageSection
 from server.db.devices import Device
 from server.review.accounts import add_supervisor
-from server.video.storage import FilesystemStore
+from server.video.storage import FilesystemStore, VideoStore
 
 from .footage_support import (
     BOOKMARK,
@@ -68,7 +68,7 @@ class Workspace:
     client: TestClient
     sessions: sessionmaker[Session]
     clock: FakeClock
-    store: FilesystemStore
+    store: VideoStore
     shift: Shift
     config: ServerConfig
 
@@ -91,7 +91,9 @@ class Workspace:
         return token.group(1)
 
 
-def make_workspace(tmp_path: Path, sessions: sessionmaker[Session], shift: Shift, upload: bool = True) -> Iterator[Workspace]:
+def make_workspace(
+    tmp_path: Path, sessions: sessionmaker[Session], shift: Shift, upload: bool = True, store: VideoStore | None = None
+) -> Iterator[Workspace]:
     clock = FakeClock(T + timedelta(hours=3))
     config = ServerConfig(
         storage=StorageSection(video_dir=tmp_path / "video"),
@@ -99,6 +101,8 @@ def make_workspace(tmp_path: Path, sessions: sessionmaker[Session], shift: Shift
     )
     app = create_app(config, sessions)
     app.state.review_clock = clock.now
+    if store is not None:
+        app.state.video_store = store
     with sessions() as session, session.begin():
         for login, role in ACCOUNTS.items():
             add_supervisor(session, login, f"{login.title()} Test", PASSWORD, clock.now(), role)
@@ -109,9 +113,13 @@ def make_workspace(tmp_path: Path, sessions: sessionmaker[Session], shift: Shift
     with TestClient(app) as client:
         if upload:
             assert upload_shift(str(client.base_url), shift, http=client) == len(shift.entries)
-        yield Workspace(client, sessions, clock, FilesystemStore(tmp_path / "video"), shift, config)
+        yield Workspace(client, sessions, clock, store or FilesystemStore(tmp_path / "video"), shift, config)
 
 
 @pytest.fixture
-def ws(tmp_path: Path, server_sessions: sessionmaker[Session], shift: Shift) -> Iterator[Workspace]:
-    yield from make_workspace(tmp_path, server_sessions, shift)
+def ws(
+    request: pytest.FixtureRequest, tmp_path: Path, server_sessions: sessionmaker[Session], shift: Shift
+) -> Iterator[Workspace]:
+    """The workspace on the filesystem store, or with ``indirect`` parameter ``"s3"`` on object storage."""
+    store = request.getfixturevalue("s3_store") if getattr(request, "param", "filesystem") == "s3" else None
+    yield from make_workspace(tmp_path, server_sessions, shift, store=store)

@@ -63,6 +63,7 @@ def _export_from_page(ws: Workspace) -> bytes:
 
 
 @NEEDS_TOOLS
+@pytest.mark.parametrize("ws", ["filesystem", "s3"], indirect=True)
 def test_the_package_verifies_with_its_own_commands_and_any_changed_byte_fails_them(
     ws: Workspace, shift: Shift, tmp_path: Path
 ) -> None:
@@ -96,6 +97,7 @@ def test_the_package_verifies_with_its_own_commands_and_any_changed_byte_fails_t
         assert failed, f"a changed byte in {target} went unnoticed"
 
 
+@pytest.mark.parametrize("ws", ["filesystem", "s3"], indirect=True)
 def test_the_package_holds_the_records_receipts_keys_and_the_audit_of_the_stop(ws: Workspace, tmp_path: Path) -> None:
     folder = unpack(_export_from_page(ws), tmp_path / "evidence")
     protocol = json.loads((folder / "records/protocol.json").read_text())

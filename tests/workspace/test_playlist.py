@@ -76,6 +76,7 @@ def test_fragments_group_into_chunks_of_about_the_target_length(files: list[byte
     assert one[0].offset + one[0].length == one[1].offset
 
 
+@pytest.mark.parametrize("ws", ["filesystem", "s3"], indirect=True)
 def test_the_playlist_route_serves_the_stops_window_to_a_logged_in_reviewer(ws: Workspace) -> None:
     page_url = "/review/api/footage/DEV-WS-0001.m3u8"
     params = {"start": "2026-03-02T14:08:00+05:00", "end": "2026-03-02T14:13:10+05:00", "protocol": "KZ-1"}

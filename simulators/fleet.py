@@ -67,6 +67,7 @@ class FleetSettings:
     ingest_workers: int = 1  # ingest processes (one worker each; a shared subscription when more than one)
     window: int = 1000
     batch: int = 100
+    ack_timeout_s: float = 30.0  # the sender's: a record not acked by then is sent again
     reconnect_min_s: float = 1.0  # the sender's jitter window after a loss: [min/2, min] seconds
     restart_broker: bool = False  # restart the broker once half of the records are acked
     timeout_s: float = 600.0
@@ -231,8 +232,9 @@ def mosquitto_binary() -> str | None:
 
 
 class OwnMosquitto:
-    """A Mosquitto of this run on a free loopback port: anonymous, TCP_NODELAY, no persistence, the
-    production queue limits; ``restart`` stops it and starts it again on the same port."""
+    """A Mosquitto of this run on a free loopback port: anonymous, and otherwise as ``deploy/mosquitto``
+    (TCP_NODELAY, persistence, the production queue limits): stopped, it saves the ingest's persistent
+    session and its queued messages, and ``start`` again on the same port loads them."""
 
     def __init__(self, directory: Path) -> None:
         binary = mosquitto_binary()
@@ -243,6 +245,7 @@ class OwnMosquitto:
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
             "max_queued_messages 1000\nmax_inflight_messages 20\nmax_connections -1\n"
+            f"persistence true\npersistence_location {directory}/\nautosave_interval 60\n"
         )
         self._cmd = [binary, "-c", str(conf)]
         self._proc: subprocess.Popen[bytes] | None = None
@@ -356,7 +359,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Fleet:
@@ -447,7 +450,7 @@ class Fleet:
         for d in self.devices:
             settings = SenderSettings(
                 mqtt_url=self.broker.url, device_id=d.dev.device_id, username=d.dev.mqtt_username,
-                password=d.dev.mqtt_password, window=s.window, batch=s.batch, reconnect_min_s=s.reconnect_min_s,
+                password=d.dev.mqtt_password, window=s.window, batch=s.batch, reconnect_min_s=s.reconnect_min_s, ack_timeout_s=s.ack_timeout_s,
             )  # fmt: skip
             d.sender = TimedSender(settings, d.sessions, Signer.from_b64(d.dev.private_key_b64), keys)
         senders = [d.sender for d in self.devices if d.sender is not None]

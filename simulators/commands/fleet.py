@@ -4,6 +4,7 @@ through a broker into ingest workers and a server database; prints records/s, ac
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--ack-timeout", type=float, default=30.0, help="the sender's, seconds")
     parser.add_argument("--restart-broker", action="store_true", help="restart the broker once half is acked")
     parser.add_argument("--workdir", type=Path, default=None, help="device databases go here (default: temp)")
     parser.set_defaults(handler=run)
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         batch=args.batch,
         restart_broker=args.restart_broker,
+        ack_timeout_s=args.ack_timeout,
     )
+    logging.getLogger("edge.sync.sender").setLevel(logging.WARNING)  # a line per device and connect
     raise_fd_limit(4 * args.devices + 256)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="patrol-fleet-"))
     workdir.mkdir(parents=True, exist_ok=True)

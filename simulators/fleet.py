@@ -4,8 +4,11 @@ through ``server.ingest``'s worker and supervisor) and a server database. Measur
 of every record (publish to signed ack), the memory per simulated device and the ingest's and broker's memory,
 can restart the broker midway, and checks that every record is stored exactly once.
 
-Every device runs in this process on threads (the sender's own thread and paho's network thread), as the
-real sender does. The broker is the embedded amqtt broker (in this process, restartable), a Mosquitto started
+Every device runs in this process. ``Drive.THREADS`` runs each sender as on a device: its own thread, stepping
+at least every 50 ms, plus paho's network thread. With hundreds of devices in one interpreter those idle steps
+(each opens a session and reads the outbox's top seq) take the CPU and the GIL from the rest, so
+``Drive.SHARED`` steps the same senders (``SyncSender.step``, the real logic) from a few driver threads: a
+sender at once when it has an event queued or room left to fill, else every ``idle_step_s``. The broker is the embedded amqtt broker (in this process, restartable), a Mosquitto started
 here on a free port, or an external one at a URL (not restartable).
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import enum
+import logging
+import os
 import shutil
 import socket
 import statistics
@@ -57,6 +62,13 @@ class BrokerKind(enum.Enum):
     EXTERNAL = "external"
 
 
+class Drive(enum.Enum):
+    """Who calls the senders' ``step``: each sender's own thread (as on a device), or a few shared threads."""
+
+    THREADS = "threads"
+    SHARED = "shared"
+
+
 @dataclass(frozen=True)
 class FleetSettings:
     devices: int = 20
@@ -71,6 +83,9 @@ class FleetSettings:
     reconnect_min_s: float = 1.0  # the sender's jitter window after a loss: [min/2, min] seconds
     restart_broker: bool = False  # restart the broker once half of the records are acked
     timeout_s: float = 600.0
+    drive: Drive = Drive.SHARED
+    drivers: int = 4  # with Drive.SHARED: driver threads
+    idle_step_s: float = 0.5  # with Drive.SHARED: a sender with nothing to do is stepped this often
 
 
 @dataclass
@@ -91,6 +106,7 @@ class FleetResult:
     ingest_rss_peak_mib: float
     broker_rss_peak_mib: float | None  # None: the broker lives in this process or elsewhere
     restart: RestartResult | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the drain, by process
 
     @property
     def exactly_once(self) -> bool:
@@ -108,6 +124,10 @@ class FleetResult:
             f"{self.sim_rss_peak_mib:.0f} MiB); ingest peak {self.ingest_rss_peak_mib:.0f} MiB; broker peak "
             + (f"{self.broker_rss_peak_mib:.0f} MiB" if self.broker_rss_peak_mib is not None else "n/a"),
         ]
+        if self.cpu_s:
+            out.append(
+                "CPU seconds during the drain: " + ", ".join(f"{k}={v:.1f}" for k, v in self.cpu_s.items())
+            )
         if self.restart is not None:
             out.append(self.restart.line())
         return out
@@ -141,11 +161,32 @@ class TimedSender(SyncSender):
     """The real sender, timing each record from its publish to the signed ack that frees it, and noting the
     time of each CONNACK."""
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
+    def __init__(self, *args: Any, shared: bool = False, **kw: Any) -> None:
         super().__init__(*args, **kw)
+        self.shared = shared  # stepped by a ``Driver``: ``start`` connects, its own thread ends at once
         self.latencies: list[float] = []
         self.connects: list[float] = []
         self._acking = False
+
+    def run(self) -> None:
+        if not self.shared:
+            super().run()
+
+    def has_work(self) -> bool:
+        """An event is queued, the greeting is due, or the last fill stopped with room left in the window."""
+        return self._more or self._greet_due or not self._events.empty()
+
+    def drive_once(self) -> None:
+        """One step, with ``run``'s handling of a failed step (logged, in-flight records counted unsent)."""
+        try:
+            self.step(0.0)
+            self.last_error = None
+        except Exception as exc:  # as ``run``: the sender goes on once the fault clears
+            self.step_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            logging.getLogger(__name__).error("fleet.step_failed", exc_info=True)
+            self._forget_all()
+            self._restart_pass()
 
     def _on_connect(self, client: mqtt.Client, ud: Any, flags: Any, reason: Any, props: Any) -> None:
         if not reason.is_failure:
@@ -165,6 +206,41 @@ class TimedSender(SyncSender):
             if flight is not None:
                 self.latencies.append(self._clock.monotonic() - flight.sent)
         super()._forget(seq)
+
+
+class Driver:
+    """A few threads stepping many shared senders: each thread owns a slice of them."""
+
+    def __init__(self, senders: list[TimedSender], threads: int, idle_step_s: float) -> None:
+        self._slices = [senders[n::threads] for n in range(max(1, threads))]
+        self._idle_step_s = idle_step_s
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(part,), name=f"fleet-driver-{n}", daemon=True)
+            for n, part in enumerate(self._slices)
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+    def _loop(self, senders: list[TimedSender]) -> None:
+        last = [0.0] * len(senders)
+        while not self._stop.is_set():
+            worked = False
+            now = time.monotonic()
+            for i, sender in enumerate(senders):
+                if sender.has_work() or now - last[i] >= self._idle_step_s:
+                    sender.drive_once()
+                    last[i] = now
+                    worked = True
+            if not worked:
+                self._stop.wait(0.002)
 
 
 def device_records(prefix: str, m: int) -> list[tuple[str, dict[str, Any]]]:
@@ -224,6 +300,28 @@ def rss_kib(pid: int | None = None) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User plus system CPU seconds of a process (this one by default) so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server processes of this machine (their CPU is the database's share of a run)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def mosquitto_binary() -> str | None:
@@ -452,12 +550,22 @@ class Fleet:
                 mqtt_url=self.broker.url, device_id=d.dev.device_id, username=d.dev.mqtt_username,
                 password=d.dev.mqtt_password, window=s.window, batch=s.batch, reconnect_min_s=s.reconnect_min_s, ack_timeout_s=s.ack_timeout_s,
             )  # fmt: skip
-            d.sender = TimedSender(settings, d.sessions, Signer.from_b64(d.dev.private_key_b64), keys)
+            d.sender = TimedSender(
+                settings,
+                d.sessions,
+                Signer.from_b64(d.dev.private_key_b64),
+                keys,
+                shared=s.drive is Drive.SHARED,
+            )
         senders = [d.sender for d in self.devices if d.sender is not None]
+        driver = Driver(senders, s.drivers, s.idle_step_s) if s.drive is Drive.SHARED else None
         restart: RestartResult | None = None
+        cpu0 = self._cpu()
         t0 = time.perf_counter()
         for sender in senders:
             sender.start()
+        if driver is not None:
+            driver.start()
         deadline = time.monotonic() + s.timeout_s
         restarted = not s.restart_broker
 
@@ -472,9 +580,12 @@ class Fleet:
                 restarted = True
             time.sleep(0.02)
         elapsed = time.perf_counter() - t0
+        cpu1 = self._cpu()
         peaks.sample(self.ingest_pids, self.broker.pid)
         peaks.stop.set()
         watcher.join(2)
+        if driver is not None:
+            driver.stop()
         for sender in senders:
             sender.stop()
         latencies = [v for x in senders for v in x.latencies]
@@ -500,7 +611,16 @@ class Fleet:
             ingest_rss_peak_mib=peaks.ingest / 1024,
             broker_rss_peak_mib=peaks.broker / 1024 if self.broker.pid is not None else None,
             restart=restart,
+            cpu_s={k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()},
         )
+
+    def _cpu(self) -> dict[str, float]:
+        got = {"simulator": cpu_seconds(), "ingest": sum(cpu_seconds(p) for p in self.ingest_pids)}
+        if self.broker is not None and self.broker.pid is not None:
+            got["broker"] = cpu_seconds(self.broker.pid)
+        if self.db_url.startswith("postgresql"):
+            got["postgres"] = sum(cpu_seconds(p) for p in postgres_pids())
+        return got
 
     def _restart_broker(self, senders: list[TimedSender]) -> RestartResult:
         assert self.broker is not None

@@ -9,7 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from simulators.fleet import BrokerKind, FleetSettings, default_ingest_workers, raise_fd_limit, running_fleet
+from simulators.fleet import (
+    BrokerKind,
+    Drive,
+    FleetSettings,
+    default_ingest_workers,
+    raise_fd_limit,
+    running_fleet,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +39,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--ack-timeout", type=float, default=30.0, help="the sender's, seconds")
     parser.add_argument("--restart-broker", action="store_true", help="restart the broker once half is acked")
+    parser.add_argument(
+        "--drive",
+        choices=[d.value for d in Drive],
+        default=Drive.SHARED.value,
+        help="threads: each sender its own thread, as on a device; shared: a few threads step them all",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="device databases go here (default: temp)")
     parser.set_defaults(handler=run)
 
@@ -53,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         restart_broker=args.restart_broker,
         ack_timeout_s=args.ack_timeout,
+        drive=Drive(args.drive),
     )
     logging.getLogger("edge.sync.sender").setLevel(logging.WARNING)  # a line per device and connect
     raise_fd_limit(4 * args.devices + 256)

@@ -4,18 +4,21 @@ through ``server.ingest``'s worker and supervisor) and a server database. Measur
 of every record (publish to signed ack), the memory per simulated device and the ingest's and broker's memory,
 can restart the broker midway, and checks that every record is stored exactly once.
 
-Every device runs in this process. ``Drive.THREADS`` runs each sender as on a device: its own thread, stepping
-at least every 50 ms, plus paho's network thread. With hundreds of devices in one interpreter those idle steps
-(each opens a session and reads the outbox's top seq) take the CPU and the GIL from the rest, so
-``Drive.SHARED`` steps the same senders (``SyncSender.step``, the real logic) from a few driver threads: a
-sender at once when it has an event queued or room left to fill, else every ``idle_step_s``. The broker is the embedded amqtt broker (in this process, restartable), a Mosquitto started
-here on a free port, or an external one at a URL (not restartable).
+The devices run in device processes of ``per_process`` devices each (``simulators.fleet_devices``: paho's
+``select()`` caps a process near 150 devices). ``Drive.THREADS`` runs each sender as on a device: its own
+thread, stepping at least every 50 ms, plus paho's network thread. With a hundred devices in one interpreter
+those idle steps (each opens a session and reads the outbox's top seq) take the CPU and the GIL from the rest,
+so ``Drive.SHARED`` steps the same senders (``SyncSender.step``, the real logic) from a few driver threads: a
+sender at once when it has an event queued or room left to fill, else every ``idle_step_s``. The broker is the
+embedded amqtt broker (in this process, restartable), a Mosquitto started here on a free port, or an external
+one at a URL (not restartable).
 """
 
 from __future__ import annotations
 
 import base64
 import enum
+import json
 import logging
 import os
 import shutil
@@ -39,12 +42,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.sync.records import Payment, Protocol, Segment
-from core.sync.signing import KeyRing, Signer, Verifier
+from core.sync.signing import Signer
 from edge.db.base import make_engine as edge_engine
 from edge.db.base import make_sessionmaker as edge_sessions
 from edge.db.migrate import upgrade as edge_upgrade
 from edge.sync.outbox import enqueue_many, seal_pending, stats
-from edge.sync.sender import SenderSettings, SyncSender
+from edge.sync.sender import SyncSender
 from server.commands.device import ProvisionedDevice, add_device
 from server.db.base import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
@@ -86,6 +89,7 @@ class FleetSettings:
     drive: Drive = Drive.SHARED
     drivers: int = 4  # with Drive.SHARED: driver threads
     idle_step_s: float = 0.5  # with Drive.SHARED: a sender with nothing to do is stepped this often
+    per_process: int = 150  # devices per device process (paho's select() takes no descriptor above 1023)
 
 
 @dataclass
@@ -107,6 +111,7 @@ class FleetResult:
     broker_rss_peak_mib: float | None  # None: the broker lives in this process or elsewhere
     restart: RestartResult | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the drain, by process
+    processes: int = 1  # device processes
 
     @property
     def exactly_once(self) -> bool:
@@ -120,7 +125,7 @@ class FleetResult:
             f"p99 {self.ack_p99_s * 1000:.0f} ms, max {self.ack_max_s * 1000:.0f} ms",
             f"stored {self.stored} (distinct {self.distinct_stored}), device pending {self.device_pending}, "
             f"resends {self.resends}: {'exactly once' if self.exactly_once else 'NOT exactly once'}",
-            f"memory: {self.rss_per_device_kib:.0f} KiB RSS per simulated device (simulator peak "
+            f"memory: {self.rss_per_device_kib:.0f} KiB RSS per simulated device ({self.processes} device processes, peak "
             f"{self.sim_rss_peak_mib:.0f} MiB); ingest peak {self.ingest_rss_peak_mib:.0f} MiB; broker peak "
             + (f"{self.broker_rss_peak_mib:.0f} MiB" if self.broker_rss_peak_mib is not None else "n/a"),
         ]
@@ -344,6 +349,8 @@ class OwnMosquitto:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
             "max_queued_messages 1000\nmax_inflight_messages 20\nmax_connections -1\n"
             f"persistence true\npersistence_location {directory}/\nautosave_interval 60\n"
+            + ("user root\n" if os.geteuid() == 0 else "")  # else it drops to a user who cannot write here
+            + f"log_dest file {directory / 'mosquitto.log'}\nlog_type error\nlog_type warning\nlog_type notice\n"
         )
         self._cmd = [binary, "-c", str(conf)]
         self._proc: subprocess.Popen[bytes] | None = None
@@ -423,30 +430,32 @@ Broker = OwnMosquitto | OwnEmbedded | ExternalBroker
 @dataclass
 class SimDevice:
     dev: ProvisionedDevice
+    db_path: Path
     engine: Engine
     sessions: sessionmaker[Session]
-    sender: TimedSender | None = None
 
 
 @dataclass
 class _Peaks:
-    """Peak RSS (KiB) of this process, the ingest processes (summed) and the broker process, sampled."""
+    """Peak RSS (KiB) of the device processes (summed), the ingest processes (summed) and the broker."""
 
     sim: int = 0
     ingest: int = 0
     broker: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def sample(self, ingest_pids: list[int], broker_pid: int | None) -> None:
-        self.sim = max(self.sim, rss_kib())
+    def sample(self, group_pids: list[int], ingest_pids: list[int], broker_pid: int | None) -> None:
+        self.sim = max(self.sim, sum(rss_kib(p) for p in group_pids))
         self.ingest = max(self.ingest, sum(rss_kib(p) for p in ingest_pids))
         if broker_pid is not None:
             self.broker = max(self.broker, rss_kib(broker_pid))
 
-    def watch(self, ingest_pids: list[int], broker: Broker, every_s: float = 0.25) -> threading.Thread:
+    def watch(
+        self, group_pids: list[int], ingest_pids: list[int], broker: Broker, every_s: float = 0.25
+    ) -> threading.Thread:
         def loop() -> None:
             while not self.stop.wait(every_s):
-                self.sample(ingest_pids, broker.pid)
+                self.sample(group_pids, ingest_pids, broker.pid)
 
         t = threading.Thread(target=loop, name="fleet-rss", daemon=True)
         t.start()
@@ -458,6 +467,56 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class DeviceGroup:
+    """A process running a slice of the fleet's devices (``simulators.fleet_devices``): its progress (acked
+    records and connect times per device) is read from its output as it runs."""
+
+    def __init__(self, spec: Path, devices: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simulators.fleet_devices", str(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.acked = [0] * devices
+        self.connects: list[list[float]] = [[] for _ in range(devices)]
+        self._final: dict[str, Any] | None = None
+        self._reader = threading.Thread(target=self._read, name="fleet-group-reader", daemon=True)
+
+    def wait_ready(self) -> None:
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a device process did not start")
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self._reader.start()
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            got = json.loads(line)
+            self.acked = got["acked"]
+            if got.get("final"):
+                self.connects = got["connects"]
+                self._final = got
+                continue
+            for have, recent in zip(self.connects, got["connects"], strict=True):
+                have.extend(t for t in recent if t not in have)
+
+    def finish(self) -> dict[str, Any]:
+        """Stop its senders; its final report (every ack latency, resends, memory)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(60)
+        self._reader.join(10)
+        if self._final is None:
+            raise RuntimeError("a device process ended without its report")
+        return self._final
 
 
 class Fleet:
@@ -475,6 +534,8 @@ class Fleet:
         self._server_engine: Engine | None = None
         self.broker: Broker | None = None
         self.run_tag = uuid.uuid4().hex[:6]
+        self.connects: list[list[float]] = []  # per device, after ``run``: monotonic times of its CONNACKs
+        self.acked_by_device: list[int] = []  # per device, after ``run``: records its sender saw acked
 
     # --- setup ---
     def prepare(self) -> None:
@@ -501,7 +562,7 @@ class Fleet:
                 enqueue_many(session, device_records(f"{dev.device_id}-", s.records), now=T0)
                 while seal_pending(session, dev.device_id, signer, limit=5000):
                     pass
-            self.devices.append(SimDevice(dev, engine, sessions))
+            self.devices.append(SimDevice(dev, path, engine, sessions))
         if s.broker is BrokerKind.MOSQUITTO:
             self.broker = OwnMosquitto(self.workdir)
         elif s.broker is BrokerKind.EMBEDDED:
@@ -540,107 +601,132 @@ class Fleet:
         s = self.settings
         assert self.broker is not None
         total = s.devices * s.records
-        keys = KeyRing([Verifier(self.server_signer.public_raw())])
+        groups = self._spawn_groups()
+        group_pids = [g.proc.pid for g in groups]
         peaks = _Peaks()
-        peaks.sample(self.ingest_pids, self.broker.pid)
-        rss_before = rss_kib()
-        watcher = peaks.watch(self.ingest_pids, self.broker)
-        for d in self.devices:
-            settings = SenderSettings(
-                mqtt_url=self.broker.url, device_id=d.dev.device_id, username=d.dev.mqtt_username,
-                password=d.dev.mqtt_password, window=s.window, batch=s.batch, reconnect_min_s=s.reconnect_min_s, ack_timeout_s=s.ack_timeout_s,
-            )  # fmt: skip
-            d.sender = TimedSender(
-                settings,
-                d.sessions,
-                Signer.from_b64(d.dev.private_key_b64),
-                keys,
-                shared=s.drive is Drive.SHARED,
-            )
-        senders = [d.sender for d in self.devices if d.sender is not None]
-        driver = Driver(senders, s.drivers, s.idle_step_s) if s.drive is Drive.SHARED else None
+        peaks.sample(group_pids, self.ingest_pids, self.broker.pid)
+        watcher = peaks.watch(group_pids, self.ingest_pids, self.broker)
         restart: RestartResult | None = None
-        cpu0 = self._cpu()
+        cpu0 = self._cpu(group_pids)
         t0 = time.perf_counter()
-        for sender in senders:
-            sender.start()
-        if driver is not None:
-            driver.start()
+        for g in groups:
+            g.go()
         deadline = time.monotonic() + s.timeout_s
         restarted = not s.restart_broker
 
         def acked() -> int:
-            return sum(x.acked for x in senders)
+            return sum(sum(g.acked) for g in groups)
 
-        while acked() < total:
-            if time.monotonic() > deadline:
-                break
-            if not restarted and acked() >= total // 2:
-                restart = self._restart_broker(senders)
-                restarted = True
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - t0
-        cpu1 = self._cpu()
-        peaks.sample(self.ingest_pids, self.broker.pid)
-        peaks.stop.set()
-        watcher.join(2)
-        if driver is not None:
-            driver.stop()
-        for sender in senders:
-            sender.stop()
-        latencies = [v for x in senders for v in x.latencies]
+        try:
+            while acked() < total:
+                if time.monotonic() > deadline or any(g.proc.poll() is not None for g in groups):
+                    break
+                if not restarted and acked() >= total // 2:
+                    restart = self._restart_broker(groups)
+                    restarted = True
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - t0
+            done = acked()
+            cpu1 = self._cpu(group_pids)
+            peaks.sample(group_pids, self.ingest_pids, self.broker.pid)
+        finally:
+            peaks.stop.set()
+            watcher.join(2)
+            finals = [g.finish() for g in groups]
+        for g in groups:
+            self.connects.extend(g.connects)
+            self.acked_by_device.extend(g.acked)
+        latencies = [v for f in finals for v in f["latencies"]]
         stored, distinct = self.stored()
         pending = 0
         for d in self.devices:
             with d.sessions() as session:
                 pending += stats(session).pending
+        grown = sum(max(0, f["rss_peak_kib"] - f["rss_before_kib"]) for f in finals)
         return FleetResult(
             devices=s.devices,
             records_per_device=s.records,
             elapsed_s=elapsed,
-            records_per_s=acked() / elapsed,
+            records_per_s=done / elapsed,
             ack_p50_s=percentile(latencies, 0.50),
             ack_p99_s=percentile(latencies, 0.99),
             ack_max_s=max(latencies, default=0.0),
             stored=stored,
             distinct_stored=distinct,
             device_pending=pending,
-            resends=sum(x.resends for x in senders),
-            rss_per_device_kib=max(0, peaks.sim - rss_before) / max(1, s.devices),
+            resends=sum(int(f["resends"]) for f in finals),
+            rss_per_device_kib=grown / max(1, s.devices),
             sim_rss_peak_mib=peaks.sim / 1024,
             ingest_rss_peak_mib=peaks.ingest / 1024,
             broker_rss_peak_mib=peaks.broker / 1024 if self.broker.pid is not None else None,
             restart=restart,
             cpu_s={k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()},
+            processes=len(groups),
         )
 
-    def _cpu(self) -> dict[str, float]:
-        got = {"simulator": cpu_seconds(), "ingest": sum(cpu_seconds(p) for p in self.ingest_pids)}
+    def _spawn_groups(self) -> list[DeviceGroup]:
+        """The device processes, each with its slice of the devices, all ready (senders made, not started)."""
+        s = self.settings
+        assert self.broker is not None
+        per = max(1, s.per_process)
+        groups = []
+        for n in range(0, len(self.devices), per):
+            slice_ = self.devices[n : n + per]
+            spec: dict[str, Any] = {
+                "mqtt_url": self.broker.url,
+                "server_public_b64": base64.b64encode(self.server_signer.public_raw()).decode(),
+                "window": s.window, "batch": s.batch, "reconnect_min_s": s.reconnect_min_s,
+                "ack_timeout_s": s.ack_timeout_s, "shared": s.drive is Drive.SHARED, "drivers": s.drivers,
+                "idle_step_s": s.idle_step_s, "progress_s": 0.1,
+                "devices": [
+                    {"device_id": d.dev.device_id, "username": d.dev.mqtt_username, "password": d.dev.mqtt_password,
+                     "private_key_b64": d.dev.private_key_b64, "db": str(d.db_path)}
+                    for d in slice_
+                ],
+            }  # fmt: skip
+            path = self.workdir / f"group{n // per}.json"
+            path.write_text(json.dumps(spec))
+            groups.append(DeviceGroup(path, len(slice_)))
+        for g in groups:
+            g.wait_ready()
+        return groups
+
+    def _cpu(self, group_pids: list[int]) -> dict[str, float]:
+        got = {
+            "simulator": sum(cpu_seconds(p) for p in group_pids),
+            "ingest": sum(cpu_seconds(p) for p in self.ingest_pids),
+        }
         if self.broker is not None and self.broker.pid is not None:
             got["broker"] = cpu_seconds(self.broker.pid)
         if self.db_url.startswith("postgresql"):
             got["postgres"] = sum(cpu_seconds(p) for p in postgres_pids())
         return got
 
-    def _restart_broker(self, senders: list[TimedSender]) -> RestartResult:
+    def _restart_broker(self, groups: list[DeviceGroup]) -> RestartResult:
         assert self.broker is not None
         if isinstance(self.broker, ExternalBroker):
             raise ValueError("an external broker cannot be restarted by the simulator")
-        before = [len(x.connects) for x in senders]
         lost = time.monotonic()
         self.broker.stop()
         self.broker.start()
         down = time.monotonic() - lost
         window = (self.settings.reconnect_min_s / 2, self.settings.reconnect_min_s)
+
+        def back() -> list[float]:
+            return [
+                min(t for t in c if t > lost) - lost
+                for g in groups
+                for c in g.connects
+                if any(t > lost for t in c)
+            ]
+
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(len(x.connects) > n for x, n in zip(senders, before, strict=True)):
-                break
-            time.sleep(0.02)
-        back = [x.connects[n] - lost for x, n in zip(senders, before, strict=True) if len(x.connects) > n]
+        while time.monotonic() < deadline and len(back()) < self.settings.devices:
+            time.sleep(0.05)
+        came = back()
         return RestartResult(
-            down_s=down, reconnected=len(back), devices=len(senders), window_s=window,
-            reconnect_p50_s=statistics.median(back) if back else 0.0, reconnect_max_s=max(back, default=0.0),
+            down_s=down, reconnected=len(came), devices=self.settings.devices, window_s=window,
+            reconnect_p50_s=statistics.median(came) if came else 0.0, reconnect_max_s=max(came, default=0.0),
         )  # fmt: skip
 
     def stored(self) -> tuple[int, int]:

@@ -45,6 +45,10 @@ def register(subparsers: Any) -> None:
         default=Drive.SHARED.value,
         help="threads: each sender its own thread, as on a device; shared: a few threads step them all",
     )
+    parser.add_argument("--per-process", type=int, default=150, help="devices per device process")
+    parser.add_argument(
+        "--idle-step", type=float, default=5.0, help="shared drive: seconds between steps of an idle sender"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="device databases go here (default: temp)")
     parser.set_defaults(handler=run)
 
@@ -67,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         restart_broker=args.restart_broker,
         ack_timeout_s=args.ack_timeout,
         drive=Drive(args.drive),
+        per_process=args.per_process,
+        idle_step_s=args.idle_step,
     )
     logging.getLogger("edge.sync.sender").setLevel(logging.WARNING)  # a line per device and connect
     raise_fd_limit(4 * args.devices + 256)

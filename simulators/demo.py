@@ -347,7 +347,11 @@ def demo_supervisor(lay: Layout, env: dict[str, str], log: Path) -> str:
         if made.exists():
             run_tool([*server, "password", "demo", "--password-file", str(secret)], env, log)
         else:
-            run_tool([*server, "add", "demo", "--name", "Demo Supervisor", "--password-file", str(secret)], env, log)
+            run_tool(
+                [*server, "add", "demo", "--name", "Demo Supervisor", "--password-file", str(secret)],
+                env,
+                log,
+            )
             made.touch()
     finally:
         secret.unlink(missing_ok=True)

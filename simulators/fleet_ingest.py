@@ -1,0 +1,51 @@
+"""``python -m simulators.fleet_ingest``: the ingest of a simulated fleet in a process of its own, started through
+``server.ingest``'s entry points (``start_ingest_workers`` and ``IngestSupervisor``); prints ``ready`` once its
+worker has subscribed and stops at end of input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.sync.signing import Signer
+from server.db.base import make_engine, make_sessionmaker
+from server.ingest.supervisor import IngestSupervisor
+from server.ingest.worker import IngestSettings, start_ingest_workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulators.fleet_ingest", description=__doc__)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--mqtt-url", required=True)
+    parser.add_argument("--key-file", required=True, help="server private key, base64 raw Ed25519")
+    parser.add_argument("--password", default=None, help="of the ingest-svc account")
+    parser.add_argument("--client-id", default="fleet-ingest")
+    parser.add_argument("--shared-group", default="", help="empty: no shared subscription (amqtt)")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    engine = make_engine(args.db)
+    settings = IngestSettings(
+        mqtt_url=args.mqtt_url,
+        client_id=args.client_id,
+        password=args.password,
+        shared_group=args.shared_group or None,
+    )
+    workers = start_ingest_workers(
+        settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers
+    )
+    supervisor = IngestSupervisor(workers).start()
+    try:
+        if not all(w.wait_subscribed(30) for w in workers):
+            print("not subscribed", flush=True)
+            return 1
+        print("ready", flush=True)
+        sys.stdin.read()
+    finally:
+        supervisor.stop()
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

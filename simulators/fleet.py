@@ -274,7 +274,7 @@ def device_records(prefix: str, m: int) -> list[tuple[str, dict[str, Any]]]:
             out.append(("payment", body))
         else:
             body = Segment(
-                segment_id=str(uuid.uuid4()), recording_id=f"{prefix}rec", index=i,
+                segment_id=str(uuid.uuid4()), recording_id=f"{prefix}rec", seq=i,
                 started_at=T0 + timedelta(minutes=i), ended_at=T0 + timedelta(minutes=i + 1),
                 file_name=f"seg{i:05d}.mp4", size_bytes=1000 + i, sha256=f"{i:064x}",
             ).to_body()  # fmt: skip

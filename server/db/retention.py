@@ -19,16 +19,16 @@ class FootageLink(Base):
 
     __tablename__ = "footage_link"
     __table_args__ = (
-        UniqueConstraint("source", "device_id", "start_utc", "end_utc", name="uq_footage_link_stretch"),
-        Index("ix_footage_link_device", "device_id", "start_utc"),
+        UniqueConstraint("source", "device_id", "started_at", "ended_at", name="uq_footage_link_stretch"),
+        Index("ix_footage_link_device", "device_id", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     category: Mapped[str] = mapped_column(String(16))  # server.review.retention.Category
     source: Mapped[str] = mapped_column(String(80))
     device_id: Mapped[str] = mapped_column(String(64))
-    start_utc: Mapped[datetime] = mapped_column(UtcDateTime)
-    end_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     made_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -46,8 +46,8 @@ class FootageHold(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("review_case.id"))
     device_id: Mapped[str] = mapped_column(String(64))
-    start_utc: Mapped[datetime] = mapped_column(UtcDateTime)
-    end_utc: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(Text, default="")
     placed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     placed_by: Mapped[str] = mapped_column(String(64))

@@ -131,8 +131,8 @@ def _stored_segments(session: Session, device_id: str, start: datetime, end: dat
 
 def _deleted_note(session: Session, plan: ExportPlan, device_id: str, start: datetime, end: datetime) -> None:
     seqs = list(session.scalars(select(VideoSegment.seq).where(
-        VideoSegment.device_id == device_id, VideoSegment.state == "deleted", VideoSegment.start_utc < end,
-        VideoSegment.end_utc > start).order_by(VideoSegment.seq)))  # fmt: skip
+        VideoSegment.device_id == device_id, VideoSegment.state == "deleted", VideoSegment.started_at < end,
+        VideoSegment.ended_at > start).order_by(VideoSegment.seq)))  # fmt: skip
     if seqs:
         plan.notes.append(f"{device_id}: {len(seqs)} segment(s) deleted by retention, not included "
                           f"({', '.join(str(s) for s in seqs[:20])}{'…' if len(seqs) > 20 else ''})")  # fmt: skip

@@ -219,13 +219,13 @@ def place_hold(session: Session, case_id: int, who: Actor, at: datetime, reason:
         raise CaseError(f"протокол {case.protocol_number} не найден / no protocol {case.protocol_number}")
     bookmarks = list(session.scalars(select(Bookmark).where(Bookmark.protocol_number == protocol.number)))
     holds = [
-        FootageHold(case_id=case_id, device_id=device_id, start_utc=iv.start, end_utc=iv.end,
+        FootageHold(case_id=case_id, device_id=device_id, started_at=iv.start, ended_at=iv.end,
                     reason=reason.strip(), placed_at=at, placed_by=who.login[:64])
         for device_id, iv, _ in stop_window(protocol, bookmarks)
     ]  # fmt: skip
     session.add_all(holds)
     session.flush()
-    stretches = ", ".join(f"{h.device_id} {h.start_utc.isoformat()}..{h.end_utc.isoformat()}" for h in holds)
+    stretches = ", ".join(f"{h.device_id} {h.started_at.isoformat()}..{h.ended_at.isoformat()}" for h in holds)
     _event(session, case, at, who, "hold_placed", f"{stretches} {reason.strip()}".strip())
     return holds
 
@@ -240,5 +240,5 @@ def release_hold(session: Session, case_id: int, who: Actor, at: datetime) -> in
         raise CaseError(f"case {case_id} holds no footage")
     for hold in active:
         hold.released_at, hold.released_by = at, who.login[:64]
-    _event(session, case, at, who, "hold_released", ", ".join(f"{h.device_id} {h.start_utc.isoformat()}..{h.end_utc.isoformat()}" for h in active))
+    _event(session, case, at, who, "hold_released", ", ".join(f"{h.device_id} {h.started_at.isoformat()}..{h.ended_at.isoformat()}" for h in active))
     return len(active)

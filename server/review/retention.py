@@ -127,10 +127,10 @@ def upsert_link(session: Session, category: Category, source: str, device_id: st
     when it is new or its ``at`` moved (the segments it covers need judging again), else None."""
     found = session.scalar(select(FootageLink).where(
         FootageLink.source == source[:80], FootageLink.device_id == device_id,
-        FootageLink.start_utc == iv.start, FootageLink.end_utc == iv.end))  # fmt: skip
+        FootageLink.started_at == iv.start, FootageLink.ended_at == iv.end))  # fmt: skip
     if found is None:
-        link = FootageLink(category=category.value, source=source[:80], device_id=device_id, start_utc=iv.start,
-                           end_utc=iv.end, at=at, made_at=now)  # fmt: skip
+        link = FootageLink(category=category.value, source=source[:80], device_id=device_id, started_at=iv.start,
+                           ended_at=iv.end, at=at, made_at=now)  # fmt: skip
         session.add(link)
         session.flush()
         return link
@@ -195,7 +195,7 @@ def link_export(session: Session, windows: Sequence[tuple[str, Interval]], sourc
 
 
 def _overlapping(device_id: str, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-    return [VideoSegment.device_id == device_id, VideoSegment.start_utc < end, VideoSegment.end_utc > start]
+    return [VideoSegment.device_id == device_id, VideoSegment.started_at < end, VideoSegment.ended_at > start]
 
 
 def judge_rows(session: Session, rules: Rules, rows: Sequence[VideoSegment]) -> int:
@@ -205,11 +205,11 @@ def judge_rows(session: Session, rules: Rules, rows: Sequence[VideoSegment]) -> 
         by_device.setdefault(row.device_id, []).append(row)
     changed = 0
     for device_id, mine in by_device.items():
-        start, end = min(r.start_utc for r in mine), max(r.end_utc for r in mine)
-        links = list(session.execute(select(FootageLink.category, FootageLink.at, FootageLink.start_utc, FootageLink.end_utc).where(
-            FootageLink.device_id == device_id, FootageLink.start_utc < end, FootageLink.end_utc > start)))  # fmt: skip
+        start, end = min(r.started_at for r in mine), max(r.ended_at for r in mine)
+        links = list(session.execute(select(FootageLink.category, FootageLink.at, FootageLink.started_at, FootageLink.ended_at).where(
+            FootageLink.device_id == device_id, FootageLink.started_at < end, FootageLink.ended_at > start)))  # fmt: skip
         for row in mine:
-            verdict = judge(rules, row.end_utc, [(c, at) for c, at, s, e in links if s < row.end_utc and e > row.start_utc])
+            verdict = judge(rules, row.ended_at, [(c, at) for c, at, s, e in links if s < row.ended_at and e > row.started_at])
             if row.retention_category != verdict.category.value or row.retain_until != verdict.retain_until:
                 row.retention_category, row.retain_until = verdict.category.value, verdict.retain_until
                 changed += 1
@@ -223,7 +223,7 @@ def classify(session: Session, rules: Rules, touched: Sequence[FootageLink], bat
     changed = 0
     for link in touched:
         rows = list(session.scalars(select(VideoSegment).where(
-            VideoSegment.state == "stored", *_overlapping(link.device_id, link.start_utc, link.end_utc))))  # fmt: skip
+            VideoSegment.state == "stored", *_overlapping(link.device_id, link.started_at, link.ended_at))))  # fmt: skip
         changed += judge_rows(session, rules, rows)
     commit()
     after = 0
@@ -247,7 +247,7 @@ def held(session: Session, row: VideoSegment) -> bool:
     """Whether a case's legal hold that is not released covers the segment."""
     return bool(session.scalar(select(exists().where(
         FootageHold.device_id == row.device_id, FootageHold.released_at.is_(None),
-        FootageHold.start_utc < row.end_utc, FootageHold.end_utc > row.start_utc))))  # fmt: skip
+        FootageHold.started_at < row.ended_at, FootageHold.ended_at > row.started_at))))  # fmt: skip
 
 
 @dataclass
@@ -388,7 +388,7 @@ def storage_use(session: Session) -> StorageUse:
     usage = [found.get(c, CategoryUsage(c, 0, 0)) for c in order] + ([found[""]] if "" in found else [])
     hold = exists().where(
         FootageHold.device_id == VideoSegment.device_id, FootageHold.released_at.is_(None),
-        FootageHold.start_utc < VideoSegment.end_utc, FootageHold.end_utc > VideoSegment.start_utc)  # fmt: skip
+        FootageHold.started_at < VideoSegment.ended_at, FootageHold.ended_at > VideoSegment.started_at)  # fmt: skip
     held_n, held_size = session.execute(
         select(func.count(), func.sum(VideoSegment.size)).where(VideoSegment.state == "stored", hold)).one()  # fmt: skip
     gone_n, gone_size = session.execute(

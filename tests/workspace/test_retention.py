@@ -40,7 +40,7 @@ def _extra(ws: Workspace, seq: int, start: datetime, size: int = 4096) -> None:
     ws.store.commit(key)
     with ws.sessions() as session, session.begin():
         session.add(VideoSegment(
-            device_id=DEVICE, seq=seq, start_utc=start, end_utc=start + timedelta(seconds=60), frames=900, size=size,
+            device_id=DEVICE, seq=seq, started_at=start, ended_at=start + timedelta(seconds=60), frames=900, size=size,
             sha256="0" * 64, prev_hash="0" * 64, entry_hash="0" * 64, entry_json="{}", state="stored",
             storage_key=key, created_at=start, stored_at=start,
         ))  # fmt: skip
@@ -86,7 +86,7 @@ def test_segments_get_their_category_paid_stop_case_export_and_no_event(ws: Work
     assert {s: rows[s].retention_category for s in rows} == {
         1: "paid_stop", 2: "paid_stop", 3: "paid_stop", 4: "paid_stop", 5: "paid_stop", 101: "no_event", 102: "export"}
     assert rows[1].retain_until == add_years(TIMES.approved, 2), "the payment's years from the payment"
-    assert rows[101].retain_until == rows[101].end_utc + timedelta(days=30)
+    assert rows[101].retain_until == rows[101].ended_at + timedelta(days=30)
     assert rows[102].retain_until == add_years(T + timedelta(days=3, hours=1), 3), "the export's years from the export"
     assert report.deleted == [] and report.classified == 7
     with ws.sessions() as session, session.begin():
@@ -170,7 +170,7 @@ def test_a_legal_hold_keeps_footage_past_its_retention_until_released(ws: Worksp
     with ws.sessions() as session:
         holds = list(session.scalars(select(FootageHold)))
         actions = list(session.scalars(select(AccessAudit.action).where(AccessAudit.action.like("case.hold%"))))
-    assert [(h.device_id, h.start_utc, h.end_utc, h.placed_by) for h in holds] == [
+    assert [(h.device_id, h.started_at, h.ended_at, h.placed_by) for h in holds] == [
         (DEVICE, T - timedelta(minutes=2), T + timedelta(seconds=70, minutes=2), "anna")]
     assert actions == ["case.hold_placed"]
     far = T + timedelta(days=365 * 9)  # past the case's 7 years

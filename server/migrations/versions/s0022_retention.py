@@ -3,7 +3,7 @@
 footage events link, the legal holds of cases, and the retention runs
 
 - ``video_segment.retention_category``, ``retain_until``, ``deleted_at``, ``deleted_reason``;
-- ``footage_link``: a device's footage from ``start_utc`` to ``end_utc`` linked to a paid stop, a case or an
+- ``footage_link``: a device's footage from ``started_at`` to ``ended_at`` linked to a paid stop, a case or an
   export (kept for that category's years from ``at``);
 - ``footage_hold``: a case's legal hold on a stretch of footage, until released;
 - ``retention_run``: one row per run (its moment, counts, when it finished).
@@ -38,21 +38,21 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=80), nullable=False),
         sa.Column("device_id", sa.String(length=64), nullable=False),
-        sa.Column("start_utc", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end_utc", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("made_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("source", "device_id", "start_utc", "end_utc", name="uq_footage_link_stretch"),
+        sa.UniqueConstraint("source", "device_id", "started_at", "ended_at", name="uq_footage_link_stretch"),
     )
-    op.create_index("ix_footage_link_device", "footage_link", ["device_id", "start_utc"])
+    op.create_index("ix_footage_link_device", "footage_link", ["device_id", "started_at"])
     op.create_table(
         "footage_hold",
         sa.Column("id", sa.Integer(), nullable=False, autoincrement=True),
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("device_id", sa.String(length=64), nullable=False),
-        sa.Column("start_utc", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end_utc", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("placed_by", sa.String(length=64), nullable=False),

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from server.db.base import make_engine, make_sessionmaker
     from server.fines.run_lock import RunBusy, run_lock
     from server.review.retention import run_retention
-    from server.video.storage import FilesystemStore
+    from server.video.storage import open_store
 
     log = logging.getLogger("server")
     try:
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         return datetime.now(UTC)
 
     try:
-        store = FilesystemStore(config.storage.video_dir)
+        store = open_store(config.storage)
         with run_lock(engine, clock, "retention"), make_sessionmaker(engine)() as session:
             report = run_retention(session, store, config.retention, now, clock, dry_run=args.dry_run,
                                    run_by=f"cli:{getpass.getuser()}")  # fmt: skip

@@ -32,6 +32,7 @@ in one transaction that is rolled back.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from core.structured_log import log_event
 from server.config import RetentionSection
 from server.db.cases import Case
 from server.db.fine_payments import ProviderPayment
@@ -51,8 +53,9 @@ from server.db.video import VideoSegment
 from server.review import audit
 from server.review.audit import Operator
 from server.review.footage import Interval, stop_window
-from server.video.storage import VideoStore
+from server.video.storage import ObjectLocked, VideoStore
 
+log = logging.getLogger(__name__)
 RUN_OPERATOR = Operator("retention", session_ref="retention")
 LOOKBACK_MARGIN = timedelta(days=1)  # events are looked at from this long before the last finished run began
 
@@ -258,6 +261,7 @@ class RunReport:
     classified: int = 0
     deleted: list[tuple[str, int, int]] = field(default_factory=list)  # device, seq, bytes
     held: list[tuple[str, int]] = field(default_factory=list)
+    locked: list[tuple[str, int]] = field(default_factory=list)  # the store refused: its object lock runs longer
     kept_longer: int = 0  # due by their row, but a link found now keeps them
 
     @property
@@ -268,7 +272,8 @@ class RunReport:
         what = "would delete" if self.dry_run else "deleted"
         return (f"retention run as of {self.now.isoformat()}: {self.links_made} link(s) made, {self.classified} "
                 f"segment(s) judged, {what} {len(self.deleted)} segment(s) ({self.deleted_bytes} bytes), "
-                f"{len(self.held)} kept by a legal hold, {self.kept_longer} kept by a new link")  # fmt: skip
+                f"{len(self.held)} kept by a legal hold, {len(self.locked)} kept by the store's object lock, "
+                f"{self.kept_longer} kept by a new link")  # fmt: skip
 
 
 def delete_due(session: Session, store: VideoStore, rules: Rules, now: datetime, clock: Callable[[], datetime],
@@ -292,10 +297,16 @@ def delete_due(session: Session, store: VideoStore, rules: Rules, now: datetime,
             if held(session, row):
                 report.held.append((row.device_id, row.seq))
                 continue
+            if not report.dry_run:
+                try:
+                    store.delete(row.storage_key)
+                except ObjectLocked:  # kept, and tried again by the next run
+                    report.locked.append((row.device_id, row.seq))
+                    log_event(log, "retention.object_locked", device_id=row.device_id, seq=row.seq)
+                    continue
             report.deleted.append((row.device_id, row.seq, row.size))
             if report.dry_run:
                 continue
-            store.delete(row.storage_key)
             at = clock()
             words = CATEGORY_WORDS[Category(row.retention_category or Category.NO_EVENT.value)]
             row.state, row.deleted_at = "deleted", at

@@ -284,3 +284,16 @@ def test_the_chain_link_to_a_deleted_predecessor_is_still_checked_from_its_tombs
         checks = verify_segments(session, ws.store, DEVICE, [1, 2], T + timedelta(days=9999), "test")
     assert [c.verdict for c in checks] == [Verdict.DELETED, Verdict.INTACT], [c.reasons for c in checks]
     assert "deleted by retention" in checks[0].text()
+
+
+@pytest.mark.parametrize("ws", ["s3"], indirect=True)
+def test_footage_still_under_the_stores_object_lock_is_kept_and_tried_again(ws: Workspace) -> None:
+    """On object storage with Object Lock a segment stays locked for ``lock_days`` from its upload (here a
+    day from now, the footage being months old): the run keeps it stored, says so, and audits no deletion."""
+    _extra(ws, 101, LATER)
+    key = segment_key(DEVICE, 101)
+    report = _run(ws, LATER + timedelta(days=31))
+    assert report.deleted == [] and report.locked == [(DEVICE, 101)]
+    assert "1 kept by the store's object lock" in report.text()
+    assert _rows(ws)[101].state == "stored" and ws.store.committed_size(key) == 4096
+    assert _deletions(ws) == []

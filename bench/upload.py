@@ -40,7 +40,9 @@ import httpx
 import uvicorn
 from fastapi import Request, Response
 
-from core.signing import new_private_key, public_b64
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
+
+from core.signing import new_private_key
 from edge.db.base import make_engine as make_device_engine
 from edge.db.base import make_sessionmaker as make_device_sessions
 from edge.db.migrate import upgrade as upgrade_device
@@ -54,8 +56,8 @@ from edge.upload.uploader import Uploader
 from server.app import create_app
 from server.config import DatabaseSection, S3Section, ServerConfig, StorageSection
 from server.db.base import make_engine, make_sessionmaker
-from server.db.devices import Device
 from server.db.migrate import upgrade as upgrade_server
+from tests.signed_segments import register_identity
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -69,17 +71,7 @@ def free_port() -> int:
 def register_device(work: Path, identity: DeviceIdentity) -> None:
     db_url = f"sqlite:///{work / 'server.db'}"
     upgrade_server(db_url)
-    sessions = make_sessionmaker(make_engine(db_url))
-    with sessions() as session, session.begin():
-        session.add(
-            Device(
-                device_id=identity.device_id,
-                kid=identity.kid,
-                public_key_b64=public_b64(identity.private_key),
-                mqtt_username=identity.device_id.lower(),
-                created_at=T0,
-            )
-        )
+    register_identity(make_sessionmaker(make_engine(db_url)), identity)
 
 
 def serve(work: Path, port: int, s3_endpoint: str | None = None, bucket: str | None = None) -> None:

@@ -44,9 +44,8 @@ def signed_segments(identity: DeviceIdentity, count: int, size: int) -> list[tup
     return made
 
 
-def registered_device(sessions: sessionmaker[Session], device_id: str) -> DeviceIdentity:
-    """A device with a fresh key, registered (active) in the server database of ``sessions``."""
-    identity = DeviceIdentity(device_id, new_private_key())
+def register_identity(sessions: sessionmaker[Session], identity: DeviceIdentity) -> None:
+    """Register (active) the device ``identity`` in the server database of ``sessions``."""
     with sessions() as session, session.begin():
         session.add(
             Device(
@@ -57,4 +56,10 @@ def registered_device(sessions: sessionmaker[Session], device_id: str) -> Device
                 created_at=T0,
             )
         )
+
+
+def registered_device(sessions: sessionmaker[Session], device_id: str) -> DeviceIdentity:
+    """A device with a fresh key, registered (active) in the server database of ``sessions``."""
+    identity = DeviceIdentity(device_id, new_private_key())
+    register_identity(sessions, identity)
     return identity

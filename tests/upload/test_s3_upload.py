@@ -22,13 +22,13 @@ from server.routes.video import STORE_RETRY_AFTER_S
 from server.video.s3_store import S3Store
 from server.video.storage import StoreUnavailable
 from tests.s3_support import running_seaweed
+from tests.signed_segments import register_identity
 from tests.upload.test_segment_upload import (
     WHOLE,
     FaultyTransport,
     Rig,
     _device_rows,
     _record_segments,
-    _register,
     _server_rows,
     _uploader,
 )
@@ -36,7 +36,7 @@ from tests.upload.test_segment_upload import (
 
 def _rig(tmp_path: Path, device: sessionmaker[Session], server: sessionmaker[Session], store: S3Store) -> Iterator[Rig]:
     identity = DeviceIdentity("DEV-UP1", new_private_key())
-    _register(server, identity)
+    register_identity(server, identity)
     app = create_app(ServerConfig(storage=StorageSection(video_dir=tmp_path / "unused")), server)
     app.state.video_store = store
     with TestClient(app) as client:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock
 from core.manifest import entry_from_json, entry_to_json, sign_entry
-from core.signing import new_private_key, public_b64
+from core.signing import new_private_key
 from core.upload_auth import sign_append, sign_request
 from edge.db.recording import RecordingSegment
 from edge.identity import DeviceIdentity
@@ -39,13 +39,13 @@ from edge.upload.service import DockedUploadService
 from edge.upload.uploader import Uploader, upload_progress
 from server.app import create_app
 from server.config import ServerConfig, StorageSection
-from server.db.devices import Device
 from server.db.video import VideoSegment
 from server.review.accounts import add_supervisor
 from server.routes.video import service_for
 from server.video.storage import FilesystemStore
 from simulators.camera import SyntheticScene
 from simulators.power import PowerSimulator
+from tests.signed_segments import register_identity
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WHOLE = 16 * 1024 * 1024  # a chunk size that sends each test segment in one request
@@ -59,19 +59,6 @@ class Rig:
     rec_dir: Path
     video_dir: Path
     test_client: TestClient
-
-
-def _register(sessions: sessionmaker[Session], identity: DeviceIdentity) -> None:
-    with sessions() as session, session.begin():
-        session.add(
-            Device(
-                device_id=identity.device_id,
-                kid=identity.kid,
-                public_key_b64=public_b64(identity.private_key),
-                mqtt_username=identity.device_id.lower(),
-                created_at=T0,
-            )
-        )
 
 
 def _record_segments(rig: Rig, count: int, frames: int = 45) -> None:
@@ -96,7 +83,7 @@ def rig(
     tmp_path: Path, device_sessions: sessionmaker[Session], server_sessions: sessionmaker[Session]
 ) -> Iterator[Rig]:
     identity = DeviceIdentity("DEV-UP1", new_private_key())
-    _register(server_sessions, identity)
+    register_identity(server_sessions, identity)
     config = ServerConfig(storage=StorageSection(video_dir=tmp_path / "video"))
     app = create_app(config, server_sessions)
     with TestClient(app) as client:
@@ -305,7 +292,7 @@ def _nothing_stored(rig: Rig) -> bool:
 def test_device_cannot_write_another_devices_segments(rig: Rig) -> None:
     _record_segments(rig, 1)
     other = DeviceIdentity("DEV-OTHER", new_private_key())
-    _register(rig.server_sessions, other)
+    register_identity(rig.server_sessions, other)
     path = "/api/video/segments/DEV-UP1/1"
     body = _entry_json(rig).encode()
     response = rig.test_client.post(

@@ -8,7 +8,9 @@ One thread owns the logic (``run``/``step``); paho's network thread only puts ev
   handed out; the pass restarts from the top when new rows are sealed, on (re)connect, on a resend request,
   after an ack timeout, and at most every ``rescan_s`` once a pass ran dry (rows whose backoff expired);
 - on every (re)connect: ``hello`` and ``sync_ref``, and everything unacked counts as unsent again;
-- a record not acked within ``ack_timeout_s`` is resent later with exponential backoff (capped) plus jitter;
+- a record not acked within its timeout is resent later with exponential backoff (capped) plus jitter; the
+  timeout adapts to the acks' round trips as TCP's does (``edge.sync.rto``: srtt + 4·rttvar within
+  [``ack_timeout_s``, ``ack_timeout_max_s``], Karn's rule, doubled per timeout of the same record);
 - a lost link is retried after a jittered, doubling delay (``next_reconnect_delay``): no fleet-wide herd;
 - a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped;
 - its own bookkeeping (seals, acks, backoff) commits without waiting for the disk (``redoable_transaction``):
@@ -64,6 +66,7 @@ from edge.sync.outbox import (
     postpone,
     seal_pending,
 )
+from edge.sync.rto import RetransmitTimer
 
 log = logging.getLogger(__name__)
 FILL_MESSAGES = 2  # messages (of ``batch`` records) read and published per step
@@ -77,7 +80,8 @@ class SenderSettings:
     password: str | None = None
     window: int = 1000
     batch: int = 100
-    ack_timeout_s: float = 30.0
+    ack_timeout_s: float = 30.0  # the first timeout, before any round trip was measured, and the least
+    ack_timeout_max_s: float = 300.0
     backoff_max_s: float = 300.0
     rescan_s: float = 1.0
     reconnect_min_s: float = 1.0  # first wait after a lost link, before jitter
@@ -95,6 +99,7 @@ class _Flight(NamedTuple):
     priority: int
     epoch: str
     sha256: str
+    deadline: float  # monotonic time after which it is resent
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,9 @@ class SyncSender:
         self._rng = rng or random.Random()
         self._events: queue.Queue[_Event] = queue.Queue()
         self._inflight: dict[int, _Flight] = {}  # seq -> when it was sent, and what its ack must name
+        self._timer = RetransmitTimer(
+            settings.ack_timeout_s, max(settings.ack_timeout_s, settings.ack_timeout_max_s)
+        )
         self._cursor: tuple[int, int] | None = None  # (priority, seq) of the last row handed out this pass
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
         self._more = False  # the last fill stopped at its chunk size with room left in the window
@@ -237,6 +245,11 @@ class SyncSender:
     def inflight(self) -> int:
         return len(self._inflight)
 
+    @property
+    def ack_timeout(self) -> float:
+        """The current timeout of a record sent for the first time (seconds)."""
+        return self._timer.rto
+
     def health(self) -> dict[str, object]:
         """For the device's ``/status``: connected or not, records in flight and acked since start, and
         whether the sender is failing (``last_error`` until a step succeeds again)."""
@@ -347,8 +360,14 @@ class SyncSender:
             return
         with redoable_transaction(self._sessions) as session:
             freed = apply_acks(session, entries, self._clock.now(), self._inflight)
+        now = self._clock.monotonic()
+        sent_at: set[float] = set()  # one round trip per message (its records share their send time)
         for seq in freed:
-            self._forget(seq)
+            flight = self._inflight.pop(seq, None)
+            if self._timer.acked(seq) and flight is not None:
+                sent_at.add(flight.sent)
+        for sent in sent_at:
+            self._timer.sample(now - sent)
         self.acked += len(freed)
         for item in entries:
             if item.status in ("conflict", "rejected"):
@@ -389,9 +408,10 @@ class SyncSender:
         if not self._inflight:
             return
         now = self._clock.monotonic()
-        overdue = [seq for seq, f in self._inflight.items() if now - f.sent >= self.settings.ack_timeout_s]
+        overdue = [seq for seq, f in self._inflight.items() if now >= f.deadline]
         if not overdue:
             return
+        self._timer.timed_out(overdue)
         with redoable_transaction(self._sessions) as session:
             sent = attempts(session, overdue)
             delays = {seq: self._backoff(sent.get(seq, 0)) for seq in overdue}
@@ -449,7 +469,8 @@ class SyncSender:
                     self._restart_pass()
                     return  # disconnected meanwhile: the rows stay pending, nothing is lost
                 for r in part:
-                    self._inflight[r.seq] = _Flight(mono, r.priority, r.epoch, r.sha256)
+                    timeout = self._timer.sent(r.seq)
+                    self._inflight[r.seq] = _Flight(mono, r.priority, r.epoch, r.sha256, mono + timeout)
                 self.sent_records += len(part)
 
 

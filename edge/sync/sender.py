@@ -363,9 +363,10 @@ class SyncSender:
         now = self._clock.monotonic()
         sent_at: set[float] = set()  # one round trip per message (its records share their send time)
         for seq in freed:
-            flight = self._inflight.pop(seq, None)
+            flight = self._inflight.get(seq)
             if self._timer.acked(seq) and flight is not None:
                 sent_at.add(flight.sent)
+            self._forget(seq)
         for sent in sent_at:
             self._timer.sample(now - sent)
         self.acked += len(freed)

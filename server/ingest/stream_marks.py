@@ -53,8 +53,11 @@ _RUN_AHEAD = (
 
 
 def advance_streams(session: Session, now: datetime, touched: dict[tuple[str, str], int]) -> None:
-    """Raise each stream's max seq and contiguous high-water mark; note when a gap appeared."""
-    for (device_id, epoch), seen in touched.items():
+    """Raise each stream's max seq and contiguous high-water mark; note when a gap appeared.
+
+    Streams are taken in key order: two workers whose batches touch the same streams lock their rows in the
+    same order (in arrival order they could each wait for the other, a deadlock that fails a batch)."""
+    for (device_id, epoch), seen in sorted(touched.items()):
         raise_marks(session, device_id, epoch, now, seen)
 
 

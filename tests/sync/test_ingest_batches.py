@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar, cast
 
+import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
@@ -442,3 +443,15 @@ def test_a_hello_and_a_batch_creating_a_new_streams_row_at_once_both_succeed(rig
     with rig.server() as session:
         stream = session.scalars(select(SyncStream)).one()
     assert (stream.hwm, stream.max_seq) == (2, 5)
+
+
+def test_streams_marks_are_raised_in_key_order_whatever_the_arrival_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers whose batches touch the same streams lock their ``sync_stream`` rows in one order (in
+    arrival order each could hold the row the other waits for: a deadlock that fails a batch)."""
+    from server.ingest import stream_marks
+
+    order: list[tuple[str, str]] = []
+    monkeypatch.setattr(stream_marks, "raise_marks", lambda _s, dev, ep, _now, _seen: order.append((dev, ep)))
+    touched = {("DEV-B", "e1"): 3, ("DEV-A", "e2"): 1, ("DEV-A", "e1"): 7}
+    stream_marks.advance_streams(cast(Session, None), T0, touched)
+    assert order == [("DEV-A", "e1"), ("DEV-A", "e2"), ("DEV-B", "e1")]

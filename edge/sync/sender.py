@@ -134,6 +134,9 @@ class SyncSender:
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
         self._more = False  # the last fill stopped at its chunk size with room left in the window
         self._sealed_upto = 0  # every row up to this seq is sealed
+        self._top_seen = 0  # the outbox's highest seq when last read
+        self._watch: Any = None  # a DBAPI connection that only asks SQLite whether others committed
+        self._db_version: int | None = None  # SQLite's data_version when the outbox was last read
         self._online = False
         self._greet_due = False  # connected, and the hello and sync_ref not yet sent
         self.step_errors = 0  # steps that failed (logged, then retried after a pause)
@@ -210,6 +213,7 @@ class SyncSender:
             self._thread.join(10)
         self._client.disconnect()
         self._client.loop_stop()
+        self._close_watch()
 
     def run(self) -> None:
         """Step until stopped. A step that fails (a bug, a full disk, a locked database) is logged and
@@ -286,8 +290,13 @@ class SyncSender:
         self._fill()
 
     def _seal(self) -> None:
-        with self._sessions() as session:  # each step: a read only, no transaction to commit
+        version = self._data_version()
+        if version is not None and version == self._db_version and self._sealed_upto >= self._top_seen:
+            return  # nothing committed to the database since the outbox was last read: no new rows
+        self._db_version = version
+        with self._sessions() as session:  # a read only, no transaction to commit
             top = max_seq(session)
+        self._top_seen = top
         if top <= self._sealed_upto:
             return
         with redoable_transaction(self._sessions) as session:
@@ -298,6 +307,35 @@ class SyncSender:
             self._sealed_upto = top
         if sealed:
             self._restart_pass()  # a new row may rank before the cursor (a payment during a segment drain)
+
+    def _data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on a connection of the sender's own that never writes: it changes
+        whenever another connection (a new record, the sender's own bookkeeping) commits. None if the
+        database cannot say (then the outbox is read on every step)."""
+        try:
+            if self._watch is None:
+                bind = self._sessions.kw.get("bind")
+                if bind is None or bind.dialect.name != "sqlite":
+                    return None
+                self._watch = bind.raw_connection()
+            cursor = self._watch.cursor()
+            try:
+                cursor.execute("PRAGMA data_version")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            return int(row[0]) if row else None
+        except Exception:  # the watch is an optimisation only: read the outbox instead
+            self._close_watch()
+            return None
+
+    def _close_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            try:
+                watch.close()
+            except Exception:  # closing a broken connection: nothing more to do
+                log.debug("sync.watch_close_failed", exc_info=True)
 
     def _restart_pass(self) -> None:
         self._cursor = None

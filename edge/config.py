@@ -110,7 +110,8 @@ class MqttSection(Section):
     window: int = Field(1000, ge=1, le=10000)
     batch: int = Field(100, ge=1, le=1000)
     status_interval_s: float = Field(300.0, gt=0)
-    ack_timeout_s: float = Field(30.0, gt=0)
+    ack_timeout_s: float = Field(30.0, gt=0)  # first and least resend timeout; adapts to acks' round trips
+    ack_timeout_max_s: float = Field(300.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)
     enabled: bool = True
     tls_ca: str | None = None  # with mqtts://: the broker's CA; cert/key = this device's client certificate

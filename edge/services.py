@@ -93,6 +93,7 @@ class _SenderService:
             window=m.window,
             batch=m.batch,
             ack_timeout_s=m.ack_timeout_s,
+            ack_timeout_max_s=m.ack_timeout_max_s,
             backoff_max_s=m.backoff_max_s,
             tls_ca=m.tls_ca,
             tls_cert=m.tls_cert,

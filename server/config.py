@@ -84,6 +84,7 @@ class StorageSection(Section):
 
     video_dir: Path = Path("var/server/video")
     max_segment_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    max_concurrent_uploads: int = Field(32, ge=1, le=4096)  # at once; more get 503 busy with Retry-After
     url: str = ""
     s3: S3Section = S3Section()
 

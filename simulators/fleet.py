@@ -90,6 +90,7 @@ class FleetSettings:
     drivers: int = 4  # with Drive.SHARED: driver threads
     idle_step_s: float = 5.0  # with Drive.SHARED: a sender with nothing to do is stepped this often
     per_process: int = 150  # devices per device process (paho's select() takes no descriptor above 1023)
+    progress_s: float = 0.1  # how often each device process reports its acks (the restart waits for half)
 
 
 @dataclass
@@ -680,7 +681,7 @@ class Fleet:
                 "server_public_b64": base64.b64encode(self.server_signer.public_raw()).decode(),
                 "window": s.window, "batch": s.batch, "reconnect_min_s": s.reconnect_min_s,
                 "ack_timeout_s": s.ack_timeout_s, "shared": s.drive is Drive.SHARED, "drivers": s.drivers,
-                "idle_step_s": s.idle_step_s, "progress_s": 0.1,
+                "idle_step_s": s.idle_step_s, "progress_s": s.progress_s,
                 "devices": [
                     {"device_id": d.dev.device_id, "username": d.dev.mqtt_username, "password": d.dev.mqtt_password,
                      "private_key_b64": d.dev.private_key_b64, "db": str(d.db_path)}

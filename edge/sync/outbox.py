@@ -414,8 +414,16 @@ class OutboxStats:
 
 
 def max_seq(session: Session) -> int:
-    """The highest sequence number used so far (0 for an empty outbox): one rowid lookup."""
-    return int(session.scalar(select(func.max(OutboxRecord.seq))) or 0)
+    """The highest sequence number used so far (0 for an empty outbox): one rowid lookup.
+
+    The sender asks on every step: run on the DBAPI cursor (no ORM statement execution per call)."""
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute("SELECT max(seq) FROM outbox")
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return int(row[0] or 0) if row else 0
 
 
 def stats(session: Session) -> OutboxStats:

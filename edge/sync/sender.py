@@ -8,7 +8,9 @@ One thread owns the logic (``run``/``step``); paho's network thread only puts ev
   handed out; the pass restarts from the top when new rows are sealed, on (re)connect, on a resend request,
   after an ack timeout, and at most every ``rescan_s`` once a pass ran dry (rows whose backoff expired);
 - on every (re)connect: ``hello`` and ``sync_ref``, and everything unacked counts as unsent again;
-- a record not acked within ``ack_timeout_s`` is resent later with exponential backoff (capped) plus jitter;
+- a record not acked within its timeout is resent later with exponential backoff (capped) plus jitter; the
+  timeout adapts to the acks' round trips as TCP's does (``edge.sync.rto``: srtt + 4·rttvar within
+  [``ack_timeout_s``, ``ack_timeout_max_s``], Karn's rule, doubled per timeout of the same record);
 - a lost link is retried after a jittered, doubling delay (``next_reconnect_delay``): no fleet-wide herd;
 - a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped;
 - its own bookkeeping (seals, acks, backoff) commits without waiting for the disk (``redoable_transaction``):
@@ -64,6 +66,7 @@ from edge.sync.outbox import (
     postpone,
     seal_pending,
 )
+from edge.sync.rto import RetransmitTimer
 
 log = logging.getLogger(__name__)
 FILL_MESSAGES = 2  # messages (of ``batch`` records) read and published per step
@@ -77,7 +80,8 @@ class SenderSettings:
     password: str | None = None
     window: int = 1000
     batch: int = 100
-    ack_timeout_s: float = 30.0
+    ack_timeout_s: float = 30.0  # the first timeout, before any round trip was measured, and the least
+    ack_timeout_max_s: float = 300.0
     backoff_max_s: float = 300.0
     rescan_s: float = 1.0
     reconnect_min_s: float = 1.0  # first wait after a lost link, before jitter
@@ -95,6 +99,7 @@ class _Flight(NamedTuple):
     priority: int
     epoch: str
     sha256: str
+    deadline: float  # monotonic time after which it is resent
 
 
 @dataclass(frozen=True)
@@ -122,10 +127,16 @@ class SyncSender:
         self._rng = rng or random.Random()
         self._events: queue.Queue[_Event] = queue.Queue()
         self._inflight: dict[int, _Flight] = {}  # seq -> when it was sent, and what its ack must name
+        self._timer = RetransmitTimer(
+            settings.ack_timeout_s, max(settings.ack_timeout_s, settings.ack_timeout_max_s)
+        )
         self._cursor: tuple[int, int] | None = None  # (priority, seq) of the last row handed out this pass
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
         self._more = False  # the last fill stopped at its chunk size with room left in the window
         self._sealed_upto = 0  # every row up to this seq is sealed
+        self._top_seen = 0  # the outbox's highest seq when last read
+        self._watch: Any = None  # a DBAPI connection that only asks SQLite whether others committed
+        self._db_version: int | None = None  # SQLite's data_version when the outbox was last read
         self._online = False
         self._greet_due = False  # connected, and the hello and sync_ref not yet sent
         self.step_errors = 0  # steps that failed (logged, then retried after a pause)
@@ -202,6 +213,7 @@ class SyncSender:
             self._thread.join(10)
         self._client.disconnect()
         self._client.loop_stop()
+        self._close_watch()
 
     def run(self) -> None:
         """Step until stopped. A step that fails (a bug, a full disk, a locked database) is logged and
@@ -236,6 +248,11 @@ class SyncSender:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def ack_timeout(self) -> float:
+        """The current timeout of a record sent for the first time (seconds)."""
+        return self._timer.rto
 
     def health(self) -> dict[str, object]:
         """For the device's ``/status``: connected or not, records in flight and acked since start, and
@@ -273,8 +290,13 @@ class SyncSender:
         self._fill()
 
     def _seal(self) -> None:
-        with self._sessions() as session:  # each step: a read only, no transaction to commit
+        version = self._data_version()
+        if version is not None and version == self._db_version and self._sealed_upto >= self._top_seen:
+            return  # nothing committed to the database since the outbox was last read: no new rows
+        self._db_version = version
+        with self._sessions() as session:  # a read only, no transaction to commit
             top = max_seq(session)
+        self._top_seen = top
         if top <= self._sealed_upto:
             return
         with redoable_transaction(self._sessions) as session:
@@ -285,6 +307,35 @@ class SyncSender:
             self._sealed_upto = top
         if sealed:
             self._restart_pass()  # a new row may rank before the cursor (a payment during a segment drain)
+
+    def _data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on a connection of the sender's own that never writes: it changes
+        whenever another connection (a new record, the sender's own bookkeeping) commits. None if the
+        database cannot say (then the outbox is read on every step)."""
+        try:
+            if self._watch is None:
+                bind = self._sessions.kw.get("bind")
+                if bind is None or bind.dialect.name != "sqlite":
+                    return None
+                self._watch = bind.raw_connection()
+            cursor = self._watch.cursor()
+            try:
+                cursor.execute("PRAGMA data_version")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            return int(row[0]) if row else None
+        except Exception:  # the watch is an optimisation only: read the outbox instead
+            self._close_watch()
+            return None
+
+    def _close_watch(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            try:
+                watch.close()
+            except Exception:  # closing a broken connection: nothing more to do
+                log.debug("sync.watch_close_failed", exc_info=True)
 
     def _restart_pass(self) -> None:
         self._cursor = None
@@ -347,8 +398,15 @@ class SyncSender:
             return
         with redoable_transaction(self._sessions) as session:
             freed = apply_acks(session, entries, self._clock.now(), self._inflight)
+        now = self._clock.monotonic()
+        sent_at: set[float] = set()  # one round trip per message (its records share their send time)
         for seq in freed:
+            flight = self._inflight.get(seq)
+            if self._timer.acked(seq) and flight is not None:
+                sent_at.add(flight.sent)
             self._forget(seq)
+        for sent in sent_at:
+            self._timer.sample(now - sent)
         self.acked += len(freed)
         for item in entries:
             if item.status in ("conflict", "rejected"):
@@ -389,9 +447,10 @@ class SyncSender:
         if not self._inflight:
             return
         now = self._clock.monotonic()
-        overdue = [seq for seq, f in self._inflight.items() if now - f.sent >= self.settings.ack_timeout_s]
+        overdue = [seq for seq, f in self._inflight.items() if now >= f.deadline]
         if not overdue:
             return
+        self._timer.timed_out(overdue)
         with redoable_transaction(self._sessions) as session:
             sent = attempts(session, overdue)
             delays = {seq: self._backoff(sent.get(seq, 0)) for seq in overdue}
@@ -449,7 +508,8 @@ class SyncSender:
                     self._restart_pass()
                     return  # disconnected meanwhile: the rows stay pending, nothing is lost
                 for r in part:
-                    self._inflight[r.seq] = _Flight(mono, r.priority, r.epoch, r.sha256)
+                    timeout = self._timer.sent(r.seq)
+                    self._inflight[r.seq] = _Flight(mono, r.priority, r.epoch, r.sha256, mono + timeout)
                 self.sent_records += len(part)
 
 

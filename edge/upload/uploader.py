@@ -9,7 +9,10 @@ hash of what it stored must equal it. Bytes changed on the device after closing 
 and the segment is never confirmed.
 Unplugging (``should_continue`` turns false) pauses between chunks; the next run resumes at the server's
 offset. A hash mismatch (460) restarts the segment; a request the server can never store (400, 403, 413)
-marks the segment ``rejected`` and keeps the file; busy (503), full (507) and network errors end the run.
+marks the segment ``rejected`` and keeps the file. A busy server (503) asking to wait at most
+``busy_wait_max_s`` (all its upload slots taken at a dock rush) is waited out inside the run, up to
+``busy_retries`` times per segment; a longer wait (its store unreachable), full (507) and network errors end
+the run.
 """
 
 from __future__ import annotations
@@ -147,6 +150,8 @@ class Uploader:
         clock: Clock | None = None,
         chunk_bytes: int = 16 * 1024 * 1024,  # the server accepts up to 16 MiB per PUT
         max_hash_retries: int = 3,
+        busy_wait_max_s: float = 10.0,
+        busy_retries: int = 5,
     ) -> None:
         self.sessions = sessions
         self.directory = directory
@@ -154,6 +159,9 @@ class Uploader:
         self.clock = clock or SystemClock()
         self.chunk_bytes = chunk_bytes
         self.max_hash_retries = max_hash_retries
+        self.busy_wait_max_s = busy_wait_max_s
+        self.busy_retries = busy_retries
+        self.busy_waits = 0  # busy answers waited out inside a run, since this uploader was made
         self._confirmer: ThreadPoolExecutor | None = None
         self._confirming: list[Future[None]] = []
 
@@ -198,7 +206,7 @@ class Uploader:
             if n + 1 < len(order):
                 ahead = self._read_ahead(reader, order[n + 1])
             try:
-                outcome = self._upload(segment, should_continue, current)
+                outcome = self._upload_when_free(segment, should_continue, current)
             except UploadRejected as exc:
                 if exc.status == 503:
                     return RunResult(confirmed, rejected, "busy", exc.retry_after)
@@ -218,6 +226,34 @@ class Uploader:
             else:
                 return RunResult(confirmed, rejected, outcome)
         return RunResult(confirmed, rejected, "done")
+
+    def _upload_when_free(
+        self, segment: PendingSegment, should_continue: Callable[[], bool], data: Future[bytes | None] | None
+    ) -> str:
+        """``_upload``, waiting out a busy server's short Retry-After (a few times) instead of giving up."""
+        waits = 0
+        while True:
+            try:
+                return self._upload(segment, should_continue, data)
+            except UploadRejected as exc:
+                wait = exc.retry_after
+                if exc.status != 503 or wait is None or wait > self.busy_wait_max_s or waits >= self.busy_retries:
+                    raise
+                waits += 1
+                self.busy_waits += 1
+                log_event(log, "upload.busy_wait", seq=segment.seq, wait_s=wait)
+                if not self._pause(wait, should_continue):
+                    raise
+                data = None  # read again from the server's offset
+
+    def _pause(self, seconds: float, should_continue: Callable[[], bool]) -> bool:
+        """Sleep ``seconds`` in short slices; False as soon as ``should_continue()`` turns false."""
+        deadline = self.clock.monotonic() + seconds
+        while (left := deadline - self.clock.monotonic()) > 0:
+            if not should_continue():
+                return False
+            self.clock.sleep(min(left, 0.5))
+        return should_continue()
 
     def _upload(
         self,

@@ -139,6 +139,7 @@ def service_for(app: Any) -> SegmentUploads:
             public_key,
             clock_of(app).now,
             max_segment_bytes=config.storage.max_segment_bytes,
+            max_concurrent=config.storage.max_concurrent_uploads,
         )
         state.video_uploads = service
     return service

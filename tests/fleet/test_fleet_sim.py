@@ -35,10 +35,12 @@ def test_a_fleet_drains_exactly_once_through_a_broker_restart(server_db_url: str
         db_url=server_db_url,
         ingest_workers=1 if kind is BrokerKind.EMBEDDED else 2,
         batch=5,  # two messages per device: the restart falls between a device's messages
+        window=5,  # one in flight: a device's second message leaves only once its first is acked
         ack_timeout_s=3.0,  # what the broker lost at the restart comes again soon
         restart_broker=True,
         timeout_s=240.0,
         per_process=8,  # three device processes
+        progress_s=0.01,  # the drain may take under half a second: its half-way point is seen
     )
     with running_fleet(settings, tmp_path) as fleet:
         result = fleet.run()

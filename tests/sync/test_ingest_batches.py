@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar, cast
 
+import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
@@ -392,3 +393,65 @@ def test_two_workers_racing_on_one_message_store_it_once_and_ack_the_second_as_d
     assert [x.status for x in acks_a] == ["ok"] * 3 and [x.status for x in acks_b] == ["dup"] * 3
     assert [(x.seq, x.sha256) for x in acks_b] == [(x.seq, x.sha256) for x in acks_a]
     assert count(rig, SyncInbox) == 3 and count(rig, ServerSegment) == 3
+
+
+def test_two_workers_creating_a_new_streams_row_at_once_both_succeed(rig: SyncRig) -> None:
+    """A new device's first two batches reach two workers at once: both find no ``sync_stream`` row and create
+    it. The second's insert waits for the first, then leaves its row alone and raises its marks; no batch
+    fails on the stream's key and every record is stored and acked."""
+    queue(rig, *(("segment", segment_body(i)) for i in range(1, 5)))
+    outbox_messages(rig)  # sealed
+    with rig.device() as session:
+        payloads = session.scalars(
+            select(OutboxContent.payload)
+            .join(OutboxRecord, OutboxContent.seq == OutboxRecord.seq)
+            .order_by(OutboxRecord.seq)
+        ).all()
+    topic = up_topic(rig.dev.device_id, "segment")
+    early = Incoming(topic, encode_batch_message(rig.signer, [p or b"" for p in payloads[:2]]))
+    late = Incoming(topic, encode_batch_message(rig.signer, [p or b"" for p in payloads[2:]]))
+    registry = DeviceRegistry(rig.server)
+    first, second = race(
+        rig,
+        lambda a: ingest_batch(a, [early], registry, T0),
+        lambda b: ingest_batch(b, [late], registry, T0),
+    )
+    assert [x.status for x in first.acks[rig.dev.device_id]] == ["ok"] * 2
+    assert [x.status for x in second.acks[rig.dev.device_id]] == ["ok"] * 2
+    assert count(rig, SyncInbox) == 4 and count(rig, SyncStream) == 1
+    with rig.server() as session:
+        stream = session.scalars(select(SyncStream)).one()
+    assert (stream.hwm, stream.max_seq) == (4, 4)
+
+
+def test_a_hello_and_a_batch_creating_a_new_streams_row_at_once_both_succeed(rig: SyncRig) -> None:
+    """A new device's hello raises the stream's marks in one worker while its first batch is stored in
+    another: neither fails on the stream's key, and the marks end at the highest of both."""
+    from server.ingest.stream_marks import raise_marks
+
+    queue(rig, ("segment", segment_body(1)), ("segment", segment_body(2)))
+    (message,) = outbox_messages(rig)
+    with rig.device() as session:
+        epoch = session.scalars(select(OutboxRecord.epoch)).first() or ""
+    registry = DeviceRegistry(rig.server)
+    outcome, _ = race(
+        rig,
+        lambda a: ingest_batch(a, [message], registry, T0),
+        lambda b: raise_marks(b, rig.dev.device_id, epoch, T0, 5),
+    )
+    assert [x.status for x in outcome.acks[rig.dev.device_id]] == ["ok"] * 2
+    with rig.server() as session:
+        stream = session.scalars(select(SyncStream)).one()
+    assert (stream.hwm, stream.max_seq) == (2, 5)
+
+
+def test_streams_marks_are_raised_in_key_order_whatever_the_arrival_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers whose batches touch the same streams lock their ``sync_stream`` rows in one order (in
+    arrival order each could hold the row the other waits for: a deadlock that fails a batch)."""
+    from server.ingest import stream_marks
+
+    order: list[tuple[str, str]] = []
+    monkeypatch.setattr(stream_marks, "raise_marks", lambda _s, dev, ep, _now, _seen: order.append((dev, ep)))
+    touched = {("DEV-B", "e1"): 3, ("DEV-A", "e2"): 1, ("DEV-A", "e1"): 7}
+    stream_marks.advance_streams(cast(Session, None), T0, touched)
+    assert order == [("DEV-A", "e1"), ("DEV-A", "e2"), ("DEV-B", "e1")]

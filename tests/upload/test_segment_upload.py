@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.clock import FakeClock
+from core.clock import FakeClock, SystemClock
 from core.manifest import entry_from_json, entry_to_json, sign_entry
 from core.signing import new_private_key
 from core.upload_auth import sign_append, sign_request
@@ -836,3 +836,48 @@ def test_a_content_length_that_is_not_ascii_digits_is_a_400(rig: Rig) -> None:
 
     response = asyncio.run(put())
     assert response.status_code == 400 and "Content-Length" in response.json()["error"]
+
+
+class _SlotFreeingClock(SystemClock):
+    """The uploader's clock: its first pause (waiting out a busy answer) is when the server's slot frees."""
+
+    def __init__(self, free: Callable[[], None]) -> None:
+        self.free = free
+        self.pauses: list[float] = []
+
+    def monotonic(self) -> float:
+        return super().monotonic() + sum(self.pauses)
+
+    def sleep(self, seconds: float) -> None:  # time passes at once
+        if not self.pauses:
+            self.free()
+        self.pauses.append(seconds)
+
+
+def test_upload_slots_follow_the_config_and_a_busy_answer_is_waited_out_within_the_run(
+    tmp_path: Path, device_sessions: sessionmaker[Session], server_sessions: sessionmaker[Session]
+) -> None:
+    """Every upload slot taken (as at a dock rush): the server answers 503 busy with Retry-After; the
+    uploader waits that long and sends again in the same run, which ends ``done`` with everything stored."""
+    identity = DeviceIdentity("DEV-UP1", new_private_key())
+    _register(server_sessions, identity)
+    config = ServerConfig(storage=StorageSection(video_dir=tmp_path / "video", max_concurrent_uploads=2))
+    app = create_app(config, server_sessions)
+    with TestClient(app) as client:
+        rec_dir = tmp_path / "rec"
+        rec_dir.mkdir()
+        rig = Rig(identity, device_sessions, server_sessions, rec_dir, tmp_path / "video", client)
+        _record_segments(rig, 2)
+        slots = service_for(app)._slots
+        assert slots.acquire(blocking=False) and slots.acquire(blocking=False)
+        assert not slots.acquire(blocking=False), "two slots, as configured"
+        clock = _SlotFreeingClock(lambda: (slots.release(), slots.release()))
+        transport = FaultyTransport(client._transport)
+        uploader = _uploader(rig, transport, chunk=WHOLE)
+        uploader.clock = clock
+        result = uploader.run_once()
+        assert (result.confirmed, result.stopped_because) == (2, "done")
+        assert transport.statuses[0] == 503 and transport.statuses.count(503) == 1
+        assert 4.9 <= sum(clock.pauses) <= 5.0 and uploader.busy_waits == 1  # the server's Retry-After
+        assert list(rec_dir.glob("*.mp4")) == []
+        assert [r.state for r in _server_rows(rig)] == ["stored", "stored"]

@@ -18,7 +18,6 @@ from server.db.sync import SyncDeviceDataset
 from server.ingest.limits import dataset_in_use_problem, hello_problem
 from server.ingest.outcome import BatchOutcome, Incoming, dead
 from server.ingest.registry import DeviceRegistry
-from server.ingest.stream_marks import raise_marks
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def handle_request(session: Session, out: BatchOutcome, now: datetime, msg: Inco
         dead(session, out, now, msg.topic, device_id, "out_of_range", f"{req.type} {too_big}", msg.payload)
         return
     if isinstance(req, Hello):
-        raise_marks(session, device_id, req.epoch, now, req.max_seq)
+        out.saw(device_id, req.epoch, req.max_seq)
         log_event(log, "sync.hello", device=device_id, epoch=req.epoch, max_seq=req.max_seq)
     elif isinstance(req, SyncRef):
         out.dataset_requests.append((device_id, req))

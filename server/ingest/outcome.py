@@ -34,10 +34,17 @@ class Incoming:
 class BatchOutcome:
     acks: dict[str, list[AckEntry]] = field(default_factory=lambda: defaultdict(list))
     dataset_requests: list[tuple[str, SyncRef]] = field(default_factory=list)
+    marks: dict[tuple[str, str], int] = field(default_factory=dict)  # (device, epoch) -> highest seq seen
     accepted: int = 0
     duplicates: int = 0
     conflicts: int = 0
     dead_letters: int = 0
+
+    def saw(self, device_id: str, epoch: str, seq: int) -> None:
+        """Note that stream (``device_id``, ``epoch``) reached ``seq``; its marks are raised once, at the end of
+        the batch, with every other stream's, in key order (``stream_marks.advance_streams``)."""
+        key = (device_id, epoch)
+        self.marks[key] = max(self.marks.get(key, 0), seq)
 
     def merge(self, other: BatchOutcome) -> None:
         """Add ``other`` (the outcome of further messages) to this one."""

@@ -1,7 +1,7 @@
 """One ingest batch in one database transaction: check each message (``checks``), store its records new to
 the inbox (``inbox``) with their business rows (``business``, as the table of record types says), record
-rejects as dead letters and different-hash duplicates as conflicts, and raise each stream's marks
-(``stream_marks``). Returns the acks to publish, which the worker sends only after COMMIT.
+rejects as dead letters and different-hash duplicates as conflicts, and last raise the marks of every stream
+the batch's records and hellos reached (``stream_marks``, in key order). Returns the acks to publish, which the worker sends only after COMMIT.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def ingest_batch(
                  msg.payload)  # fmt: skip
     if accepted:
         _store(session, out, now, accepted)
+    advance_streams(session, now, out.marks)
     return out
 
 
@@ -92,11 +93,8 @@ def _store(session: Session, out: BatchOutcome, now: datetime, accepted: list[Ac
             status: Literal["ok", "conflict"] = "ok" if reason is None else "conflict"
             out.acks[a.device_id].append(AckEntry(a.head.epoch, a.head.seq, a.digest, status, reason))
         out.accepted += len(fresh)
-    touched: dict[tuple[str, str], int] = {}
     for a in accepted:
-        k = (a.device_id, a.head.epoch)
-        touched[k] = max(touched.get(k, 0), a.head.seq)
-    advance_streams(session, now, touched)
+        out.saw(a.device_id, a.head.epoch, a.head.seq)
 
 
 def _dup_or_conflict(

@@ -12,12 +12,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar, cast
 
-import pytest
-from sqlalchemy import Table, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, event, func, select
+from sqlalchemy.orm import ORMExecuteState, Session
 from sync_harness import T0, SyncRig, payment_body, protocol_body, segment_body
 
-from core.sync.control import AckItem, up_topic
+from core.sync.control import AckItem, Hello, req_topic, seal, up_topic
 from core.sync.envelope import (
     SignedBatch,
     batch_manifest,
@@ -28,7 +27,7 @@ from core.sync.envelope import (
     parse_payload,
 )
 from core.sync.records import Bookmark, BookmarkRecordV1
-from core.sync.signing import DOMAIN_BATCH, Signer, Verifier
+from core.sync.signing import DOMAIN_BATCH, DOMAIN_REQUEST, Signer, Verifier
 from edge.sync.outbox import OutboxContent, OutboxRecord, RowHash, apply_acks, enqueue, seal_pending
 from server.commands.device import add_device
 from server.db.protocols import Payment, Protocol
@@ -445,13 +444,32 @@ def test_a_hello_and_a_batch_creating_a_new_streams_row_at_once_both_succeed(rig
     assert (stream.hwm, stream.max_seq) == (2, 5)
 
 
-def test_streams_marks_are_raised_in_key_order_whatever_the_arrival_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_streams_marks_are_raised_once_in_key_order_after_hellos_and_batches_in_any_order(rig: SyncRig) -> None:
     """Two workers whose batches touch the same streams lock their ``sync_stream`` rows in one order (in
-    arrival order each could hold the row the other waits for: a deadlock that fails a batch)."""
-    from server.ingest import stream_marks
+    arrival order each could hold the row the other waits for: a deadlock that fails a batch). A hello's marks
+    wait for the end of the batch too: the statements that touch ``sync_stream`` come in key order."""
+    queue(rig, ("segment", segment_body(1)), ("segment", segment_body(2)))
+    (message,) = outbox_messages(rig)
+    with rig.device() as session:
+        epoch = session.scalars(select(OutboxRecord.epoch)).first() or ""
+    dev = rig.dev.device_id
+    hellos = [
+        Incoming(req_topic(dev), seal(rig.signer, DOMAIN_REQUEST, Hello(dev=dev, epoch=e, max_seq=n, ts="t")))
+        for e, n in (("zz-later-epoch", 4), ("00-earlier-epoch", 9), (epoch, 1))
+    ]
+    keys: list[str] = []
 
-    order: list[tuple[str, str]] = []
-    monkeypatch.setattr(stream_marks, "raise_marks", lambda _s, dev, ep, _now, _seen: order.append((dev, ep)))
-    touched = {("DEV-B", "e1"): 3, ("DEV-A", "e2"): 1, ("DEV-A", "e1"): 7}
-    stream_marks.advance_streams(cast(Session, None), T0, touched)
-    assert order == [("DEV-A", "e1"), ("DEV-A", "e2"), ("DEV-B", "e1")]
+    def watch(state: ORMExecuteState) -> None:
+        params = state.parameters
+        if "sync_stream" in str(state.statement) and isinstance(params, dict) and "ep" in params:
+            keys.append(str(params["ep"]))
+
+    with rig.server() as session, session.begin():
+        event.listen(session, "do_orm_execute", watch)
+        out = ingest_batch(session, [hellos[0], message, hellos[1], hellos[2]], DeviceRegistry(rig.server), T0)
+    assert [x.status for x in out.acks[dev]] == ["ok"] * 2
+    order = list(dict.fromkeys(keys))
+    assert order == sorted({"zz-later-epoch", "00-earlier-epoch", epoch}), keys
+    with rig.server() as session:
+        marks = {s.epoch: (s.hwm, s.max_seq) for s in session.scalars(select(SyncStream))}
+    assert marks == {"zz-later-epoch": (0, 4), "00-earlier-epoch": (0, 9), epoch: (2, 2)}

@@ -52,6 +52,7 @@ from server.commands.device import ProvisionedDevice, add_device
 from server.db.base import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
 from server.db.sync import SyncInbox
+from simulators.demo import free_port
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INGEST_USER = "ingest-svc"
@@ -283,13 +284,8 @@ def device_records(prefix: str, m: int) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, timeout: float = 20.0) -> None:
+    """Until something listens on 127.0.0.1:``port`` (a broker just started)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -28,6 +28,7 @@ from edge.sync.sender import SenderSettings, SyncSender
 from server.commands.device import ProvisionedDevice, add_device
 from server.ingest.metrics import IngestMetrics
 from server.ingest.worker import IngestSettings, IngestWorker
+from simulators.demo import free_port
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -209,24 +210,6 @@ def fill_outbox(device: sessionmaker[Session], n: int, prefix: str = "N") -> Non
             records.append(("segment", segment_body(i)))
     with device() as session, session.begin():
         enqueue_many(session, records, now=T0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    """Until something listens on 127.0.0.1:``port`` (a broker just started)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listened on {port} after {timeout} s")
 
 
 def provision(server: sessionmaker[Session]) -> tuple[ProvisionedDevice, Signer]:

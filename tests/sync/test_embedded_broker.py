@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
-from sync_harness import T0, free_port, wait_port
+from sync_harness import T0, free_port
 from test_mosquitto_acl import CONNACK_ACCEPTED, connack
 
 from server.broker import start_embedded
 from server.commands.device import add_device
 from server.config import ServerConfig
 from server.db.devices import Device
+from simulators.fleet import wait_port
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from sync_harness import free_port, mosquitto_binary, require_mosquitto, wait_port
+from sync_harness import free_port, mosquitto_binary, require_mosquitto
 
 from server.mqtt_accounts import hash_password
 from server.mqtt_acl import PACKAGED_ACL
+from simulators.fleet import wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO = mosquitto_binary()

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import SyncRig, fill_outbox, free_port, wait_for, wait_port
+from sync_harness import SyncRig, fill_outbox, free_port, wait_for
 
 from core.sync.signing import b64e
 from edge.sync.outbox import stats
 from server.db.sync import SyncInbox
 from server.mqtt_accounts import hash_password
+from simulators.fleet import wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 N = int(os.environ.get("PATROLKIT_SYNC_CHAOS_N", "6000"))

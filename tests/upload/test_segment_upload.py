@@ -860,7 +860,7 @@ def test_upload_slots_follow_the_config_and_a_busy_answer_is_waited_out_within_t
     """Every upload slot taken (as at a dock rush): the server answers 503 busy with Retry-After; the
     uploader waits that long and sends again in the same run, which ends ``done`` with everything stored."""
     identity = DeviceIdentity("DEV-UP1", new_private_key())
-    _register(server_sessions, identity)
+    register_identity(server_sessions, identity)
     config = ServerConfig(storage=StorageSection(video_dir=tmp_path / "video", max_concurrent_uploads=2))
     app = create_app(config, server_sessions)
     with TestClient(app) as client:

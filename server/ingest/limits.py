@@ -190,14 +190,27 @@ def values_problem(table: Table, values: Mapping[str, Any]) -> str | None:
     return None
 
 
+def text_problem(name: str, value: str) -> str | None:
+    """Why ``value`` cannot be stored in any text column (PostgreSQL holds no NUL; UTF-8 no lone surrogate)."""
+    if "\x00" in value:
+        return f"{name}: holds a NUL character (\\u0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{name}: holds a lone surrogate"
+    return None
+
+
 def hello_problem(epoch: str, max_seq: int) -> str | None:
     """Why a device's hello (its epoch and highest seq) does not fit ``sync_stream``, or None."""
-    return values_problem(_t(SyncStream), {"epoch": epoch, "max_seq": max_seq})
+    return text_problem("epoch", epoch) or values_problem(_t(SyncStream), {"epoch": epoch, "max_seq": max_seq})
 
 
 def dataset_in_use_problem(dataset: str, version: int) -> str | None:
     """Why a device's ``ref_applied`` does not fit ``sync_device_dataset``, or None."""
-    return values_problem(_t(SyncDeviceDataset), {"dataset": dataset, "version": version})
+    return text_problem("dataset", dataset) or values_problem(
+        _t(SyncDeviceDataset), {"dataset": dataset, "version": version}
+    )
 
 
 def fits_device_id(device_id: str) -> bool:

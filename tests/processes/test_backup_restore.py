@@ -6,6 +6,7 @@ in and plays the segment uploaded before the dump, from the same video store."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -49,7 +50,10 @@ def _copy(source: str, target: str, directory: Path) -> None:
     dump = directory / "server.dump"
     for tool in ("pg_dump", "pg_restore"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: postgresql-client)")
+            message = f"{tool} is not installed (Debian: postgresql-client)"
+            if os.environ.get("PATROLKIT_REQUIRE_DEPLOY_TOOLS") == "1":
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
     subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", _libpq(source)], check=True, timeout=120)
     subprocess.run(
         ["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={_libpq(target)}", str(dump)],

@@ -35,9 +35,10 @@ MAX_RETRY_AFTER_S = 3600.0
 def retry_after_seconds(value: str | None) -> float | None:
     """A Retry-After header in seconds (ASCII digits, at most ``MAX_RETRY_AFTER_S``); None if absent or
     in another form."""
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 9:
-        return None
-    return min(float(value.strip()), MAX_RETRY_AFTER_S)
+    text = value.strip() if value is not None else ""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 9:
+        return None  # isdigit alone takes "²" and other digits that float() refuses
+    return min(float(text), MAX_RETRY_AFTER_S)
 
 
 RETRYABLE = {409, 460, 503}

@@ -89,7 +89,8 @@ class FleetSettings:
     timeout_s: float = 600.0
     drive: Drive = Drive.SHARED
     drivers: int = 4  # with Drive.SHARED: driver threads
-    idle_step_s: float = 5.0  # with Drive.SHARED: a sender with nothing to do is stepped this often
+    idle_step_s: float = 15.0  # with Drive.SHARED: a sender with nothing to do is stepped this often (it
+    # then only looks for overdue records, whose timeout is at least ``ack_timeout_s``, and rescans its outbox)
     per_process: int = 150  # devices per device process (paho's select() takes no descriptor above 1023)
     progress_s: float = 0.1  # how often each device process reports its acks (the restart waits for half)
 
@@ -174,6 +175,7 @@ class TimedSender(SyncSender):
     def __init__(self, *args: Any, shared: bool = False, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.shared = shared  # stepped by a ``Driver``: ``start`` connects, its own thread ends at once
+        self.wake: threading.Event | None = None  # set by ``Driver``: an event for this sender arrived
         self.latencies: list[float] = []
         self.connects: list[float] = []
         self._acking = False
@@ -202,6 +204,19 @@ class TimedSender(SyncSender):
         if not reason.is_failure:
             self.connects.append(time.monotonic())
         super()._on_connect(client, ud, flags, reason, props)
+        self._wake_driver()
+
+    def _on_disconnect(self, *args: Any) -> None:
+        super()._on_disconnect(*args)
+        self._wake_driver()
+
+    def _on_message(self, client: mqtt.Client, ud: Any, msg: mqtt.MQTTMessage) -> None:
+        super()._on_message(client, ud, msg)
+        self._wake_driver()
+
+    def _wake_driver(self) -> None:
+        if self.wake is not None:
+            self.wake.set()
 
     def _handle_ack(self, data: bytes) -> None:
         self._acking = True
@@ -225,9 +240,13 @@ class Driver:
         self._slices = [senders[n::threads] for n in range(max(1, threads))]
         self._idle_step_s = idle_step_s
         self._stop = threading.Event()
+        self._wakes = [threading.Event() for _ in self._slices]  # one per thread, set by its senders' events
+        for part, wake in zip(self._slices, self._wakes, strict=True):
+            for sender in part:
+                sender.wake = wake
         self._threads = [
-            threading.Thread(target=self._loop, args=(part,), name=f"fleet-driver-{n}", daemon=True)
-            for n, part in enumerate(self._slices)
+            threading.Thread(target=self._loop, args=(part, wake), name=f"fleet-driver-{n}", daemon=True)
+            for n, (part, wake) in enumerate(zip(self._slices, self._wakes, strict=True))
         ]
 
     def start(self) -> None:
@@ -236,12 +255,17 @@ class Driver:
 
     def stop(self) -> None:
         self._stop.set()
+        for wake in self._wakes:
+            wake.set()
         for t in self._threads:
             t.join(10)
 
-    def _loop(self, senders: list[TimedSender]) -> None:
+    def _loop(self, senders: list[TimedSender], wake: threading.Event) -> None:
+        """Step each sender that has work, and every sender at least every ``idle_step_s``; between rounds
+        with nothing to do, sleep until one of them gets an event (no polling)."""
         last = [0.0] * len(senders)
         while not self._stop.is_set():
+            wake.clear()  # an event arriving from here on wakes the next wait
             worked = False
             now = time.monotonic()
             for i, sender in enumerate(senders):
@@ -250,7 +274,28 @@ class Driver:
                     last[i] = now
                     worked = True
             if not worked:
-                self._stop.wait(0.002)
+                wake.wait(min(self._idle_step_s, max(0.0, min(last) + self._idle_step_s - now)))
+
+
+def share_compiled_statements(engines: list[Engine]) -> list[Engine]:
+    """The same engines, compiling each SQL statement once for all of them instead of once per engine.
+
+    A device has one engine and compiles its few statements once, at boot. A simulator process holding a
+    hundred devices would compile them a hundred times (SQLAlchemy keys its cache by engine and dialect), a
+    cost no real fleet pays and which takes most of the simulator's CPU. So every engine here uses the first
+    engine's dialect (initialised by connecting once: the same SQLite library for all) and one statement
+    cache; each keeps its own database file and connection pool."""
+    if not engines:
+        return []
+    first = engines[0]
+    with first.connect():
+        pass  # the first connection initialises the dialect (SQLite version, features)
+    cache: dict[Any, Any] = {}
+    shared: list[Engine] = []
+    for engine in engines:
+        engine.dialect = first.dialect
+        shared.append(engine.execution_options(compiled_cache=cache))
+    return shared
 
 
 def device_records(prefix: str, m: int) -> list[tuple[str, dict[str, Any]]]:
@@ -347,7 +392,7 @@ class OwnMosquitto:
         conf = directory / "mosquitto-fleet.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-            "max_queued_messages 1000\nmax_inflight_messages 20\nmax_connections -1\n"
+            "max_queued_messages 100000\nmax_inflight_messages 500\nmax_connections -1\n"
             f"persistence true\npersistence_location {directory}/\nautosave_interval 60\n"
             + ("user root\n" if os.geteuid() == 0 else "")  # else it drops to a user who cannot write here
             + f"log_dest file {directory / 'mosquitto.log'}\nlog_type error\nlog_type warning\nlog_type notice\n"

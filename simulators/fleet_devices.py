@@ -19,7 +19,7 @@ from pathlib import Path
 from core.sync.signing import KeyRing, Signer, Verifier
 from edge.db.base import make_engine, make_sessionmaker
 from edge.sync.sender import SenderSettings
-from simulators.fleet import Driver, TimedSender, cpu_seconds, rss_kib
+from simulators.fleet import Driver, TimedSender, cpu_seconds, rss_kib, share_compiled_statements
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(Path(args[0]).read_text())
     keys = KeyRing([Verifier(base64.b64decode(spec["server_public_b64"]))])
     senders: list[TimedSender] = []
-    engines = []
-    for dev in spec["devices"]:
-        engine = make_engine(f"sqlite:///{dev['db']}")
-        engines.append(engine)
+    engines = share_compiled_statements([make_engine(f"sqlite:///{dev['db']}") for dev in spec["devices"]])
+    for dev, engine in zip(spec["devices"], engines, strict=True):
         settings = SenderSettings(
             mqtt_url=spec["mqtt_url"], device_id=dev["device_id"], username=dev["username"],
             password=dev["password"], window=spec["window"], batch=spec["batch"],

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from simulators.fleet import BrokerKind, FleetSettings, running_fleet
+from edge.db.base import make_engine
+from simulators.fleet import BrokerKind, FleetSettings, running_fleet, share_compiled_statements
 from simulators.fleet import mosquitto_binary as fleet_mosquitto_binary
 
 DEVICES = 20
@@ -37,6 +39,7 @@ def test_a_fleet_drains_exactly_once_through_a_broker_restart(server_db_url: str
         batch=5,  # two messages per device: the restart falls between a device's messages
         window=5,  # one in flight: a device's second message leaves only once its first is acked
         ack_timeout_s=3.0,  # what the broker lost at the restart comes again soon
+        idle_step_s=1.0,  # an idle sender looks for overdue records well within that timeout
         restart_broker=True,
         timeout_s=240.0,
         per_process=8,  # three device processes
@@ -51,3 +54,19 @@ def test_a_fleet_drains_exactly_once_through_a_broker_restart(server_db_url: str
     assert result.stored == DEVICES * RECORDS, result.lines()
     assert result.distinct_stored == DEVICES * RECORDS, result.lines()
     assert all(len(c) >= 2 for c in fleet.connects)  # each came back after the restart on its own
+
+
+def test_engines_sharing_compiled_statements_still_write_each_to_its_own_database(tmp_path: Path) -> None:
+    engines = share_compiled_statements([make_engine(f"sqlite:///{tmp_path / f'd{n}.db'}") for n in range(3)])
+    for n, engine in enumerate(engines):
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (v INTEGER)"))
+            conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": n})
+    for n, engine in enumerate(engines):
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT v FROM t")).scalars().all() == [n]
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # the device's own pragmas (FULL)
+    cache = engines[0].get_execution_options()["compiled_cache"]
+    assert cache is engines[2].get_execution_options()["compiled_cache"]
+    for engine in engines:
+        engine.dispose()

@@ -72,7 +72,8 @@ class IngestSettings:
     username: str | None = "ingest-svc"
     password: str | None = None
     shared_group: str | None = "ingest"
-    batch_max: int = 500
+    batch_max: int = 500  # messages in one transaction, at most
+    batch_max_bytes: int = 4 << 20  # and their payloads' bytes, at most (a message over it goes alone)
     batch_wait_s: float = 0.01
     gap_timeout_s: float = 30.0
     resend_interval_s: float = 60.0
@@ -271,17 +272,20 @@ class IngestWorker:
         except queue.Empty:
             return []
         batch = [first]
+        size = len(first[1].payload)
         deadline = self._clock.monotonic() + self.settings.batch_wait_s
-        while len(batch) < self.settings.batch_max:
+        while len(batch) < self.settings.batch_max and size < self.settings.batch_max_bytes:
             try:
-                batch.append(self._inbox.get_nowait())
+                got = self._inbox.get_nowait()
             except queue.Empty:
                 if self._clock.monotonic() >= deadline:
                     break
                 try:
-                    batch.append(self._inbox.get(timeout=max(0.0, deadline - self._clock.monotonic())))
+                    got = self._inbox.get(timeout=max(0.0, deadline - self._clock.monotonic()))
                 except queue.Empty:
                     break
+            batch.append(got)
+            size += len(got[1].payload)
         return batch
 
     def _process(self, batch: list[Received]) -> None:

@@ -190,7 +190,8 @@ def test_case_files_are_written_locked_for_the_cases_years_and_extended_as_the_c
     report = _run(ws, ws.clock.now(), section=ws.config.retention)
     moved_until = add_years(ws.clock.now(), years)
     assert report.locks.files == 1 and _s3(ws).blob_lock_until(file.storage_key) == moved_until
-    assert [detail for _, detail in _audited(ws, "case.file_lock")][0].endswith(moved_until.isoformat())
+    (detail,) = [detail for _, detail in _audited(ws, "case.file_lock")]
+    assert detail.endswith(moved_until.isoformat())
     assert _run(ws, ws.clock.now(), section=ws.config.retention).locks.files == 0
 
 

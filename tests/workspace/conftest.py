@@ -28,6 +28,7 @@ from server.config import ReviewSection, ServerConfig, StorageSection
 from server.db.devices import Device
 from server.review.accounts import add_supervisor
 from server.video.storage import FilesystemStore, VideoStore
+from tests.s3_support import SeaweedServer, running_seaweed
 
 from .footage_support import (
     BOOKMARK,
@@ -123,3 +124,12 @@ def ws(
     """The workspace on the filesystem store, or with ``indirect`` parameter ``"s3"`` on object storage."""
     store = request.getfixturevalue("s3_store") if getattr(request, "param", "filesystem") == "s3" else None
     yield from make_workspace(tmp_path, server_sessions, shift, store=store)
+
+
+@pytest.fixture
+def own_store_ws(tmp_path: Path, server_sessions: sessionmaker[Session], shift: Shift) -> Iterator[
+        tuple[Workspace, SeaweedServer]]:  # fmt: skip
+    """The workspace on a SeaweedFS of its own, which the test may stop and start again."""
+    with running_seaweed() as weed:
+        for ws in make_workspace(tmp_path, server_sessions, shift, store=weed.store(weed.new_bucket())):
+            yield ws, weed

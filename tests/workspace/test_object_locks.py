@@ -8,14 +8,12 @@ lock and does nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import RetentionSection
 from server.db.cases import CaseFile
@@ -27,10 +25,10 @@ from server.review.object_locks import NO_LOCK
 from server.review.retention import RunReport, add_years, run_retention
 from server.video.s3_store import S3Store
 from server.video.storage import segment_key
-from tests.s3_support import SeaweedServer, running_seaweed
+from tests.s3_support import SeaweedServer
 
-from .conftest import DEVICE, NUMBER, Workspace, make_workspace
-from .footage_support import TIMES, Shift, T
+from .conftest import DEVICE, NUMBER, Workspace
+from .footage_support import TIMES, T
 
 SECTION = RetentionSection(no_event_days=30, paid_stop_years=2, case_years=7, export_years=3)
 PAGE = f"/review/protocols/{quote(NUMBER, safe='')}"
@@ -203,15 +201,6 @@ def test_on_the_folder_store_the_run_says_it_keeps_no_lock_and_does_nothing(ws: 
     assert report.locks.skipped == NO_LOCK and "keeps no Object Lock" in report.text()
     assert {(r.store_locked_until, r.store_legal_hold) for r in _rows(ws).values()} == {(None, False)}
     assert _audited(ws, "footage.lock") == [] and _audited(ws, "footage.legal_hold") == []
-
-
-@pytest.fixture
-def own_store_ws(tmp_path: Path, server_sessions: sessionmaker[Session], shift: Shift) -> Iterator[
-        tuple[Workspace, SeaweedServer]]:  # fmt: skip
-    """The workspace on a SeaweedFS of its own, which the test may stop and start again."""
-    with running_seaweed() as weed:
-        for ws in make_workspace(tmp_path, server_sessions, shift, store=weed.store(weed.new_bucket())):
-            yield ws, weed
 
 
 def test_a_store_that_is_down_leaves_the_lock_work_to_the_next_run(own_store_ws: tuple[Workspace, SeaweedServer]) -> None:

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
@@ -97,6 +98,16 @@ def _active_hold(row: type[VideoSegment] = VideoSegment) -> ColumnElement[bool]:
         FootageHold.started_at < row.ended_at, FootageHold.ended_at > row.started_at)  # fmt: skip
 
 
+def _done(report: LockReport, change: Callable[[], object]) -> bool:
+    """Ask the store for one change; False (counted as missing) when it has no such object."""
+    try:
+        change()
+    except FileNotFoundError:
+        report.missing += 1
+        return False
+    return True
+
+
 def _pages(session: Session, where: list[ColumnElement[bool]], batch: int) -> Iterable[list[VideoSegment]]:
     after = 0
     while True:
@@ -119,10 +130,7 @@ def _extend_segments(session: Session, store: LockingStore, who: Actor, clock: C
             if row.retain_until <= clock():  # due now: no lock to set in the past (the run deletes it)
                 continue
             if not dry_run:
-                try:
-                    store.retain_until(row.storage_key, row.retain_until)
-                except FileNotFoundError:
-                    report.missing += 1
+                if not _done(report, partial(store.retain_until, row.storage_key, row.retain_until)):
                     continue
                 row.store_locked_until = row.retain_until
                 audit.record(session, who, "footage.lock", clock(), device_id=row.device_id, seq=row.seq,
@@ -141,10 +149,7 @@ def _follow_holds(session: Session, store: LockingStore, who: Actor, clock: Call
         for rows in _pages(session, [VideoSegment.state == "stored", where], batch):
             for row in rows:
                 if not dry_run:
-                    try:
-                        store.legal_hold(row.storage_key, on)
-                    except FileNotFoundError:
-                        report.missing += 1
+                    if not _done(report, partial(store.legal_hold, row.storage_key, on)):
                         continue
                     row.store_legal_hold = on
                     state = "ON / включено" if on else "OFF / снято"
@@ -181,10 +186,7 @@ def _extend_case_files(session: Session, store: LockingStore, who: Actor, clock:
             if until <= clock() or (file.store_locked_until is not None and file.store_locked_until >= until):
                 continue
             if not dry_run:
-                try:
-                    store.retain_blob_until(file.storage_key, until)
-                except FileNotFoundError:
-                    report.missing += 1
+                if not _done(report, partial(store.retain_blob_until, file.storage_key, until)):
                     continue
                 file.store_locked_until = until
                 audit.record(session, who, "case.file_lock", clock(), protocol_number=number,

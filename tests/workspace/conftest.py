@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -84,6 +85,17 @@ class Workspace:
             follow_redirects=False,
         )  # fmt: skip
         return response.status_code
+
+    def open_case(self, summary: str = "the driver disputes the speed") -> int:
+        """Open a written complaint on the stop through the form; returns the case's number."""
+        page = f"/review/protocols/{quote(NUMBER, safe='')}"
+        response = self.client.post("/review/cases", data={
+            "csrf": self.csrf(page), "protocol_number": NUMBER, "channel": "written", "reference": "",
+            "summary": summary}, follow_redirects=False)  # fmt: skip
+        assert response.status_code == 303, response.text[:400]
+        found = re.fullmatch(r"/review/cases/(\d+)", response.headers["location"])
+        assert found is not None
+        return int(found.group(1))
 
     def csrf(self, url: str = "/review/") -> str:
         page = self.client.get(url)

@@ -7,7 +7,6 @@ lock and does nothing."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -74,16 +73,6 @@ def _held_in_store(ws: Workspace) -> list[int]:
     return [seq for seq in SHIFT if _s3(ws).legal_hold_on(segment_key(DEVICE, seq))]
 
 
-def _open_case(ws: Workspace) -> int:
-    response = ws.client.post("/review/cases", data={
-        "csrf": ws.csrf(PAGE), "protocol_number": NUMBER, "channel": "written", "reference": "",
-        "summary": "the driver disputes the speed"}, follow_redirects=False)  # fmt: skip
-    assert response.status_code == 303, response.text[:400]
-    found = re.fullmatch(r"/review/cases/(\d+)", response.headers["location"])
-    assert found is not None
-    return int(found.group(1))
-
-
 def _hold(ws: Workspace, case_id: int, release: bool = False) -> int:
     url = f"/review/cases/{case_id}"
     data = {"csrf": ws.csrf(url)} | ({} if release else {"reason": "court order 12/2026"})
@@ -116,7 +105,7 @@ def test_linked_footage_is_locked_until_its_retention_deadline_once_and_never_sh
 
     ws.clock.advance((NOW - ws.clock.now()).total_seconds() + 3600)
     assert ws.login("anna") == 303
-    _open_case(ws)  # the case keeps the footage seven years from its change: longer, so the lock follows
+    ws.open_case()  # the case keeps the footage seven years from its change: longer, so the lock follows
     _run(ws, NOW + timedelta(days=1))
     case_until = add_years(ws.clock.now(), 7)
     assert {_rows(ws)[s].retention_category for s in SHIFT} == {"case"} and _deadlines(ws)[1] == case_until
@@ -153,7 +142,7 @@ def test_a_legal_hold_turns_the_objects_legal_hold_on_and_its_release_off_unless
     ws: Workspace,
 ) -> None:
     assert ws.login("anna") == 303
-    first, second = _open_case(ws), _open_case(ws)
+    first, second = ws.open_case(), ws.open_case()
     assert _held_in_store(ws) == []
     assert _hold(ws, first) == 303
     assert _held_in_store(ws) == list(SHIFT), "ON as soon as the hold is put"
@@ -174,7 +163,7 @@ def test_a_legal_hold_turns_the_objects_legal_hold_on_and_its_release_off_unless
 @pytest.mark.parametrize("ws", ["s3"], indirect=True)
 def test_case_files_are_written_locked_for_the_cases_years_and_extended_as_the_case_changes(ws: Workspace) -> None:
     assert ws.login("anna") == 303
-    case_id = _open_case(ws)
+    case_id = ws.open_case()
     assert _attach(ws, case_id, b"%PDF-1.4\n" + b"\x02" * 3000) == 303
     with ws.sessions() as session:
         file = session.scalars(select(CaseFile).where(CaseFile.case_id == case_id)).one()
@@ -195,7 +184,7 @@ def test_case_files_are_written_locked_for_the_cases_years_and_extended_as_the_c
 
 def test_on_the_folder_store_the_run_says_it_keeps_no_lock_and_does_nothing(ws: Workspace) -> None:
     assert ws.login("anna") == 303
-    case_id = _open_case(ws)
+    case_id = ws.open_case()
     assert _hold(ws, case_id) == 303
     report = _run(ws)
     assert report.locks.skipped == NO_LOCK and "keeps no Object Lock" in report.text()
@@ -206,7 +195,7 @@ def test_on_the_folder_store_the_run_says_it_keeps_no_lock_and_does_nothing(ws: 
 def test_a_store_that_is_down_leaves_the_lock_work_to_the_next_run(own_store_ws: tuple[Workspace, SeaweedServer]) -> None:
     ws, weed = own_store_ws
     assert ws.login("anna") == 303
-    case_id = _open_case(ws)
+    case_id = ws.open_case()
     assert _s3(ws).locks_evidence()  # the bucket's settings are known before it goes away
     weed.stop()
     assert _hold(ws, case_id) == 303, "the hold is kept in the database; the store's follows"

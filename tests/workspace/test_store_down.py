@@ -53,10 +53,7 @@ def test_footage_and_case_files_answer_503_with_retry_after_while_the_store_is_d
 ) -> None:
     ws, weed = own_store_ws
     assert ws.login("anna") == 303
-    opened = ws.client.post("/review/cases", data={
-        "csrf": ws.csrf(PAGE), "protocol_number": NUMBER, "channel": "written", "reference": "",
-        "summary": "the driver disputes the speed"}, follow_redirects=False)  # fmt: skip
-    case_url = opened.headers["location"]
+    case_url = f"/review/cases/{ws.open_case()}"
     letter = b"%PDF-1.4\n" + b"\x03" * 2000
     attached = ws.client.post(f"{case_url}/files", data={"csrf": ws.csrf(case_url)},
                               files={"file": ("letter.pdf", letter, "application/pdf")}, follow_redirects=False)  # fmt: skip

@@ -19,6 +19,7 @@ from server.db.cases import CaseFile
 from server.db.supervisors import AccessAudit
 from server.db.video import VideoSegment
 from server.review.audit import Operator
+from server.review.audit_chain import verify_chain
 from server.review.cases import CaseState, move_case
 from server.review.object_locks import NO_LOCK
 from server.review.retention import RunReport, add_years, run_retention
@@ -90,6 +91,9 @@ def _attach(ws: Workspace, case_id: int, data: bytes) -> int:
 def test_linked_footage_is_locked_until_its_retention_deadline_once_and_never_shortened(ws: Workspace) -> None:
     upload_lock = _lock(ws, 1)
     assert upload_lock is not None and upload_lock < add_years(TIMES.approved, 2), "written locked for a day"
+    dry = _run(ws, dry_run=True)
+    assert dry.locks.extended == 5 and _lock(ws, 1) == upload_lock, "a dry run says what it would lock, locks nothing"
+    assert _rows(ws)[1].store_locked_until is None and _audited(ws, "footage.lock") == []
     report = _run(ws)
     paid_until = add_years(TIMES.approved, 2)
     assert _deadlines(ws)[1] == paid_until and {_rows(ws)[s].retention_category for s in SHIFT} == {"paid_stop"}
@@ -116,6 +120,9 @@ def test_linked_footage_is_locked_until_its_retention_deadline_once_and_never_sh
         row.retain_until, row.store_locked_until = paid_until, None
     _run(ws, NOW + timedelta(days=2))
     assert _locks(ws)[1] == case_until, "never shortened"
+    with ws.sessions() as session:
+        chain = verify_chain(session)
+    assert chain.intact, chain.text()
     assert _s3(ws).retain_until(segment_key(DEVICE, 1), paid_until) is True
     assert _lock(ws, 1) == case_until, "asking the store for an earlier date leaves the lock as it is"
 

@@ -1,6 +1,8 @@
 """The server's FastAPI application: database, configuration, every router in ``server.routes``, the static
 files of the web pages (``/static``), the workspace's answers to refused requests (``server.review.access``,
-``server.review.query``), and the security headers on every response (``server.security_headers``)."""
+``server.review.query``) and to a video store that cannot be reached (503 with Retry-After,
+``server.review.views.store_unavailable``), and the security headers on every response
+(``server.security_headers``)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from server.db.base import make_engine, make_sessionmaker
 from server.metrics import ServerMetrics
 from server.security_headers import SecurityHeaders
 from server.templates import STATIC_DIR
+from server.video.storage import StoreUnavailable
 
 
 def routers() -> list[APIRouter]:
@@ -39,7 +42,7 @@ def create_app(
     """Build the app; ``sessions`` may be given by tests, else it is made from the configured database URL;
     ``clock`` (the system clock if None) is the time the app's routes judge requests by."""
     from server.review import access, query
-    from server.review.views import problem
+    from server.review.views import problem, store_unavailable
     from server.routes.review import search_error_page
     from server.routes.video import store_free_bytes
 
@@ -64,5 +67,10 @@ def create_app(
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(HTTPException, http_error)
+
+    async def store_down(request: Request, exc: Exception) -> Response:
+        return store_unavailable(request, exc)
+
+    app.add_exception_handler(StoreUnavailable, store_down)
     app.add_middleware(SecurityHeaders, exempt=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     return app

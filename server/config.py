@@ -133,6 +133,14 @@ class RetentionSection(Section):
     batch: int = Field(500, ge=1, le=100_000)  # segments judged per transaction
 
 
+class MetricsSection(Section):
+    """Who may scrape ``/metrics`` (``server.routes.health``): with ``token``, any client that sends
+    ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credentials_file: …}``); without one, only
+    clients on this host's loopback that came through no proxy."""
+
+    token: str | None = Field(None, min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~+/=-]+$")
+
+
 class KeysSection(Section):
     signing_key_file: Path = Path("var/server/server_ed25519.key")  # base64 raw; public half in <file>.pub
 
@@ -206,6 +214,7 @@ class ServerConfig(Section):
     fines: FinesSection = FinesSection()
     review: ReviewSection = ReviewSection()
     retention: RetentionSection = RetentionSection()
+    metrics: MetricsSection = MetricsSection()
 
 
 def load_server_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> ServerConfig:

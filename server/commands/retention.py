@@ -6,7 +6,7 @@
 ``--now`` judges as of another moment: any moment with ``--dry-run`` (what would a later run delete?), but
 never later than the clock for a real run, which would delete footage before its retention ends.
 ``--dry-run`` says what would be deleted and changes nothing. Exit 0 done, 1 a bad argument, 2 another
-retention run holds the lock.
+retention run holds the lock, 3 the video store could not be reached (what it did not do, the next run does).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from server.db.base import make_engine, make_sessionmaker
     from server.fines.run_lock import RunBusy, run_lock
     from server.review.retention import run_retention
-    from server.video.storage import open_store
+    from server.video.storage import StoreUnavailable, open_store
 
     log = logging.getLogger("server")
     try:
@@ -63,6 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     except RunBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        print(f"error: the video store could not be reached, the next run does the rest: {exc}", file=sys.stderr)
+        return 3
     finally:
         engine.dispose()
     log_event(log, "retention.run", dry_run=args.dry_run, deleted=len(report.deleted), bytes=report.deleted_bytes,
@@ -71,6 +74,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         for device_id, seq, size in report.deleted:
             print(f"would delete {device_id} #{seq} ({size} bytes)")
+    if report.locks.pending:
+        print(f"error: the video store failed while its object locks were made to follow retention; the next run "
+              f"does the rest: {report.locks.pending}", file=sys.stderr)  # fmt: skip
+        return 3
     return 0
 
 

@@ -65,3 +65,5 @@ class CaseFile(Base):
     storage_key: Mapped[str] = mapped_column(String(200), unique=True)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime)
     added_by: Mapped[str] = mapped_column(String(64))
+    # s0023: the date the store's compliance lock on the file is known to run to (None: not locked)
+    store_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base, UtcDateTime
@@ -48,6 +48,10 @@ class VideoSegment(Base):
     retain_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)  # the tombstone's time
     deleted_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # s0023: what the store's Object Lock is known to hold (server.review.object_locks), set only once the
+    # store did it: the compliance lock's date the retention run extended it to, and the legal hold
+    store_locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    store_legal_hold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SegmentVerification(Base):

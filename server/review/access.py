@@ -25,7 +25,7 @@ NEXT_URL_PATTERN = r"^/(?:review|fines)(?:/[A-Za-z0-9/_.~%?=&+-]{0,1000})?$"
 # Routes anyone may call, by path: why each needs no workspace login.
 PUBLIC: dict[str, str] = {
     "/healthz": "health check for the load balancer",
-    "/metrics": "Prometheus scrape",
+    "/metrics": "Prometheus scrape: its own bearer token (metrics.token), or loopback only without one",
     "/r/{code}": "the driver's receipt check (public by design)",
     "/api/video/segments/{device_id}/{seq}": "device uploads: each request is signed by the device key",
     "/api/video/segments/{device_id}/{seq}/data": "device uploads: each request is signed by the device key",

@@ -20,7 +20,11 @@ released, whatever the deadline.
 1. ``link_events``: link the footage of every event since the last finished run (all events on the first);
 2. ``classify``: give each stored segment not yet judged, or touched by a new link, its category and
    ``retain_until``;
-3. ``delete_due``: for each stored segment whose ``retain_until`` has passed, judge again from its links and
+3. ``follow_locks`` (``server.review.object_locks``): where the store has Object Lock, extend the lock of
+   footage kept longer than it (never shorten one), turn the object legal hold ON where a case's legal hold
+   covers a segment and OFF where none does any more, and extend the locks of case files; a store that is
+   down leaves this to the next run;
+4. ``delete_due``: for each stored segment whose ``retain_until`` has passed, judge again from its links and
    holds as they are now, and only if it is still due: delete its object from the store and turn its row into
    a tombstone (state ``deleted``, when and why), with one ``footage.delete`` row in the access audit.
 
@@ -53,6 +57,7 @@ from server.db.video import VideoSegment
 from server.review import audit
 from server.review.audit import Operator
 from server.review.footage import Interval, stop_window
+from server.review.object_locks import LockReport, follow_locks
 from server.video.storage import ObjectLocked, VideoStore
 
 log = logging.getLogger(__name__)
@@ -263,6 +268,7 @@ class RunReport:
     held: list[tuple[str, int]] = field(default_factory=list)
     locked: list[tuple[str, int]] = field(default_factory=list)  # the store refused: its object lock runs longer
     kept_longer: int = 0  # due by their row, but a link found now keeps them
+    locks: LockReport = field(default_factory=LockReport)  # what the store's Object Lock was made to follow
 
     @property
     def deleted_bytes(self) -> int:
@@ -273,7 +279,7 @@ class RunReport:
         return (f"retention run as of {self.now.isoformat()}: {self.links_made} link(s) made, {self.classified} "
                 f"segment(s) judged, {what} {len(self.deleted)} segment(s) ({self.deleted_bytes} bytes), "
                 f"{len(self.held)} kept by a legal hold, {len(self.locked)} kept by the store's object lock, "
-                f"{self.kept_longer} kept by a new link")  # fmt: skip
+                f"{self.kept_longer} kept by a new link; {self.locks.text()}")  # fmt: skip
 
 
 def delete_due(session: Session, store: VideoStore, rules: Rules, now: datetime, clock: Callable[[], datetime],
@@ -296,6 +302,9 @@ def delete_due(session: Session, store: VideoStore, rules: Rules, now: datetime,
                 continue
             if held(session, row):
                 report.held.append((row.device_id, row.seq))
+                continue
+            if row.store_legal_hold:  # the store's legal hold is not OFF yet: it would refuse the delete
+                report.locked.append((row.device_id, row.seq))
                 continue
             if not report.dry_run:
                 try:
@@ -344,6 +353,8 @@ def run_retention(session: Session, store: VideoStore, section: RetentionSection
         report.links_made = len(touched)
         commit()
         report.classified = classify(session, rules, touched, section.batch, commit)
+        report.locks = follow_locks(session, store, RUN_OPERATOR, clock, section.case_years, section.batch, commit,
+                                    dry_run)  # fmt: skip
         delete_due(session, store, rules, now, clock, report, section.batch, commit)
         run.links_made, run.classified = report.links_made, report.classified
         run.deleted, run.deleted_bytes, run.held = len(report.deleted), report.deleted_bytes, len(report.held)

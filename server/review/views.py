@@ -1,21 +1,31 @@
 """What every workspace page shares: the logged-in account in the header (name, role, logout form), the
-navigation its role may use, and the problem page for refused requests."""
+navigation its role may use, the problem page for refused requests, and the answer when the video store
+cannot be reached (``store_unavailable``: 503 with Retry-After, a page under ``/review`` that says so)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from core.structured_log import log_event
 from server.review import cases, footage, urls, words
 from server.review.auth import Reviewer
 from server.review.roles import ROLE_LABELS, Permission, Role, allowed
 from server.templates import render
 from server.video import integrity
 
+log = logging.getLogger(__name__)
+STORE_RETRY_AFTER_S = 15  # Retry-After while the video store cannot be reached
+STORE_DOWN_TITLE = "Хранилище недоступно / Video store unavailable"
+STORE_DOWN_TEXT = (
+    "Хранилище видео и файлов сейчас недоступно; ничего не изменено. Повторите через минуту / "
+    "the video store is unavailable right now; nothing was changed. Try again in a minute."
+)
 # What the workspace's templates may read besides their own context: the words of every state and cause.
 TEMPLATE_NAMES = {"w": words, "cw": cases, "fw": footage, "iw": integrity, "url": urls}
 
@@ -103,3 +113,17 @@ def refused_form(request: Request, reviewer: Reviewer, token: str) -> HTMLRespon
         request, 403, "Форма / Form",
         "Форма устарела или пришла с другого сайта / the form is stale or came from another site", reviewer,
     )  # fmt: skip
+
+
+def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The video store could not be reached while a request read footage or case files: 503 with
+    ``Retry-After``; a workspace page says so, anything else (playlists, the API) answers JSON."""
+    log_event(log, "review.store_unavailable", path=request.url.path[:200], error=str(exc)[:300])
+    headers = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+    path = request.url.path
+    if path.startswith("/review") and not path.startswith("/review/api/"):
+        reviewer = getattr(request.state, "reviewer", None)
+        return page(request, "review/message.html", STORE_DOWN_TITLE, reviewer, {"text": STORE_DOWN_TEXT}, 503,
+                    headers)  # fmt: skip
+    return JSONResponse({"error": "video store unavailable, try again later", "retry": True}, status_code=503,
+                        headers=headers)  # fmt: skip

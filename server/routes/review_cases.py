@@ -5,12 +5,15 @@ permission, every change the cases permission (supervisors); each change is audi
 
 File uploads (``multipart/form-data``): the declared size is checked before anything is read (413 over the
 largest limit), the type is taken from the content (``server.review.case_files``), and the file goes to the
-video store as it arrives, hashed.
+video store as it arrives, hashed; where the store has Object Lock, locked for the case category's years
+(``server.review.object_locks.keep_case_file``). A legal hold put or released is passed on to the store's
+object legal holds at once (the retention run does it if the store is down then). While the store cannot be
+reached, attaching and downloading a file answer 503 with Retry-After and a page that says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -44,6 +47,7 @@ from server.review.cases import (
     place_hold,
     release_hold,
 )
+from server.review.object_locks import case_file_deadline, follow_holds, keep_case_file
 from server.review.query import bounded_query, form_model
 from server.review.roles import Permission, allowed
 from server.review.urls import case_url
@@ -169,7 +173,8 @@ async def case_hold(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[HoldForm, Depends(form_model(HoldForm))]
 ) -> Response:
     return await _change_case(case_id, request, reviewer, form.csrf, "Удержание / Legal hold", "#hold",
-                              lambda session, number, at: place_hold(session, number, reviewer, at, form.reason))  # fmt: skip
+                              lambda session, number, at: place_hold(session, number, reviewer, at, form.reason),
+                              holds_changed=True)  # fmt: skip
 
 
 @router.post("/{case_id}/hold/release")
@@ -177,13 +182,15 @@ async def case_hold_release(
     case_id: str, request: Request, reviewer: HandlingCases, form: Annotated[FormToken, Depends(form_model(FormToken))]
 ) -> Response:
     return await _change_case(case_id, request, reviewer, form.csrf, "Удержание / Legal hold", "#hold",
-                              lambda session, number, at: release_hold(session, number, reviewer, at))  # fmt: skip
+                              lambda session, number, at: release_hold(session, number, reviewer, at),
+                              holds_changed=True)  # fmt: skip
 
 
 async def _change_case(case_id: str, request: Request, reviewer: Reviewer, csrf: str, title: str, anchor: str,
-                       change: Callable[[Session, int, datetime], object]) -> Response:  # fmt: skip
+                       change: Callable[[Session, int, datetime], object], holds_changed: bool = False) -> Response:  # fmt: skip
     """A change of one case from a form: the token checked, the change made in one transaction (409 with the
-    reason if the case refuses it), then back to the case page (at ``anchor``)."""
+    reason if the case refuses it), the store's legal holds made to follow when ``holds_changed``, then back
+    to the case page (at ``anchor``)."""
     refused = refused_form(request, reviewer, csrf)
     if refused is not None:
         return refused
@@ -195,6 +202,9 @@ async def _change_case(case_id: str, request: Request, reviewer: Reviewer, csrf:
     def work() -> None:
         with transaction(app.state.sessions) as session:
             change(session, number, now_of(app))
+        if holds_changed:
+            with app.state.sessions() as session:
+                follow_holds(session, service_for(app).store, reviewer, lambda: now_of(app))
 
     try:
         await run_in_threadpool(work)
@@ -243,7 +253,9 @@ async def case_file_add(case_id: str, request: Request, reviewer: HandlingCases)
         limit = limit_of(stream.kind, config.review.case_file_max_bytes)
 
         def save() -> int:
-            stored = store.put_blob(lambda digest: f"cases/{number}/{digest}", stream.pieces, limit)
+            now = now_of(request.app)
+            until = case_file_deadline(config.retention.case_years, now, now)
+            stored, locked_until = keep_case_file(store, number, stream.pieces, limit, until)
             with transaction(request.app.state.sessions) as session:
                 case = session.get(Case, number, with_for_update=True)
                 if case is None:
@@ -253,8 +265,8 @@ async def case_file_add(case_id: str, request: Request, reviewer: HandlingCases)
                     raise CaseError(f"this file is already attached (sha256 {stored.sha256})")
                 add_file_record(session, case, CaseFile(
                     case_id=number, file_name=safe_name(upload.filename or ""), media_type=stream.kind.media_type,
-                    size=stored.size, sha256=stored.sha256, storage_key=stored.key, added_at=now_of(request.app),
-                    added_by=reviewer.login), reviewer, now_of(request.app))  # fmt: skip
+                    size=stored.size, sha256=stored.sha256, storage_key=stored.key, added_at=now, added_by=reviewer.login,
+                    store_locked_until=locked_until), reviewer, now)  # fmt: skip
             return stored.size
 
         try:
@@ -275,18 +287,26 @@ def case_file_get(case_id: str, file_id: str, request: Request, reviewer: Review
     if number is None or fid is None:
         return problem(request, 400, "Файл / File", "case and file numbers: ASCII digits", reviewer)
     app = request.app
+    store = service_for(app).store
     with transaction(app.state.sessions) as session:
         found = session.get(CaseFile, fid)
         if found is None or found.case_id != number:
             return problem(request, 404, "Файл / File", f"no file {fid} in case {number}", reviewer)
+        key, media_type, name = found.storage_key, found.media_type, found.file_name
+        pieces = store.read_blob(key)
+        try:  # the first piece is read before anything is recorded: a store that is down answers 503
+            first = next(pieces, b"")
+        except FileNotFoundError:
+            return problem(request, 404, "Файл / File", "the stored file is missing", reviewer)
         case = session.get(Case, number)
         audit.record(session, reviewer, "case.file_view", now_of(app),
                      protocol_number=case.protocol_number if case else None, client=client_of(request),
                      detail=f"case {number} file {fid} sha256 {found.sha256}")  # fmt: skip
-        key, media_type, name = found.storage_key, found.media_type, found.file_name
-    store = service_for(app).store
-    if store.blob_size(key) is None:
-        return problem(request, 404, "Файл / File", "the stored file is missing", reviewer)
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:100] or "file"
     headers = {"Content-Disposition": f'attachment; filename="{safe}"'}
-    return StreamingResponse(iterate_in_threadpool(store.read_blob(key)), media_type=media_type, headers=headers)
+
+    def chunks() -> Iterator[bytes]:
+        yield first
+        yield from pieces
+
+    return StreamingResponse(iterate_in_threadpool(chunks()), media_type=media_type, headers=headers)

@@ -7,6 +7,10 @@ logged-in account whose role may (``server.review.access``); verifications and e
 - ``POST /review/protocols/{number}/verify`` (form with the page's token): verifies every segment of the
   stop's footage now and shows the page again at its integrity section;
 - ``POST /review/protocols/{number}/export`` (form with the page's token): the ZIP, streamed.
+
+While the video store cannot be reached, each answers 503 with Retry-After (a page that says so for the
+forms, ``server.review.views.store_unavailable``) and records nothing: no verification, no export in the
+audit. An export whose store fails after its first bytes were sent can only be cut off.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from core.manifest import DEVICE_ID_PATTERN
 from server.db.base import transaction
 from server.db.protocols import Protocol
 from server.db.sync import Bookmark
-from server.evidence.export import ExportError, plan_for_protocol, stream_package
+from server.evidence.export import ExportError, ExportPlan, plan_for_protocol, stream_package
 from server.review import audit
 from server.review.access import Exporting, Reviewing, Verifying
 from server.review.auth import Reviewer, client_of, now_of
@@ -36,6 +40,7 @@ from server.routes.review import FormToken, valid_protocol_number
 from server.routes.video import service_for
 from server.video.integrity import verify_segments
 from server.video.playlist import make_playlist, stored_layouts
+from server.video.storage import segment_key
 
 router = APIRouter(tags=["review"])
 MAX_PLAYLIST_HOURS = 24
@@ -67,7 +72,9 @@ def footage_playlist(
         return Response(f"device id {device_id[:80]!r} is malformed\n", status_code=400, media_type="text/plain")
     store = service_for(request.app).store
     with transaction(request.app.state.sessions) as session:
-        segments, _refused = stored_layouts(session, store, device_id, query.start, query.end)
+        segments, refused = stored_layouts(session, store, device_id, query.start, query.end)
+        if refused:  # left out for a reason: if it is that the store does not answer, that is a 503, not a gap
+            store.committed_size(segment_key(device_id, refused[0][0]))
     text = make_playlist(segments, lambda d, s: content_url(d, s, query.protocol))
     return Response(text, media_type="application/vnd.apple.mpegurl")
 
@@ -131,20 +138,20 @@ async def export_stop(
     config = app.state.config
     now = now_of(app)
 
-    def plan() -> object:
+    def plan() -> ExportPlan:
         with transaction(app.state.sessions) as session:
             audit.record(session, reviewer, "evidence.export", now, protocol_number=number, client=client_of(request),
                          detail="evidence package (browser)")  # fmt: skip
-            return plan_for_protocol(session, number, reviewer.login, now, config.http.public_url,
+            made = plan_for_protocol(session, number, reviewer.login, now, config.http.public_url,
                                      config.review.timezone)  # fmt: skip
+            if made.segments:  # the store answers before anything is recorded or sent (else 503)
+                store.committed_size(made.segments[0].storage_key)
+            return made
 
+    store = service_for(app).store
     try:
         made = await run_in_threadpool(plan)
     except ExportError as exc:
         return problem(request, 404, "Экспорт / Export", str(exc), reviewer)
-    from server.evidence.export import ExportPlan
-
-    assert isinstance(made, ExportPlan)
-    store = service_for(app).store
     headers = {"Content-Disposition": f'attachment; filename="{made.file_name}"'}
     return StreamingResponse(stream_package(made, store), media_type="application/zip", headers=headers)

@@ -11,7 +11,11 @@ Layout under the bucket (and an optional prefix):
   is rebuilt from it), resumed through any server host, and holds nothing that was not verified.
   ``commit`` makes one multipart upload of the chain: a piece of at least the minimum part size is copied
   inside the store as a part, smaller ones are joined into parts here.
-- ``blobs/cases/<case>/<sha256>``: files attached to cases.
+- ``blobs/cases/<case>/<sha256>``: files attached to cases; with ``put_blob_until`` written under a
+  compliance-mode lock too, which ``retain_blob_until`` extends.
+
+Legal holds: ``legal_hold`` turns a committed segment's Object Lock legal hold ON or OFF (the retention run
+and the case pages call it, ``server.review.object_locks``).
 
 A staged object (a whole segment in one request) streams to the store while it arrives. When its size and
 SHA-256 are known (the signed manifest entry's), it goes as one PUT whose body is fed as the bytes come and
@@ -733,34 +737,82 @@ class S3Store:
 
     def object_lock_until(self, key: str) -> datetime | None:
         """Until when the committed segment is locked (None: not locked, or no such object)."""
-        try:
-            found = self.client.get_object_retention(Bucket=self.bucket, Key=self._segment(key))
-        except ClientError as exc:
-            if _code(exc) in _NOT_FOUND or "ObjectLock" in _code(exc) or _code(exc) == "InvalidRequest":
-                return None
-            raise _unavailable(f"reading the retention of {key}", exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(f"reading the retention of {key}", exc) from exc
-        until = found.get("Retention", {}).get("RetainUntilDate")
-        return until if isinstance(until, datetime) else None
+        return self._retention_of(self._segment(key), key)
 
     def retain_until(self, key: str, until: datetime) -> bool:
         """Extend the committed segment's lock to ``until`` (compliance mode never shortens; an earlier
-        date leaves it as it is). False where the store does not lock evidence."""
+        date leaves it as it is). False where the store does not lock evidence; ``FileNotFoundError`` if
+        there is no such object."""
         if not self.locks_evidence():
             return False
-        current = self.object_lock_until(key)
+        return self._extend_retention(self._segment(key), key, until)
+
+    def _retention_of(self, name: str, label: str) -> datetime | None:
+        """Until when the object ``name`` is locked (None: not locked, or no such object)."""
+        try:
+            found = self.client.get_object_retention(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND or "ObjectLock" in _code(exc) or _code(exc) == "InvalidRequest":
+                return None
+            raise _unavailable(f"reading the retention of {label}", exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(f"reading the retention of {label}", exc) from exc
+        until = found.get("Retention", {}).get("RetainUntilDate")
+        return until if isinstance(until, datetime) else None
+
+    def _extend_retention(self, name: str, label: str, until: datetime) -> bool:
+        """Set the object's compliance lock to ``until`` unless it already runs as long (never shortened:
+        the store would refuse). ``FileNotFoundError`` if there is no such object."""
+        current = self._retention_of(name, label)
         if current is not None and current >= until:
             return True
+        if current is None and self._size(name) is None:
+            raise FileNotFoundError(name)
         try:
             self.client.put_object_retention(
                 Bucket=self.bucket,
-                Key=self._segment(key),
+                Key=name,
                 Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until},
             )
         except (BotoCoreError, ClientError) as exc:
-            raise _unavailable(f"extending the retention of {key}", exc) from exc
+            raise _unavailable(f"extending the retention of {label}", exc) from exc
         return True
+
+    def legal_hold(self, key: str, on: bool) -> bool:
+        """Put the committed segment's Object Lock legal hold ON (kept whatever its retention date, until
+        it is turned OFF) or OFF. False where the store does not lock evidence; ``FileNotFoundError`` if
+        there is no such object. Setting the state it already has is harmless."""
+        if not self.locks_evidence():
+            return False
+        name = self._segment(key)
+        try:
+            self.client.put_object_legal_hold(
+                Bucket=self.bucket, Key=name, LegalHold={"Status": "ON" if on else "OFF"}
+            )
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND or self._size(name) is None:  # some stores answer 500 for no object
+                raise FileNotFoundError(name) from exc
+            raise _unavailable(f"setting the legal hold of {key}", exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(f"setting the legal hold of {key}", exc) from exc
+        return True
+
+    def legal_hold_on(self, key: str) -> bool:
+        """Whether the committed segment's legal hold is ON (False: OFF, none, or no such object)."""
+        try:
+            found = self.client.get_object_legal_hold(Bucket=self.bucket, Key=self._segment(key))
+        except ClientError as exc:
+            if (
+                _code(exc) in _NOT_FOUND
+                or "ObjectLock" in _code(exc)
+                or "LegalHold" in _code(exc)
+                or _code(exc) == "InvalidRequest"
+            ):
+                return False
+            raise _unavailable(f"reading the legal hold of {key}", exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(f"reading the legal hold of {key}", exc) from exc
+        return found.get("LegalHold", {}).get("Status") == "ON"
 
     def delete(self, key: str) -> bool:
         """Delete the committed segment (every version of it, where the bucket keeps versions) and any
@@ -777,6 +829,19 @@ class S3Store:
     def put_blob(self, area_key: Callable[[str], str], chunks: Iterable[bytes], limit: int) -> BlobStored:
         """Keep a file: spooled to a local temporary file while hashed (at most ``limit`` bytes, else
         ``BlobTooLarge`` and nothing kept), then uploaded under ``area_key(sha256)`` with its checksum."""
+        return self.put_blob_until(area_key, chunks, limit, None)[0]
+
+    def put_blob_until(
+        self,
+        area_key: Callable[[str], str],
+        chunks: Iterable[bytes],
+        limit: int,
+        retain_until: datetime | None,
+    ) -> tuple[BlobStored, datetime | None]:
+        """``put_blob``, the object written under a compliance-mode lock until ``retain_until`` where the
+        store locks evidence; returns the file and the lock's date (None: written without a lock)."""
+        lock = retain_until if retain_until is not None and self.locks_evidence() else None
+        lock_args = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": lock} if lock else {}
         hasher = hashlib.sha256()
         size = 0
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
@@ -798,10 +863,22 @@ class S3Store:
                     ContentLength=size,
                     ChecksumAlgorithm="SHA256",
                     ChecksumSHA256=base64.b64encode(hasher.digest()).decode("ascii"),
+                    **lock_args,
                 )
             except (BotoCoreError, ClientError) as exc:
                 raise _unavailable(f"storing {key}", exc) from exc
-        return BlobStored(key, size, digest)
+        return BlobStored(key, size, digest), lock
+
+    def retain_blob_until(self, key: str, until: datetime) -> bool:
+        """Extend a case file's lock to ``until`` (as ``retain_until``); False where the store does not
+        lock evidence."""
+        if not self.locks_evidence():
+            return False
+        return self._extend_retention(self._blob(key), key, until)
+
+    def blob_lock_until(self, key: str) -> datetime | None:
+        """Until when a case file is locked (None: not locked, or no such file)."""
+        return self._retention_of(self._blob(key), key)
 
     def read_blob(self, key: str, chunk: int = 1 << 20) -> Iterator[bytes]:
         size = self.blob_size(key)

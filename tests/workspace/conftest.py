@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -28,6 +29,7 @@ from server.config import ReviewSection, ServerConfig, StorageSection
 from server.db.devices import Device
 from server.review.accounts import add_supervisor
 from server.video.storage import FilesystemStore, VideoStore
+from tests.s3_support import SeaweedServer, running_seaweed
 
 from .footage_support import (
     BOOKMARK,
@@ -84,6 +86,17 @@ class Workspace:
         )  # fmt: skip
         return response.status_code
 
+    def open_case(self, summary: str = "the driver disputes the speed") -> int:
+        """Open a written complaint on the stop through the form; returns the case's number."""
+        page = f"/review/protocols/{quote(NUMBER, safe='')}"
+        response = self.client.post("/review/cases", data={
+            "csrf": self.csrf(page), "protocol_number": NUMBER, "channel": "written", "reference": "",
+            "summary": summary}, follow_redirects=False)  # fmt: skip
+        assert response.status_code == 303, response.text[:400]
+        found = re.fullmatch(r"/review/cases/(\d+)", response.headers["location"])
+        assert found is not None
+        return int(found.group(1))
+
     def csrf(self, url: str = "/review/") -> str:
         page = self.client.get(url)
         token = re.search(r'name="csrf" value="([^"]+)"', page.text)
@@ -123,3 +136,12 @@ def ws(
     """The workspace on the filesystem store, or with ``indirect`` parameter ``"s3"`` on object storage."""
     store = request.getfixturevalue("s3_store") if getattr(request, "param", "filesystem") == "s3" else None
     yield from make_workspace(tmp_path, server_sessions, shift, store=store)
+
+
+@pytest.fixture
+def own_store_ws(tmp_path: Path, server_sessions: sessionmaker[Session], shift: Shift) -> Iterator[
+        tuple[Workspace, SeaweedServer]]:  # fmt: skip
+    """The workspace on a SeaweedFS of its own, which the test may stop and start again."""
+    with running_seaweed() as weed:
+        for ws in make_workspace(tmp_path, server_sessions, shift, store=weed.store(weed.new_bucket())):
+            yield ws, weed

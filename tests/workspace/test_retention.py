@@ -144,19 +144,9 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(ws: Workspace) -> None
         assert session.scalar(select(func.count()).select_from(FootageLink)) == 0
 
 
-def _open_case(ws: Workspace) -> int:
-    response = ws.client.post("/review/cases", data={
-        "csrf": ws.csrf(PAGE), "protocol_number": NUMBER, "channel": "written", "reference": "",
-        "summary": "the driver disputes the speed"}, follow_redirects=False)  # fmt: skip
-    assert response.status_code == 303, response.text[:400]
-    found = re.fullmatch(r"/review/cases/(\d+)", response.headers["location"])
-    assert found is not None
-    return int(found.group(1))
-
-
 def test_a_legal_hold_keeps_footage_past_its_retention_until_released(ws: Workspace) -> None:
     assert ws.login("anna") == 303
-    case_id = _open_case(ws)
+    case_id = ws.open_case()
     url = f"/review/cases/{case_id}"
     page = ws.client.get(url).text
     assert 'data-holding="no"' in page and "hold-place" in page
@@ -202,7 +192,7 @@ def test_holds_are_refused_for_an_unknown_case_and_an_auditor_may_not_hold(ws: W
         else:
             raise AssertionError("a hold on no case was accepted")
     assert ws.login("anna") == 303
-    case_id = _open_case(ws)
+    case_id = ws.open_case()
     assert ws.login("olga") == 303
     url = f"/review/cases/{case_id}"
     page = ws.client.get(url).text

@@ -151,6 +151,10 @@ class RestartResult:
     window_s: tuple[float, float]  # the first reconnect delay after a loss lies in this range
     reconnect_p50_s: float
     reconnect_max_s: float  # from the broker going down to a device's CONNACK
+    attempt_max_s: float = 0.0  # from the broker going down to a device's first reconnect attempt (TCP open)
+    attempts_while_down: int = (
+        0  # first attempts that came before the broker was back (paho retries them later)
+    )
 
     @property
     def all_within_window(self) -> bool:
@@ -164,7 +168,8 @@ class RestartResult:
         return (
             f"broker restart: down {self.down_s:.2f} s; {self.reconnected}/{self.devices} devices reconnected, "
             f"p50 {self.reconnect_p50_s:.2f} s, max {self.reconnect_max_s:.2f} s after the loss "
-            f"(jitter window {self.window_s[0]:.1f}-{self.window_s[1]:.1f} s)"
+            f"(jitter window {self.window_s[0]:.1f}-{self.window_s[1]:.1f} s); first attempts by "
+            f"{self.attempt_max_s:.2f} s, {self.attempts_while_down} of them while the broker was still down"
         )
 
 
@@ -178,7 +183,16 @@ class TimedSender(SyncSender):
         self.wake: threading.Event | None = None  # set by ``Driver``: an event for this sender arrived
         self.latencies: list[float] = []
         self.connects: list[float] = []
+        self.attempts: list[float] = []  # monotonic times its client opened a socket to the broker
         self._acking = False
+        opened = self._client.on_socket_open
+
+        def note_attempt(client: mqtt.Client, ud: Any, sock: Any) -> None:
+            self.attempts.append(time.monotonic())
+            if opened is not None:
+                opened(client, ud, sock)
+
+        self._client.on_socket_open = note_attempt
 
     def run(self) -> None:
         if not self.shared:
@@ -527,6 +541,7 @@ class DeviceGroup:
         )
         self.acked = [0] * devices
         self.connects: list[list[float]] = [[] for _ in range(devices)]
+        self.attempts: list[list[float]] = [[] for _ in range(devices)]
         self._final: dict[str, Any] | None = None
         self._reader = threading.Thread(target=self._read, name="fleet-group-reader", daemon=True)
 
@@ -550,8 +565,9 @@ class DeviceGroup:
                 self.connects = got["connects"]
                 self._final = got
                 continue
-            for have, recent in zip(self.connects, got["connects"], strict=True):
-                have.extend(t for t in recent if t not in have)
+            for seen, key in ((self.connects, "connects"), (self.attempts, "attempts")):
+                for have, recent in zip(seen, got[key], strict=True):
+                    have.extend(t for t in recent if t not in have)
 
     def finish(self) -> dict[str, Any]:
         """Stop its senders; its final report (every ack latency, resends, memory)."""
@@ -769,9 +785,16 @@ class Fleet:
         while time.monotonic() < deadline and len(back()) < self.settings.devices:
             time.sleep(0.05)
         came = back()
+        first_tries = [
+            min(t for t in a if t > lost) - lost
+            for g in groups
+            for a in g.attempts
+            if any(t > lost for t in a)
+        ]
         return RestartResult(
             down_s=down, reconnected=len(came), devices=self.settings.devices, window_s=window,
             reconnect_p50_s=statistics.median(came) if came else 0.0, reconnect_max_s=max(came, default=0.0),
+            attempt_max_s=max(first_tries, default=0.0), attempts_while_down=sum(t < down for t in first_tries),
         )  # fmt: skip
 
     def stored(self) -> tuple[int, int]:

@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     def report() -> None:
         while not done.wait(spec["progress_s"]):
             peak[0] = max(peak[0], rss_kib())
-            line = {"acked": [s.acked for s in senders], "connects": [s.connects[-3:] for s in senders]}
+            line = {
+                "acked": [s.acked for s in senders],
+                "connects": [s.connects[-3:] for s in senders],
+                "attempts": [s.attempts[-3:] for s in senders],
+            }
             print(json.dumps(line), flush=True)
 
     reporter = threading.Thread(target=report, name="fleet-progress", daemon=True)

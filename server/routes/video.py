@@ -447,10 +447,15 @@ def _finish_append(
     staged: StagedObject | None,
     hashing: BackgroundHash | None,
 ) -> UploadState:
-    """Once the body is in: wait for its hashing (and staging) to end, then ``append`` (on a worker thread)."""
+    """Once the body is in: wait for its hashing (and staging) to end, make staged bytes durable, then
+    ``append`` (on a worker thread). The staged bytes' fsync comes before ``append`` takes an upload slot, so
+    that the slots (and the segment's lock) are held only for the commit itself: a dock rush waiting for the
+    disk is not answered busy."""
     if hashing is not None:
         try:
             hashing.wait()
+            if staged is not None:
+                staged.persist()
         except StoreUnavailable:
             raise
         except OSError as exc:

@@ -70,10 +70,12 @@ class BackgroundHash:
             if self._error is not None:
                 continue
             try:
-                for piece in block:
-                    self.hasher.update(piece)
+                # One buffer per block: the GIL is let go and taken back twice a block (hash, write), not
+                # twice a piece, which matters while the event loop keeps it busy receiving.
+                data = block[0] if len(block) == 1 else b"".join(block)
+                self.hasher.update(data)
                 if self._sink is not None:
-                    self._sink(block)
+                    self._sink((data,))
             except BaseException as exc:  # handed to whoever waits in finish() or wait()
                 self._error = exc
         if closed:

@@ -18,6 +18,8 @@ import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,8 @@ from core.upload_auth import (
 from server.db.devices import Device
 from server.review.playback import playback_access
 from server.video.body_hash import BackgroundHash
-from server.video.storage import StoreUnavailable, VideoStore, open_store
-from server.video.uploads import HASH_MISMATCH, SegmentUploads, UploadError
+from server.video.storage import StagedObject, StoreUnavailable, VideoStore, open_store
+from server.video.uploads import HASH_MISMATCH, PreparedAppend, SegmentUploads, UploadError, UploadState
 
 log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
@@ -249,25 +251,26 @@ async def _body_at_most(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _device_key(headers: dict[str, str], service: SegmentUploads) -> tuple[str, Ed25519PublicKey]:
+def _device_key(headers: dict[str, str], service: SegmentUploads) -> tuple[str, Ed25519PublicKey]:
+    """The claimed device and its registered key (a database read: call it on a worker thread)."""
     try:
         claimed = claimed_device(headers)
     except UploadAuthError as exc:
         raise UploadError(401, str(exc)) from exc
-    key = await run_in_threadpool(service.public_key, claimed)  # a database read: off the event loop
+    key = service.public_key(claimed)
     if key is None:
         raise UploadError(401, f"device {claimed} is unknown or inactive")
     return claimed, key
 
 
-async def _authenticate_append(
-    request: Request, service: SegmentUploads, device_id: str, offset: int
+def _authenticate_append(
+    service: SegmentUploads, device_id: str, headers: dict[str, str], path: str, offset: int, now: datetime
 ) -> tuple[AppendClaim, Ed25519PublicKey]:
-    """Check the signature of a data PUT from its headers; its body is checked against the claim later."""
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    claimed, key = await _device_key(headers, service)
+    """Check the signature of a data PUT from its headers (on a worker thread: the device's key is read from
+    the database); its body is checked against the claim later."""
+    claimed, key = _device_key(headers, service)
     try:
-        claim = verify_append(key, headers, request.url.path, offset, clock_of(request.app).now())
+        claim = verify_append(key, headers, path, offset, now)
     except MalformedHeader as exc:
         raise UploadError(400, str(exc)) from exc
     except UploadAuthError as exc:
@@ -281,7 +284,7 @@ async def _authenticate(request: Request, service: SegmentUploads, device_id: st
     """Check a small request's signature from its headers, before any of its body is read; returns the
     body's signed SHA-256 for ``_check_body``."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    claimed, key = await _device_key(headers, service)
+    claimed, key = await run_in_threadpool(_device_key, headers, service)
     try:
         _, declared = verify_request_headers(
             key, headers, request.method, request.url.path, clock_of(request.app).now()
@@ -341,68 +344,48 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
         offset = parse_digits(request.headers.get("upload-offset", ""))
         if offset is None:
             raise UploadError(400, "Upload-Offset header: expected a non-negative integer in ASCII digits")
-        claim, key = await _authenticate_append(request, service, device_id, offset)
-        # Every call below that reads or writes the database or waits for the disk (fsync) runs on a
-        # worker thread: the event loop keeps serving other devices and the review meanwhile.
-        announced = entry = None
-        if claim.entry is not None:  # announce and append in one request (the segment's first chunk)
-            announced, entry = await run_in_threadpool(
-                service.announce_for_append,
-                *target,
-                claim.entry,
-                key,
-                claim.offset,
-                length if length is not None else -1,
-            )
-        # The body goes through the segment's running SHA-256 as it arrives (one pass, overlapping the
-        # transfer); ``append`` stores it only if that hash equals the signed one.
-        prepared = await run_in_threadpool(service.begin_append, *target, claim, announced, entry)
-        if prepared is None and entry is not None and claim.entry is not None:  # raced: announce as usual
-            await run_in_threadpool(service.announce, *target, claim.entry, device_key=key)
-        # A whole fresh segment goes straight to a staging file as it arrives (hashed and written on a
-        # worker thread); it becomes the stored object only if it verifies. Other chunks wait in memory.
-        staged = (
-            service.store.stage(prepared.key, prepared.size, prepared.sha256)
-            if prepared is not None and prepared.entry
-            else None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        # Everything that reads or writes the database, the store or the disk runs on a worker thread, in
+        # two trips (one before the body, one after it): the event loop keeps serving other devices and
+        # the review meanwhile.
+        start = await run_in_threadpool(
+            _start_append, service, target, headers, request.url.path, offset, length, clock_of(request.app).now()
         )
+        claim, prepared, staged = start.claim, start.prepared, start.staged
+        # The body goes through the segment's running SHA-256 as it arrives (one pass, overlapping the
+        # transfer); ``append`` stores it only if that hash equals the signed one. A whole fresh segment goes
+        # straight to its staging (hashed and written on a worker thread) and becomes the stored object only
+        # if it verifies; other chunks wait in memory.
         hashing = (
-            BackgroundHash(prepared.hasher, service.hash_workers, staged.write if staged else None)
+            BackgroundHash(prepared.hasher, service.hash_workers, staged.write_all if staged else None)
             if prepared is not None
             else None
         )
         parts: list[bytes] = []
-        block = bytearray()  # pieces on their way to the hashing thread, handed over FEED_BYTES at a time
-        received = 0
+        block: list[bytes] = []  # pieces on their way to the hashing thread, handed over FEED_BYTES at a time
+        in_block = received = 0
         try:
-            try:
-                async for piece in request.stream():
-                    received += len(piece)
-                    if received > MAX_CHUNK_BYTES:
-                        raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
-                    if hashing is not None:
-                        block += piece
-                        if len(block) >= FEED_BYTES:
-                            hashing.feed(block)
-                            block = bytearray()
-                    if staged is None:
-                        parts.append(piece)
+            async for piece in request.stream():
+                received += len(piece)
+                if received > MAX_CHUNK_BYTES:
+                    raise UploadError(413, f"a chunk may hold at most {MAX_CHUNK_BYTES} bytes")
                 if hashing is not None:
-                    if block:
+                    block.append(piece)
+                    in_block += len(piece)
+                    if in_block >= FEED_BYTES:
                         hashing.feed(block)
-                    await hashing.finish()
-            except StoreUnavailable:
-                raise
-            except OSError as exc:
-                full = exc.errno == errno.ENOSPC
-                raise UploadError(
-                    507 if full else 503, f"cannot store the body: {exc}", retry=not full
-                ) from exc
-            state = await run_in_threadpool(service.append, *target, claim, b"".join(parts), prepared, staged)
+                        block, in_block = [], 0
+                if staged is None:
+                    parts.append(piece)
+            if hashing is not None and block:
+                hashing.feed(block)
+            state = await run_in_threadpool(
+                _finish_append, service, target, claim, b"".join(parts), prepared, staged, hashing
+            )
         finally:
             if hashing is not None:
                 hashing.close()
-                if staged is not None:  # let the worker finish with the file before it is dropped
+                if staged is not None:  # let the worker finish with the staging before it is dropped
                     with contextlib.suppress(Exception):
                         await hashing.finish()
             if staged is not None:
@@ -417,6 +400,68 @@ async def append_segment_data(device_id: str, seq: str, request: Request) -> Res
         metrics.segments_stored.inc()
     status = 201 if state.state == "stored" else 200
     return JSONResponse(state.to_dict(), status_code=status, headers={"Upload-Offset": str(state.offset)})
+
+
+@dataclass(frozen=True)
+class _AppendStart:
+    """What a data PUT needs before its body: the verified claim, the running hash to feed (None: ``append``
+    decides from the stored bytes) and, for a whole fresh segment, the staging its body goes to."""
+
+    claim: AppendClaim
+    prepared: PreparedAppend | None
+    staged: StagedObject | None
+
+
+def _start_append(
+    service: SegmentUploads,
+    target: tuple[str, int],
+    headers: dict[str, str],
+    path: str,
+    offset: int,
+    length: int | None,
+    now: datetime,
+) -> _AppendStart:
+    """Authenticate a data PUT, take the announce its first chunk carries, and prepare the body's hashing
+    (on a worker thread, before any of the body is read)."""
+    claim, key = _authenticate_append(service, target[0], headers, path, offset, now)
+    announced = entry = None
+    if claim.entry is not None:  # announce and append in one request (the segment's first chunk)
+        announced, entry = service.announce_for_append(
+            *target, claim.entry, key, claim.offset, length if length is not None else -1
+        )
+    prepared = service.begin_append(*target, claim, announced, entry)
+    if prepared is None and entry is not None and claim.entry is not None:  # announce as usual after all
+        service.announce(*target, claim.entry, device_key=key)
+    staged = None
+    if prepared is not None and prepared.entry is not None:
+        staged = service.store.stage(prepared.key, prepared.size, prepared.sha256)
+    return _AppendStart(claim, prepared, staged)
+
+
+def _finish_append(
+    service: SegmentUploads,
+    target: tuple[str, int],
+    claim: AppendClaim,
+    data: bytes,
+    prepared: PreparedAppend | None,
+    staged: StagedObject | None,
+    hashing: BackgroundHash | None,
+) -> UploadState:
+    """Once the body is in: wait for its hashing (and staging) to end, make staged bytes durable, then
+    ``append`` (on a worker thread). The staged bytes' fsync comes before ``append`` takes an upload slot, so
+    that the slots (and the segment's lock) are held only for the commit itself: a dock rush waiting for the
+    disk is not answered busy."""
+    if hashing is not None:
+        try:
+            hashing.wait()
+            if staged is not None:
+                staged.persist()
+        except StoreUnavailable:
+            raise
+        except OSError as exc:
+            full = exc.errno == errno.ENOSPC
+            raise UploadError(507 if full else 503, f"cannot store the body: {exc}", retry=not full) from exc
+    return service.append(*target, claim, data, prepared, staged)
 
 
 @router.get(

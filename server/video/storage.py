@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -71,6 +71,16 @@ class StagedObject:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
 
+    def write_all(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """``write`` each of ``pieces``, in order."""
+        for piece in pieces:
+            self.write(piece)
+
+    def persist(self) -> None:
+        """Make the bytes written so far durable without making them the object (before the commit's checks
+        and database transaction, so that neither waits for the disk). Nothing to do where the commit itself
+        is what stores them."""
+
     def discard(self) -> None:
         raise NotImplementedError
 
@@ -83,6 +93,7 @@ class StagedFile(StagedObject):
         super().__init__(key)
         self.path = path
         self._synced_to = 0
+        self._durable = False  # fsynced since the last write
         self._on_close = on_close
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
 
@@ -98,12 +109,18 @@ class StagedFile(StagedObject):
             written = os.write(fd, view)
             view = view[written:]
         self.size += len(data)
+        self._durable = False
         if self.size - self._synced_to >= WRITEBACK_BYTES:
             _start_writeback(fd, self._synced_to, self.size - self._synced_to)
             self._synced_to = self.size
 
-    def sync_and_close(self) -> None:
+    def persist(self) -> None:
         os.fsync(self._fileno())
+        self._durable = True
+
+    def sync_and_close(self) -> None:
+        if not self._durable:
+            os.fsync(self._fileno())
         self._close()
 
     def _close(self) -> None:

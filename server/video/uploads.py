@@ -15,6 +15,9 @@
    and the whole segment writes the segment's row only when the object is committed, already ``stored``
    (one database transaction per segment); a chunk that does not complete the segment inserts the row as
    ``uploading``, as ``announce`` would have. The row never says ``stored`` before its object is durable.
+   Such a whole fresh segment costs the store nothing before its body arrives: ``append`` looks once, under
+   the segment's lock, whether bytes of it are held after all (an upload cut off before its row was
+   written); then the row is written as ``announce`` would have and the device is told their offset.
 Errors carry an HTTP status and whether a retry can help: 400 never storable, 403 not this device,
 404 not announced, 409 offset conflict, 413 too large, 460 hash mismatch (retry), 503 busy, 507 full.
 """
@@ -346,6 +349,9 @@ class SegmentUploads:
     def _running_hash(self, key: str) -> RunningHash:
         """The running hash of a partial: kept from the last append, or rebuilt by reading the stored bytes."""
         size = self.store.partial_size(key)
+        if size == 0:  # nothing held: the empty prefix (nothing to read, nothing to keep)
+            self._forget_hash(key)
+            return RunningHash(0, hashlib.sha256(), EMPTY_SHA256)
         with self._running_guard:
             running = self._running.get(key)
             if running is not None and running.offset == size:
@@ -386,7 +392,15 @@ class SegmentUploads:
         """A copy of the running hash at ``claim.offset`` if it matches the claim, so that the caller can feed
         the body through it while it arrives and pass it to ``append``; None if ``append`` should decide.
         ``announced`` is what ``announce`` just answered for this segment (saves looking it up again);
-        ``entry`` what ``announce_for_append`` deferred (``append`` then writes the row)."""
+        ``entry`` what ``announce_for_append`` deferred (``append`` then writes the row). A deferred whole
+        segment starts from the empty prefix without asking the store: ``append`` checks, under the lock,
+        that no bytes of it are held."""
+        if entry is not None and announced is not None:
+            if announced.state != "uploading" or claim.offset != 0 or claim.sha256_before != EMPTY_SHA256:
+                return None
+            return PreparedAppend(
+                segment_key(device_id, seq), announced.size, announced.sha256, hashlib.sha256(), entry
+            )
         with self._lock(device_id, seq):  # one segment at a time; other segments go on
             if announced is not None:
                 if announced.state != "uploading":
@@ -445,9 +459,10 @@ class SegmentUploads:
         if prepared is not None:
             # Key, size and hash never change once announced; the object is committed (under this lock)
             # together with the row's ``stored`` state, so the store tells whether that happened meanwhile.
+            # A deferred announce needs no look: its row is read when it is written (stored already: kept).
             key, size, sha = prepared.key, prepared.size, prepared.sha256
             state = "uploading"
-            if self.store.committed_size(key) is not None:
+            if deferred is None and self.store.committed_size(key) is not None:
                 # Stored meanwhile, or an object left by a crash before its row was written: the row says.
                 with self.sessions() as session:
                     row = self._row(session, device_id, seq)
@@ -467,6 +482,12 @@ class SegmentUploads:
         if self.store.free_bytes() < length + self.min_free_bytes // 2:
             raise UploadError(507, "video store is out of space")
         running = self._running_hash(key)
+        if deferred is not None and running.offset != 0:
+            # Bytes of this segment are held after all (an upload cut off before its row was written): announce
+            # it as usual, and the device goes on from them; the body just received is not used.
+            with transaction(self.sessions) as session:
+                self._insert_row(session, deferred)
+            deferred = None
         if running.offset >= size and deferred is None:
             return self._finish_whole_partial(device_id, seq, key, size, sha)
         if offset != running.offset:
@@ -523,8 +544,11 @@ class SegmentUploads:
             )
         self._forget_hash(key)
         if deferred is not None:
-            # The segment's first and only chunk: its row is written once, already stored.
+            # The segment's first and only chunk: its row is written once, already stored. Its bytes are made
+            # durable first, so that the transaction does not wait for the disk (only the commit's rename).
             try:
+                if staged is not None:
+                    staged.persist()
                 with transaction(self.sessions) as session:
                     if staged is not None:
                         self._insert_row(session, deferred, lambda: self.store.commit_staged(staged))

@@ -21,6 +21,7 @@ import enum
 import json
 import logging
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -288,7 +289,7 @@ class Driver:
                     last[i] = now
                     worked = True
             if not worked:
-                wake.wait(min(self._idle_step_s, max(0.0, min(last) + self._idle_step_s - now)))
+                wake.wait(max(0.0, min(last) + self._idle_step_s - now))  # until the stalest sender is due
 
 
 def share_compiled_statements(engines: list[Engine]) -> list[Engine]:
@@ -355,6 +356,27 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listened on 127.0.0.1:{port} after {timeout} s")
 
 
+def restartable_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for a broker restarted on the same port.
+
+    While the broker is down its devices keep dialling it; a client socket whose ephemeral source port happens
+    to equal the port it dials connects to itself on loopback (TCP simultaneous open) and then holds that
+    port, so the restarted broker could not bind it. Below the ephemeral range no client socket gets it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randint(10000, max(10001, low - 1))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def rss_kib(pid: int | None = None) -> int:
     """Resident memory of a process (this one by default) from ``/proc``; 0 when it is gone."""
     try:
@@ -402,7 +424,7 @@ class OwnMosquitto:
         binary = mosquitto_binary()
         if binary is None:
             raise RuntimeError("needs the mosquitto binary: apt-get install mosquitto")
-        self.port = free_port()
+        self.port = restartable_port()
         conf = directory / "mosquitto-fleet.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
@@ -442,7 +464,7 @@ class OwnEmbedded:
         from server.mqtt_accounts import Accounts, DeviceAccounts, ServiceAccount
         from server.mqtt_acl import Acl
 
-        self.port = free_port()
+        self.port = restartable_port()
         accounts = Accounts([ServiceAccount(INGEST_USER, ingest_password), DeviceAccounts(sessions)])
         self._gate = Gate(accounts, Acl.load())
         self._thread: threading.Thread | None = None

@@ -84,6 +84,7 @@ def fleet_run(tmp: Path, args: argparse.Namespace) -> FleetResult:
             broker=BrokerKind.MOSQUITTO,
             ingest_workers=args.ingest_workers,
             restart_broker=not args.no_restart,
+            credit=not args.no_credit,
             timeout_s=900.0,
         )
         with running_fleet(settings, tmp) as fleet:
@@ -99,6 +100,7 @@ def main() -> int:
     parser.add_argument("--baseline-n", type=int, default=20000, help="records of the single-device drain")
     parser.add_argument("--ingest-workers", type=int, default=2)
     parser.add_argument("--no-restart", action="store_true", help="no broker restart in the middle")
+    parser.add_argument("--no-credit", action="store_true", help="the ingest grants no credit (window alone)")
     args = parser.parse_args()
     os.environ.setdefault("PATROLKIT_BENCH_DB_URL", os.environ.get("PATROLKIT_TEST_DB_URL") or DEFAULT_DB)
     logging.basicConfig(level=logging.WARNING)
@@ -119,7 +121,7 @@ def main() -> int:
     ok = ratio >= TARGET_RATIO and result.ack_p99_s < TARGET_P99_S and result.exactly_once and restart_ok
     print(
         f"devices={args.devices} records={args.records} ingest_workers={args.ingest_workers} "
-        f"restart={'yes' if result.restart else 'no'}: fleet {result.records_per_s:.0f} records/s vs single-device "
+        f"restart={'yes' if result.restart else 'no'} credit={'no' if args.no_credit else 'yes'}: fleet {result.records_per_s:.0f} records/s vs single-device "
         f"{baseline:.0f} records/s = {ratio:.3f}x (target {TARGET_RATIO}x); p99 ack {result.ack_p99_s:.2f} s "
         f"(target < {TARGET_P99_S} s); exactly once: {result.exactly_once}; reconnects within window: {restart_ok}"
     )

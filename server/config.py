@@ -51,6 +51,10 @@ class MqttSection(Section):
     stall_s: float = Field(
         60.0, gt=0
     )  # /healthz: 503 once a message has waited this long for an ingest worker
+    # admission by credit (server/ingest/admission.py): devices send what a worker granted them
+    credit: bool = True
+    credit_horizon_s: float = Field(0.5, gt=0, le=60)  # each worker admits this many seconds of its throughput
+    credit_grant_max: int = Field(500, ge=1, le=100_000)  # records in one grant, at most
     tls_ca: str | None = None  # with mqtts://: CA of the broker; cert/key = the ingest-svc client certificate
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -8,6 +8,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from server.config import ServerConfig
+from server.ingest.admission import AdmissionSettings
 from server.ingest.supervisor import IngestSupervisor
 from server.ingest.worker import IngestSettings, start_ingest_workers
 from server.keys import load_server_signer
@@ -35,6 +36,11 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             tls_cert=config.mqtt.tls_cert,
             tls_key=config.mqtt.tls_key,
             stall_s=config.mqtt.stall_s,
+            admission=AdmissionSettings(
+                enabled=config.mqtt.credit,
+                horizon_s=config.mqtt.credit_horizon_s,
+                grant_max=config.mqtt.credit_grant_max,
+            ),
         )
         workers = start_ingest_workers(
             settings, app.state.sessions, signer, count=config.mqtt.workers, metrics=app.state.metrics.ingest

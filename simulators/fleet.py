@@ -87,6 +87,7 @@ class FleetSettings:
     ack_timeout_s: float = 30.0  # the sender's: a record not acked by then is sent again
     reconnect_min_s: float = 1.0  # the sender's jitter window after a loss: [min/2, min] seconds
     restart_broker: bool = False  # restart the broker once half of the records are acked
+    credit: bool = True  # the ingest answers the devices' credit asks (admission); False: window alone
     timeout_s: float = 600.0
     drive: Drive = Drive.SHARED
     drivers: int = 4  # with Drive.SHARED: driver threads
@@ -666,7 +667,8 @@ class Fleet:
         for n in range(self.settings.ingest_workers):
             cmd = [sys.executable, "-m", "simulators.fleet_ingest", "--db", self.db_url, "--mqtt-url",
                    self.broker.url, "--key-file", str(key_file), "--password", self.ingest_password,
-                   "--client-id", f"fleet-ingest-{self.run_tag}-{n}", "--shared-group", group]  # fmt: skip
+                   "--client-id", f"fleet-ingest-{self.run_tag}-{n}", "--shared-group", group,
+                   *([] if self.settings.credit else ["--no-credit"])]  # fmt: skip
             self._ingest.append(
                 subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.sync.signing import Signer
 from server.db.base import make_engine, make_sessionmaker
+from server.ingest.admission import AdmissionSettings
 from server.ingest.supervisor import IngestSupervisor
 from server.ingest.worker import IngestSettings, start_ingest_workers
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-id", default="fleet-ingest")
     parser.add_argument("--shared-group", default="", help="empty: no shared subscription (amqtt)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-credit", action="store_true", help="do not answer the devices' credit asks")
     args = parser.parse_args(argv)
     engine = make_engine(args.db)
     settings = IngestSettings(
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         client_id=args.client_id,
         password=args.password,
         shared_group=args.shared_group or None,
+        admission=AdmissionSettings(enabled=not args.no_credit),
     )
     workers = start_ingest_workers(
         settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers

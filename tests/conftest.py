@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock
@@ -31,6 +32,11 @@ from .databases import fresh_server_db
 from .s3_support import s3_store, seaweedfs  # noqa: F401  (fixtures: a real SeaweedFS and a bucket on it)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# CI runs two suites side by side on two cores: how fast hypothesis makes inputs, or runs one, is not what the
+# property tests assert (each still runs all its examples)
+settings.register_profile("patrolkit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("patrolkit")
 
 
 def _wait_port(host: str, port: int, timeout: float) -> None:

@@ -5,8 +5,8 @@ Each is a small pydantic model, serialised once to canonical JSON, signed under 
 before anything is parsed, and ``parse_control`` rejects unknown message types with a ``EnvelopeError``.
 
 Topics (``{d}`` = device id): records go up on ``pd/v1/{d}/up/{stream}``; ``hello``/``sync_ref``/
-``ref_applied`` on ``pd/v1/{d}/req``; acks come down on ``pd/v1/{d}/ack``; ``resend`` on
-``pd/v1/{d}/down/ctl``; datasets on ``pd/v1/{d}/down/ref``.
+``ref_applied``/``credit_ask`` on ``pd/v1/{d}/req``; acks come down on ``pd/v1/{d}/ack``; ``resend`` and
+``credit`` on ``pd/v1/{d}/down/ctl``; datasets on ``pd/v1/{d}/down/ref``.
 """
 
 from __future__ import annotations
@@ -180,7 +180,33 @@ class RefApplied(_Msg):
     version: int
 
 
-ControlMessage = Annotated[Ack | Resend | Hello | SyncRef | RefApplied, Field(discriminator="type")]
+MAX_CREDIT_RECORDS = 100_000  # the most records one ask or one grant may name
+
+
+class CreditAsk(_Msg):
+    """Device → server: it has ``want`` records to send (at least; ``want`` is capped at its window) and no
+    credit left. The server answers with a ``Credit``: a grant now, or 0 (queued: a grant follows)."""
+
+    type: Literal["credit_ask"] = "credit_ask"
+    dev: str
+    want: int = Field(ge=1, le=MAX_CREDIT_RECORDS)
+
+
+class Credit(_Msg):
+    """Server → device: it may publish ``records`` more records within ``valid_s`` seconds of receiving this
+    (0 = none yet: its ask is queued and a grant will follow). Admission keeps the fleet's backlog in the
+    devices' outboxes instead of the broker's and the ingest's queues (``server.ingest.admission``)."""
+
+    type: Literal["credit"] = "credit"
+    dev: str
+    records: int = Field(ge=0, le=MAX_CREDIT_RECORDS)
+    valid_s: float = Field(gt=0, le=3600)
+    ts: str
+
+
+ControlMessage = Annotated[
+    Ack | Resend | Hello | SyncRef | RefApplied | CreditAsk | Credit, Field(discriminator="type")
+]
 _CONTROL = TypeAdapter(ControlMessage)
 
 
@@ -213,7 +239,7 @@ def open_signed(data: bytes, keys: KeyRing, domain: bytes) -> tuple[bytes, str]:
     return payload, obj["k"]
 
 
-def parse_control(payload: bytes) -> Ack | Resend | Hello | SyncRef | RefApplied:
+def parse_control(payload: bytes) -> Ack | Resend | Hello | SyncRef | RefApplied | CreditAsk | Credit:
     """Parse a verified control payload; ``EnvelopeError`` for unknown types or bad fields."""
     if len(payload) > MAX_CONTROL_BYTES or not json_depth_within(payload, MAX_JSON_DEPTH):
         raise EnvelopeError(

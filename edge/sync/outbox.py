@@ -247,6 +247,15 @@ def _due_sql(after: bool) -> str:
 
 
 _DUE_SQL = {after: _due_sql(after) for after in (False, True)}
+_DUE_COUNT_SQL = text(
+    "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE state = 'pending' AND sha256 IS NOT NULL "
+    "AND next_attempt_at <= :now LIMIT :cap)"
+)
+
+
+def due_count(session: Session, now_ts: float, cap: int) -> int:
+    """How many sealed, unacked rows are due now (in flight or not), counting no further than ``cap``."""
+    return int(session.execute(_DUE_COUNT_SQL, {"now": now_ts, "cap": cap}).scalar_one())
 
 
 def due_rows(

@@ -11,6 +11,8 @@ One thread owns the logic (``run``/``step``); paho's network thread only puts ev
 - a record not acked within its timeout is resent later with exponential backoff (capped) plus jitter; the
   timeout adapts to the acks' round trips as TCP's does (``edge.sync.rto``: srtt + 4·rttvar within
   [``ack_timeout_s``, ``ack_timeout_max_s``], Karn's rule, doubled per timeout of the same record);
+- admission by credit (``edge.sync.credit``): records are published only within what the server's ingest
+  granted, and asked for again when used up; a server that never answers is sent to within the window alone;
 - a lost link is retried after a jittered, doubling delay (``next_reconnect_delay``): no fleet-wide herd;
 - a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped;
 - its own bookkeeping (seals, acks, backoff) commits without waiting for the disk (``redoable_transaction``):
@@ -25,7 +27,7 @@ import random
 import socket
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
@@ -35,6 +37,9 @@ from core.clock import Clock, SystemClock
 from core.structured_log import log_event
 from core.sync.broker_url import parse_broker_url
 from core.sync.control import (
+    MAX_CREDIT_RECORDS,
+    Credit,
+    CreditAsk,
     HeldChunks,
     Hello,
     RefApplied,
@@ -55,11 +60,13 @@ from core.sync.envelope import EnvelopeError, encode_batch_message, plan_message
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, DOMAIN_REQUEST, BadSignature, KeyRing, Signer
 from edge.db.base import redoable_transaction
 from edge.db.meta import database_epoch
+from edge.sync.credit import CreditSettings, SendCredit
 from edge.sync.datasets import active_versions, apply_dataset, restore_chunks
 from edge.sync.outbox import (
     Sendable,
     apply_acks,
     attempts,
+    due_count,
     due_rows,
     make_due,
     max_seq,
@@ -89,6 +96,7 @@ class SenderSettings:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    credit: CreditSettings = field(default_factory=CreditSettings)
 
 
 class _Flight(NamedTuple):
@@ -127,6 +135,7 @@ class SyncSender:
         self._rng = rng or random.Random()
         self._events: queue.Queue[_Event] = queue.Queue()
         self._inflight: dict[int, _Flight] = {}  # seq -> when it was sent, and what its ack must name
+        self._credit = SendCredit(settings.credit)
         self._timer = RetransmitTimer(
             settings.ack_timeout_s, max(settings.ack_timeout_s, settings.ack_timeout_max_s)
         )
@@ -264,6 +273,7 @@ class SyncSender:
             "resends": self.resends,
             "step_errors": self.step_errors,
             "last_error": self.last_error,
+            "credit": self._credit.state.value,
         }
 
     def step(self, wait_s: float = 0.0) -> None:
@@ -350,12 +360,14 @@ class SyncSender:
     def _handle(self, event: _Event) -> None:
         if event.kind == "connected":
             self._online = True
+            self._credit.connected()
             self._forget_all()  # paho's in-flight state counts as unsent
             self._restart_pass()
             self._greet_due = True  # sent by ``step``, again after a failure until it goes out
             log_event(log, "sync.online", device=self.settings.device_id)
         elif event.kind == "disconnected":
             self._online = False
+            self._credit.lost()
             self._forget_all()
             self._restart_pass()
             log_event(log, "sync.offline", device=self.settings.device_id)
@@ -417,10 +429,13 @@ class SyncSender:
         try:
             body, _kid = open_signed(data, self._keys, DOMAIN_CONTROL)
             req = parse_control(body)
-            if not isinstance(req, Resend) or req.dev != self.settings.device_id:
-                raise EnvelopeError("unexpected", "not a resend request for this device")
+            if not isinstance(req, Resend | Credit) or req.dev != self.settings.device_id:
+                raise EnvelopeError("unexpected", "not a resend request or credit for this device")
         except (EnvelopeError, BadSignature) as exc:
             log_event(log, "sync.ctl_refused", reason=str(exc)[:200])
+            return
+        if isinstance(req, Credit):
+            self._credit.granted(req.records, req.valid_s, self._clock.monotonic())
             return
         with redoable_transaction(self._sessions) as session:
             count = make_due(session, req.epoch, req.ranges)
@@ -472,14 +487,21 @@ class SyncSender:
         room = self.settings.window - len(self._inflight)
         if room <= 0:
             return
-        # a few messages per step: the first leave at once instead of after the whole window was read,
-        # and acks are handled between fills
-        chunk = min(room, FILL_MESSAGES * self.settings.batch)
         mono = self._clock.monotonic()
         if self._pass_dry_at is not None:
             if mono - self._pass_dry_at < self.settings.rescan_s:
                 return
             self._restart_pass()
+        allowance = self._credit.allowance(mono)
+        if allowance is not None and self._credit.should_ask(mono):
+            self._ask_credit(mono, room, allowance)
+        if allowance == 0:
+            return
+        if allowance is not None:
+            room = min(room, allowance)
+        # a few messages per step: the first leave at once instead of after the whole window was read,
+        # and acks are handled between fills
+        chunk = min(room, FILL_MESSAGES * self.settings.batch)
         cursor = self._cursor
         if cursor is None:
             exclude = set(self._inflight)
@@ -510,7 +532,24 @@ class SyncSender:
                 for r in part:
                     timeout = self._timer.sent(r.seq)
                     self._inflight[r.seq] = _Flight(mono, r.priority, r.epoch, r.sha256, mono + timeout)
+                self._credit.spent(len(part))
                 self.sent_records += len(part)
+
+    def _ask_credit(self, mono: float, room: int, held: int) -> None:
+        """Ask the server for the records due beyond those in flight and the ``held`` credit (up to the
+        window's room); with none held and none to ask for, the pass is dry until new rows or ``rescan_s``."""
+        with self._sessions() as session:  # a read only
+            due = due_count(session, self._clock.now().timestamp(), room + len(self._inflight))
+        want = min(due - len(self._inflight) - held, room, MAX_CREDIT_RECORDS)  # in-flight rows are due too
+        if want <= 0:
+            if held == 0:
+                self._pass_dry_at = mono
+            return
+        dev = self.settings.device_id
+        ask = seal(self._signer, DOMAIN_REQUEST, CreditAsk(dev=dev, want=want))
+        info = self._client.publish(req_topic(dev), ask, 1)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._credit.asked(mono)
 
 
 def _nodelay(_client: mqtt.Client, _ud: Any, sock: Any) -> None:

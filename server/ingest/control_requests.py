@@ -1,6 +1,7 @@
 """A device's signed control requests on its ``req`` topic: ``hello`` (its epoch and highest seq: the stream's
-marks are raised), ``sync_ref`` (the reference data it holds: answered by the worker after COMMIT) and
-``ref_applied`` (the dataset version now in use). Anything else, or anything unsigned, out of range or naming
+marks are raised), ``sync_ref`` (the reference data it holds: answered by the worker after COMMIT),
+``ref_applied`` (the dataset version now in use) and ``credit_ask`` (records it wants to send: answered by the
+worker's admission after COMMIT). Anything else, or anything unsigned, out of range or naming
 another device, is dead-lettered."""
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from core.structured_log import log_event
-from core.sync.control import MAX_CONTROL_BYTES, Hello, RefApplied, SyncRef, open_signed, parse_control
+from core.sync.control import (
+    MAX_CONTROL_BYTES,
+    CreditAsk,
+    Hello,
+    RefApplied,
+    SyncRef,
+    open_signed,
+    parse_control,
+)
 from core.sync.envelope import EnvelopeError, parse_json
 from core.sync.signing import DOMAIN_REQUEST, BadSignature, KeyRing
 from server.db.sync import SyncDeviceDataset
@@ -60,6 +69,8 @@ def handle_request(session: Session, out: BatchOutcome, now: datetime, msg: Inco
         log_event(log, "sync.hello", device=device_id, epoch=req.epoch, max_seq=req.max_seq)
     elif isinstance(req, SyncRef):
         out.dataset_requests.append((device_id, req))
+    elif isinstance(req, CreditAsk):
+        out.credit_asks.append((device_id, req.want))
     elif isinstance(req, RefApplied):
         row = session.get(SyncDeviceDataset, (device_id, req.dataset))
         if row is None:

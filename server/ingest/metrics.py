@@ -1,5 +1,5 @@
 """What the ingest workers of a process count: records by outcome, messages, the time from a message's
-arrival to its acknowledgement, dead letters, and the messages waiting. The workers call ``batch_done`` and
+arrival to its acknowledgement, dead letters, the messages waiting, and their admission's credit. The workers call ``batch_done`` and
 ``dead_lettered``; ``waiting`` is read at each scrape."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from server.ingest.admission import Admission
 
 # Seconds from a message's arrival at a worker to its ack on the broker: a batch usually takes milliseconds;
 # the top buckets catch a worker that waits for the database.
@@ -46,10 +48,25 @@ class IngestMetrics:
         )
         self._waiting_sources: list[Callable[[], int]] = []
         self.waiting.set_function(lambda: float(sum(source() for source in self._waiting_sources)))
+        self._admissions: list[Admission] = []
+        Gauge(
+            "patrolkit_ingest_credit_waiting_devices",
+            "Devices whose credit ask waits for room in this process's workers' budgets",
+            registry=registry,
+        ).set_function(lambda: float(sum(a.waiting for a in self._admissions)))
+        Gauge(
+            "patrolkit_ingest_credit_outstanding_records",
+            "Records this process's workers granted to devices and have not yet seen committed (nor lapsed)",
+            registry=registry,
+        ).set_function(lambda: float(sum(a.outstanding for a in self._admissions)))
 
     def watch(self, pending: Callable[[], int]) -> None:
         """Count ``pending()`` (a worker's messages not yet handled) in the waiting gauge."""
         self._waiting_sources.append(pending)
+
+    def watch_admission(self, admission: Admission) -> None:
+        """Count a worker's admission in the credit gauges."""
+        self._admissions.append(admission)
 
     def batch_done(
         self, arrivals: Iterable[float], now: float, accepted: int, duplicates: int, conflicts: int, dead: int

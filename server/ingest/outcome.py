@@ -34,6 +34,7 @@ class Incoming:
 class BatchOutcome:
     acks: dict[str, list[AckEntry]] = field(default_factory=lambda: defaultdict(list))
     dataset_requests: list[tuple[str, SyncRef]] = field(default_factory=list)
+    credit_asks: list[tuple[str, int]] = field(default_factory=list)  # (device, records it wants)
     marks: dict[tuple[str, str], int] = field(default_factory=dict)  # (device, epoch) -> highest seq seen
     accepted: int = 0
     duplicates: int = 0
@@ -51,6 +52,7 @@ class BatchOutcome:
         for device_id, entries in other.acks.items():
             self.acks[device_id].extend(entries)
         self.dataset_requests.extend(other.dataset_requests)
+        self.credit_asks.extend(other.credit_asks)
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.conflicts += other.conflicts

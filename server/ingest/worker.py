@@ -27,7 +27,7 @@ import socket
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -39,9 +39,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.structured_log import log_event
 from core.sync.broker_url import parse_broker_url
-from core.sync.control import TOPIC_ROOT, ack_body, ack_topic, ctl_topic, ref_topic, seal
+from core.sync.control import TOPIC_ROOT, Credit, ack_body, ack_topic, ctl_topic, ref_topic, seal
 from core.sync.envelope import sha256_hex
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, Signer
+from server.ingest.admission import Admission, AdmissionSettings
 from server.ingest.datasets import ref_messages
 from server.ingest.gaps import due_resends
 from server.ingest.metrics import IngestMetrics
@@ -81,6 +82,7 @@ class IngestSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     stall_s: float = 60.0  # health: a message waiting longer than this means the worker is not keeping up
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)  # credit for devices that ask (``credit_ask``)
 
 
 _DB_ERRORS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
@@ -104,6 +106,7 @@ class IngestWorker:
         self._signer = signer
         self._clock = clock or SystemClock()
         self._devices = DeviceRegistry(sessions)
+        self.admission = Admission(settings.admission)
         self._inbox: queue.Queue[Received] = queue.Queue()
         self._stop = threading.Event()
         self.subscribed = threading.Event()  # set once the broker has granted the subscriptions
@@ -138,6 +141,7 @@ class IngestWorker:
         self._client = client
         if metrics is not None:
             metrics.watch(self.pending)
+            metrics.watch_admission(self.admission)
 
     def _filters(self) -> list[str]:
         group = self.settings.shared_group
@@ -240,6 +244,8 @@ class IngestWorker:
                     self._in_hand = batch
                     self._process(batch)
                     self._in_hand = []
+                if self.admission.waiting:
+                    self._publish_credits(self.admission.grants(self._clock.monotonic()))
                 if self._clock.monotonic() - last_gap_check >= 1.0:
                     last_gap_check = self._clock.monotonic()
                     self.check_gaps()
@@ -268,7 +274,7 @@ class IngestWorker:
 
     def _collect(self) -> list[Received]:
         try:
-            first = self._inbox.get(timeout=0.2)
+            first = self._inbox.get(timeout=0.05 if self.admission.waiting else 0.2)
         except queue.Empty:
             return []
         batch = [first]
@@ -290,10 +296,12 @@ class IngestWorker:
 
     def _process(self, batch: list[Received]) -> None:
         messages = [m for _t, m in batch]
+        began = self._clock.monotonic()
         outcome, handled = self._handle([_incoming(m) for m in messages])
         for m in messages[:handled]:  # only now, after COMMIT; the rest: database down, the device resends
             self._client.ack(m.mid, m.qos)
         self._publish_outcome(outcome)
+        self._admit(outcome, self._clock.monotonic() - began)
         self.processed += handled
         if self._metrics is not None:
             self._metrics.batch_done(
@@ -385,6 +393,23 @@ class IngestWorker:
                 messages = ref_messages(session, ref)
             for message in messages:
                 self._client.publish(ref_topic(device_id), message, qos=1)
+
+    def _admit(self, outcome: BatchOutcome, seconds: float) -> None:
+        """Free the budget the batch's records held, answer its credit asks, and grant waiting devices."""
+        admission = self.admission
+        admission.committed(sum(len(items) for items in outcome.acks.values()), seconds)
+        if not admission.settings.enabled:
+            return
+        now = self._clock.monotonic()
+        answers = [(device_id, admission.ask(device_id, want, now)) for device_id, want in outcome.credit_asks]
+        self._publish_credits(answers + admission.grants(now))
+
+    def _publish_credits(self, credits: list[tuple[str, int]]) -> None:
+        ts = self._clock.now().isoformat()
+        valid_s = self.settings.admission.valid_s
+        for device_id, records in credits:
+            grant = Credit(dev=device_id, records=records, valid_s=valid_s, ts=ts)
+            self._client.publish(ctl_topic(device_id), seal(self._signer, DOMAIN_CONTROL, grant), qos=1)
 
     def check_gaps(self) -> int:
         """Ask devices to resend ranges missing for longer than the gap timeout; return how many asked."""

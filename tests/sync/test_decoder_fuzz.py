@@ -218,6 +218,8 @@ def requests() -> list[dict[str, Any]]:
             "partial": {"unpaid_fines": {"version": 4, "chunks": [0, 2]}},
         },
         {"type": "ref_applied", "dev": "PD-1", "dataset": "tariffs", "version": 3},
+        {"type": "credit_ask", "dev": "PD-1", "want": 100},
+        {"type": "credit", "dev": "PD-1", "records": 100, "valid_s": 5.0, "ts": T0.isoformat()},
     ]
 
 

@@ -1,0 +1,117 @@
+"""The device's side of admission by credit: how many records it may publish now, per connection.
+
+The server's ingest grants records (``server.ingest.admission``); the sender publishes only within its grant
+and asks again when it is used up. A server that never answers an ask (an ingest without admission, or a worker
+that lost the ask) is not waited on: after ``probe_s`` without any answer on this connection the sender sends
+as before, within its window (``UNMETERED``). Every (re)connect starts over.
+
+    NO_LINK ──connected──▶ READY ──rows due, credit under half the last grant: ask──▶ ASKING
+    ASKING ──credit n>0──▶ READY (credit += n)      ASKING ──credit 0──▶ QUEUED ──credit n>0──▶ READY
+    ASKING ──no answer on this connection within probe_s──▶ UNMETERED ──a late credit──▶ READY
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class CreditState(StrEnum):
+    """Where the conversation about credit stands; the credit held is counted beside it."""
+
+    NO_LINK = "no_link"  # not connected: nothing is sent
+    READY = "ready"  # no ask out (the credit held, if any, is being spent)
+    ASKING = "asking"  # an ask is out, not yet answered
+    QUEUED = "queued"  # the server answered 0: a grant will follow
+    UNMETERED = "unmetered"  # the server never answered on this connection: the window alone limits
+
+
+TRANSITIONS: dict[CreditState, frozenset[CreditState]] = {
+    CreditState.NO_LINK: frozenset({CreditState.READY, CreditState.UNMETERED}),
+    CreditState.READY: frozenset({CreditState.ASKING, CreditState.READY, CreditState.NO_LINK}),
+    CreditState.ASKING: frozenset(
+        {CreditState.READY, CreditState.QUEUED, CreditState.UNMETERED, CreditState.NO_LINK}
+    ),
+    CreditState.QUEUED: frozenset({CreditState.READY, CreditState.ASKING, CreditState.NO_LINK}),
+    CreditState.UNMETERED: frozenset({CreditState.READY, CreditState.NO_LINK}),
+}
+
+
+class BadCreditTransition(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class CreditSettings:
+    enabled: bool = True  # False: never ask, send within the window alone (as against a server without it)
+    probe_s: float = 10.0  # no answer to an ask on this connection within this: send unmetered
+    requeue_s: float = 60.0  # queued this long without a grant (a worker restarted and lost it): ask again
+
+
+class SendCredit:
+    """The sender's credit on the current connection: ``allowance`` says how many records it may publish,
+    ``should_ask`` whether to ask for more (when none is left, or half of the last grant: the next grant
+    arrives while the rest is being sent)."""
+
+    def __init__(self, settings: CreditSettings) -> None:
+        self.settings = settings
+        self.state = CreditState.NO_LINK
+        self._records = 0
+        self._last_grant = 0
+        self._expires = 0.0  # monotonic time the credit held lapses
+        self._since = 0.0  # monotonic time of the last ask (ASKING) or queued answer (QUEUED)
+        self._answered = False  # the server answered an ask on this connection
+
+    def _to(self, state: CreditState) -> None:
+        if state not in TRANSITIONS[self.state]:
+            raise BadCreditTransition(f"credit {self.state} -> {state}")
+        self.state = state
+
+    def connected(self) -> None:
+        """A new connection: nothing granted on it yet (a sender without admission never asks)."""
+        self.lost()
+        self._answered = False
+        self._to(CreditState.READY if self.settings.enabled else CreditState.UNMETERED)
+
+    def lost(self) -> None:
+        """The connection is gone, and with it any credit (every state may lose its link)."""
+        self._records = self._last_grant = 0
+        self.state = CreditState.NO_LINK
+
+    def allowance(self, now: float) -> int | None:
+        """Records it may publish now: None = no limit but the window (UNMETERED), 0 = none."""
+        if self.state is CreditState.ASKING and not self._answered and now - self._since >= self.settings.probe_s:
+            self._to(CreditState.UNMETERED)
+        if self.state in (CreditState.UNMETERED, CreditState.NO_LINK):
+            return None if self.state is CreditState.UNMETERED else 0
+        if self._records and now >= self._expires:
+            self._records = 0  # lapsed: the server no longer counts it either
+        return self._records
+
+    def should_ask(self, now: float) -> bool:
+        """True if an ask should go out now, records being due."""
+        if self.state is CreditState.READY:
+            return self._records <= self._last_grant // 2
+        return self.state is CreditState.QUEUED and now - self._since >= self.settings.requeue_s
+
+    def asked(self, now: float) -> None:
+        self._since = now
+        self._to(CreditState.ASKING)
+
+    def spent(self, records: int) -> None:
+        """``records`` were published under the credit."""
+        self._records = max(0, self._records - records)
+
+    def granted(self, records: int, valid_s: float, now: float) -> None:
+        """The server's answer: ``records`` (0 = queued) valid for ``valid_s`` seconds."""
+        if self.state is CreditState.NO_LINK:
+            return  # an answer to an ask of a connection that is gone
+        self._answered = True
+        if records > 0:
+            self._records += records
+            self._last_grant = records
+            self._expires = now + valid_s
+            self._to(CreditState.READY)
+        elif self.state is CreditState.ASKING:
+            self._since = now
+            self._to(CreditState.QUEUED)

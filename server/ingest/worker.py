@@ -397,10 +397,10 @@ class IngestWorker:
     def _admit(self, outcome: BatchOutcome, seconds: float) -> None:
         """Free the budget the batch's records held, answer its credit asks, and grant waiting devices."""
         admission = self.admission
-        admission.committed(sum(len(items) for items in outcome.acks.values()), seconds)
+        now = self._clock.monotonic()
+        admission.committed(sum(len(items) for items in outcome.acks.values()), seconds, now)
         if not admission.settings.enabled:
             return
-        now = self._clock.monotonic()
         answers = [(device_id, admission.ask(device_id, want, now)) for device_id, want in outcome.credit_asks]
         self._publish_credits(answers + admission.grants(now))
 

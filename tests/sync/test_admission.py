@@ -31,9 +31,9 @@ def test_asks_are_granted_up_to_the_budget_then_queued_and_served_in_ask_order_a
     assert (a.outstanding, a.waiting) == (250, 1)
     assert a.ask("d4", 30, 0.1) == 0  # someone waits: a new ask queues behind it
     assert a.grants(0.2) == []  # no room yet
-    a.committed(100, 0.05)  # a worker's batch: 100 records seen committed
+    a.committed(100, 0.05, 0.25)  # a worker's batch: 100 records seen committed
     assert a.grants(0.3) == [("d3", 100)]
-    a.committed(150, 0.05)
+    a.committed(150, 0.05, 0.35)
     assert a.grants(0.4) == [("d4", 30)]
     assert (a.waiting, a.granted) == (0, 380)
 
@@ -42,7 +42,7 @@ def test_a_device_asking_again_goes_to_the_back_and_is_counted_once() -> None:
     a = small(min_budget=100)
     assert a.ask("busy", 100, 0.0) == 100
     assert a.ask("d1", 10, 0.0) == 0 and a.ask("d2", 10, 0.0) == 0 and a.ask("d1", 20, 0.0) == 0
-    a.committed(100, 0.01)
+    a.committed(100, 0.01, 0.05)
     assert a.grants(0.1) == [("d2", 10), ("d1", 20)]
 
 
@@ -54,11 +54,21 @@ def test_an_unused_grant_lapses_so_a_silent_device_cannot_hold_the_budget() -> N
     assert a.grants(2.1) == [("next", 100)]  # the first grant lapsed unused
 
 
+def test_records_another_worker_granted_give_room_here_until_that_grant_lapses() -> None:
+    a, b = small(min_budget=100, valid_s=2.0), small(min_budget=100, valid_s=2.0)
+    assert a.ask("d1", 100, 0.0) == 100  # a grants d1; the shared subscription hands d1's records to b
+    assert b.ask("d2", 100, 0.0) == 100 and b.ask("d3", 100, 0.0) == 0 and b.ask("d4", 100, 0.0) == 0
+    b.committed(200, 10.0, 0.1)  # d2's records, and d1's, which b did not grant
+    assert b.grants(0.2) == [("d3", 100), ("d4", 100)]  # its own room, and d1's grant's until it lapses at a
+    assert b.ask("d5", 100, 2.15) == 0  # the surplus lapsed with a's grant: b's own budget alone again
+    assert a.ask("d6", 100, 2.3) == 100  # a's grant to d1 lapsed, freeing a's budget
+
+
 def test_the_budget_follows_the_measured_throughput() -> None:
     a = small(min_budget=10, horizon_s=0.5)
     assert a.budget() == 10
     for _ in range(30):
-        a.committed(1000, 0.1)  # 10 000 records/s
+        a.committed(1000, 0.1, 0.0)  # 10 000 records/s
     assert 4500 <= a.budget() <= 5000
 
 

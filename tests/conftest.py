@@ -176,12 +176,33 @@ def fake_clock() -> FakeClock:
 _BACKEND_FIXTURES = {"mqtt_url", "broker_accounts", "server_db_url", "server_sessions", "live_server"}
 
 
+# CI runs the suite twice side by side: on the real services and on the embedded defaults. Each run takes every
+# backend test; the other tests are shared out between the two runs (``PATROLKIT_TEST_SHARE``), by folder.
+TEST_SHARES = ("services", "embedded")
+_EMBEDDED_SHARE = ("officer_app", "processes")  # folders whose tests without a backend go to the embedded run
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that talks to the broker or the server database, so CI can rerun exactly those on the
-    other backend pair (``-m backend``)."""
+    other backend pair (``-m backend``); with ``PATROLKIT_TEST_SHARE`` set, keep the backend tests and this
+    run's share of the others."""
     for item in items:
         if _BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.backend)
+    share = os.environ.get("PATROLKIT_TEST_SHARE")
+    if not share:
+        return
+    if share not in TEST_SHARES:
+        raise pytest.UsageError(f"PATROLKIT_TEST_SHARE={share!r}: expected one of {', '.join(TEST_SHARES)}")
+    kept, dropped = [], []
+    for item in items:
+        folder = Path(str(item.path)).relative_to(ROOT / "tests").parts[0]
+        embedded_share = folder in _EMBEDDED_SHARE
+        mine = item.get_closest_marker("backend") is not None or embedded_share == (share == "embedded")
+        (kept if mine else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(wrapper=True)

@@ -69,6 +69,7 @@ class SeaweedServer:
         self.ports = {flag: free_port() for flag in _PORT_FLAGS}
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
         self.process: subprocess.Popen[bytes] | None = None
+        self._held: dict[str, int] = {}  # objects per bucket when last stopped: served again before start returns
 
     def start(self, timeout: float = 60.0) -> None:
         data = self.directory / "data"
@@ -95,15 +96,40 @@ class SeaweedServer:
                 raise RuntimeError(f"weed mini exited with {self.process.returncode}; see {self.directory}/weed.log")
             try:
                 self.client().list_buckets()
-                return
-            except Exception:  # not listening yet
+                if self._serves_what_it_held():
+                    return
+                raise RuntimeError("not serving its objects yet")
+            except Exception:  # not listening yet, or still loading its volumes
                 if time.monotonic() > deadline:
                     self.stop()
                     raise RuntimeError(f"weed mini did not answer on {self.endpoint} within {timeout} s") from None
                 time.sleep(0.2)
 
+    def _objects(self) -> dict[str, int]:
+        c = self.client()
+        return {
+            b["Name"]: len(c.list_objects_v2(Bucket=b["Name"], MaxKeys=1000).get("Contents", []))
+            for b in c.list_buckets()["Buckets"]
+        }
+
+    def _serves_what_it_held(self) -> bool:
+        """A restarted ``weed mini`` answers before its volumes are loaded: it is back once every object it held
+        is listed again and the first of each bucket can be read."""
+        if not self._held:
+            return True
+        c = self.client()
+        for bucket, count in self._held.items():
+            listed = c.list_objects_v2(Bucket=bucket, MaxKeys=1000).get("Contents", [])
+            if len(listed) < count:
+                return False
+            if listed:
+                c.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read()
+        return True
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(Exception):  # a store that no longer answers has nothing to wait for
+                self._held = self._objects()
             self.process.terminate()
             try:
                 self.process.wait(timeout=20)

@@ -100,7 +100,7 @@ def main() -> int:
     parser.add_argument("--baseline-n", type=int, default=20000, help="records of the single-device drain")
     parser.add_argument("--ingest-workers", type=int, default=2)
     parser.add_argument("--no-restart", action="store_true", help="no broker restart in the middle")
-    parser.add_argument("--no-credit", action="store_true", help="the ingest grants no credit (window alone)")
+    parser.add_argument("--no-credit", action="store_true", help="no admission by credit: devices send within their window alone")
     args = parser.parse_args()
     os.environ.setdefault("PATROLKIT_BENCH_DB_URL", os.environ.get("PATROLKIT_TEST_DB_URL") or DEFAULT_DB)
     logging.basicConfig(level=logging.WARNING)

@@ -87,7 +87,7 @@ class FleetSettings:
     ack_timeout_s: float = 30.0  # the sender's: a record not acked by then is sent again
     reconnect_min_s: float = 1.0  # the sender's jitter window after a loss: [min/2, min] seconds
     restart_broker: bool = False  # restart the broker once half of the records are acked
-    credit: bool = True  # the ingest answers the devices' credit asks (admission); False: window alone
+    credit: bool = True  # admission by credit; False: devices never ask and send within their window alone
     timeout_s: float = 600.0
     drive: Drive = Drive.SHARED
     drivers: int = 4  # with Drive.SHARED: driver threads
@@ -187,6 +187,7 @@ class TimedSender(SyncSender):
         self.connects: list[float] = []
         self.attempts: list[float] = []  # monotonic times its client opened a socket to the broker
         self._acking = False
+        self._stepped = 0.0  # monotonic time of its last step (a credit deadline wakes it once)
         opened = self._client.on_socket_open
 
         def note_attempt(client: mqtt.Client, ud: Any, sock: Any) -> None:
@@ -201,11 +202,17 @@ class TimedSender(SyncSender):
             super().run()
 
     def has_work(self) -> bool:
-        """An event is queued, the greeting is due, or the last fill stopped with room left in the window."""
-        return self._more or self._greet_due or not self._events.empty()
+        """An event is queued, the greeting is due, the last fill stopped with room left in the window, or its
+        credit changes now (an ask to send again, the end of its probe)."""
+        due = self.credit_due
+        return (
+            self._more or self._greet_due or not self._events.empty()
+            or (due is not None and self._stepped < due <= self._clock.monotonic())
+        )  # fmt: skip
 
     def drive_once(self) -> None:
         """One step, with ``run``'s handling of a failed step (logged, in-flight records counted unsent)."""
+        self._stepped = self._clock.monotonic()
         try:
             self.step(0.0)
             self.last_error = None
@@ -289,8 +296,9 @@ class Driver:
                     sender.drive_once()
                     last[i] = now
                     worked = True
-            if not worked:
-                wake.wait(max(0.0, min(last) + self._idle_step_s - now))  # until the stalest sender is due
+            if not worked:  # until the stalest sender is due, or the first credit deadline
+                dues = [d for d in (s.credit_due for s in senders) if d is not None and d > now]
+                wake.wait(max(0.0, min([min(last) + self._idle_step_s, *dues]) - now))
 
 
 def share_compiled_statements(engines: list[Engine]) -> list[Engine]:
@@ -762,7 +770,7 @@ class Fleet:
                 "server_public_b64": base64.b64encode(self.server_signer.public_raw()).decode(),
                 "window": s.window, "batch": s.batch, "reconnect_min_s": s.reconnect_min_s,
                 "ack_timeout_s": s.ack_timeout_s, "shared": s.drive is Drive.SHARED, "drivers": s.drivers,
-                "idle_step_s": s.idle_step_s, "progress_s": s.progress_s,
+                "idle_step_s": s.idle_step_s, "progress_s": s.progress_s, "credit": s.credit,
                 "devices": [
                     {"device_id": d.dev.device_id, "username": d.dev.mqtt_username, "password": d.dev.mqtt_password,
                      "private_key_b64": d.dev.private_key_b64, "db": str(d.db_path)}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from core.sync.signing import KeyRing, Signer, Verifier
 from edge.db.base import make_engine, make_sessionmaker
+from edge.sync.credit import CreditSettings
 from edge.sync.sender import SenderSettings
 from simulators.fleet import Driver, TimedSender, cpu_seconds, rss_kib, share_compiled_statements
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             mqtt_url=spec["mqtt_url"], device_id=dev["device_id"], username=dev["username"],
             password=dev["password"], window=spec["window"], batch=spec["batch"],
             reconnect_min_s=spec["reconnect_min_s"], ack_timeout_s=spec["ack_timeout_s"],
+            credit=CreditSettings(enabled=spec["credit"]),
         )  # fmt: skip
         senders.append(
             TimedSender(

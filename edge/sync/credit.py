@@ -7,6 +7,7 @@ as before, within its window (``UNMETERED``). Every (re)connect starts over.
 
     NO_LINK ──connected──▶ READY ──rows due, credit under half the last grant: ask──▶ ASKING
     ASKING ──credit n>0──▶ READY (credit += n)      ASKING ──credit 0──▶ QUEUED ──credit n>0──▶ READY
+    ASKING ──no answer within reask_s: ask again──▶ ASKING
     ASKING ──no answer on this connection within probe_s──▶ UNMETERED ──a late credit──▶ READY
 """
 
@@ -30,7 +31,7 @@ TRANSITIONS: dict[CreditState, frozenset[CreditState]] = {
     CreditState.NO_LINK: frozenset({CreditState.READY, CreditState.UNMETERED}),
     CreditState.READY: frozenset({CreditState.ASKING, CreditState.READY, CreditState.NO_LINK}),
     CreditState.ASKING: frozenset(
-        {CreditState.READY, CreditState.QUEUED, CreditState.UNMETERED, CreditState.NO_LINK}
+        {CreditState.READY, CreditState.ASKING, CreditState.QUEUED, CreditState.UNMETERED, CreditState.NO_LINK}
     ),
     CreditState.QUEUED: frozenset({CreditState.READY, CreditState.ASKING, CreditState.NO_LINK}),
     CreditState.UNMETERED: frozenset({CreditState.READY, CreditState.NO_LINK}),
@@ -44,7 +45,8 @@ class BadCreditTransition(RuntimeError):
 @dataclass(frozen=True)
 class CreditSettings:
     enabled: bool = True  # False: never ask, send within the window alone (as against a server without it)
-    probe_s: float = 10.0  # no answer to an ask on this connection within this: send unmetered
+    reask_s: float = 2.0  # an ask not answered within this is sent again (a message lost in a broker restart)
+    probe_s: float = 10.0  # no answer to any ask on this connection within this: send unmetered
     requeue_s: float = 60.0  # queued this long without a grant (a worker restarted and lost it): ask again
 
 
@@ -60,6 +62,7 @@ class SendCredit:
         self._last_grant = 0
         self._expires = 0.0  # monotonic time the credit held lapses
         self._since = 0.0  # monotonic time of the last ask (ASKING) or queued answer (QUEUED)
+        self._first_ask: float | None = None  # monotonic time of the first ask on this connection
         self._answered = False  # the server answered an ask on this connection
 
     def _to(self, state: CreditState) -> None:
@@ -70,7 +73,7 @@ class SendCredit:
     def connected(self) -> None:
         """A new connection: nothing granted on it yet (a sender without admission never asks)."""
         self.lost()
-        self._answered = False
+        self._answered, self._first_ask = False, None
         self._to(CreditState.READY if self.settings.enabled else CreditState.UNMETERED)
 
     def lost(self) -> None:
@@ -80,7 +83,7 @@ class SendCredit:
 
     def allowance(self, now: float) -> int | None:
         """Records it may publish now: None = no limit but the window (UNMETERED), 0 = none."""
-        if self.state is CreditState.ASKING and not self._answered and now - self._since >= self.settings.probe_s:
+        if self._unanswered(now):
             self._to(CreditState.UNMETERED)
         if self.state in (CreditState.UNMETERED, CreditState.NO_LINK):
             return None if self.state is CreditState.UNMETERED else 0
@@ -88,14 +91,36 @@ class SendCredit:
             self._records = 0  # lapsed: the server no longer counts it either
         return self._records
 
+    def _unanswered(self, now: float) -> bool:
+        first = self._first_ask
+        return (
+            self.state is CreditState.ASKING and not self._answered and first is not None
+            and now - first >= self.settings.probe_s
+        )  # fmt: skip
+
     def should_ask(self, now: float) -> bool:
         """True if an ask should go out now, records being due."""
         if self.state is CreditState.READY:
             return self._records <= self._last_grant // 2
+        if self.state is CreditState.ASKING:
+            return now - self._since >= self.settings.reask_s
         return self.state is CreditState.QUEUED and now - self._since >= self.settings.requeue_s
+
+    def next_due(self) -> float | None:
+        """The monotonic time the credit changes without a message (an ask to send again, the probe's end), or
+        None: a sender stepped on events alone must be stepped then too."""
+        if self.state is CreditState.ASKING:
+            probe = self._first_ask + self.settings.probe_s if self._first_ask is not None else None
+            reask = self._since + self.settings.reask_s
+            return reask if probe is None or self._answered else min(reask, probe)
+        if self.state is CreditState.QUEUED:
+            return self._since + self.settings.requeue_s
+        return None  # a lapse needs no step: ``allowance`` sees it when records are next sent
 
     def asked(self, now: float) -> None:
         self._since = now
+        if self._first_ask is None:
+            self._first_ask = now
         self._to(CreditState.ASKING)
 
     def spent(self, records: int) -> None:

@@ -255,6 +255,11 @@ class SyncSender:
         return self._online
 
     @property
+    def credit_due(self) -> float | None:
+        """The monotonic time the sender's credit changes without a message (``SendCredit.next_due``)."""
+        return self._credit.next_due()
+
+    @property
     def inflight(self) -> int:
         return len(self._inflight)
 

@@ -38,7 +38,7 @@ def start_services(config: ServerConfig, app: FastAPI) -> list[Service]:
             stall_s=config.mqtt.stall_s,
             admission=AdmissionSettings(
                 enabled=config.mqtt.credit,
-                horizon_s=config.mqtt.credit_horizon_s,
+                target_s=config.mqtt.credit_target_s,
                 grant_max=config.mqtt.credit_grant_max,
             ),
         )

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-cert", default=None, help="with mqtts://: the ingest-svc client certificate")
     parser.add_argument("--tls-key", default=None, help="with mqtts://: its private key")
     parser.add_argument("--no-credit", action="store_true", help="do not answer devices' credit asks")
-    parser.add_argument("--credit-horizon", type=float, default=0.5, help="seconds of throughput admitted ahead")
+    parser.add_argument("--credit-target", type=float, default=0.5, help="arrival-to-ack seconds the budget aims at")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics port")
     args = parser.parse_args(argv)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         tls_ca=args.tls_ca,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
-        admission=AdmissionSettings(enabled=not args.no_credit, horizon_s=args.credit_horizon),
+        admission=AdmissionSettings(enabled=not args.no_credit, target_s=args.credit_target),
     )
     metrics = None
     if args.metrics_port is not None:

@@ -3,8 +3,10 @@ that a fleet's backlog waits in the devices' outboxes (durable, in order) and no
 ingest's queues, where every record would wait for the whole backlog ahead of it.
 
 One ``Admission`` per worker, in memory; no shared state between workers or hosts. Each worker keeps what it
-granted and not yet seen committed (``outstanding``) under a budget of ``horizon_s`` seconds of its own
-measured throughput, so a record admitted now is acked about ``horizon_s`` later.
+granted and not yet seen committed (``outstanding``) under a budget that it adjusts to what it measures: the
+time its messages spend in it, from arrival to ack. While that stays under ``target_s`` and devices wait for
+room, the budget grows by a quarter every ``adjust_s``; once it goes over, the budget shrinks by 30 %. So the
+budget settles where the worker is kept busy with a short queue, however long devices take to use a grant.
 
 - A device with records and no credit asks (``credit_ask``); the worker that receives the ask answers it:
   a grant of up to ``grant_max`` records if the budget has room, else ``0`` (queued), and the grant follows
@@ -30,10 +32,11 @@ from dataclasses import dataclass
 class AdmissionSettings:
     enabled: bool = True
     grant_max: int = 500  # records in one grant, at most
-    horizon_s: float = 0.5  # the budget: this many seconds of the worker's throughput admitted ahead
-    min_budget: int = 500  # records, whatever the measured throughput (a worker just started has none)
+    target_s: float = 0.5  # the time from a message's arrival at the worker to its ack that the budget aims at
+    min_budget: int = 500  # records
+    max_budget: int = 50_000
+    adjust_s: float = 0.25  # how often the budget is adjusted
     valid_s: float = 3.0  # a grant not used within this lapses
-    initial_rate: float = 2000.0  # records/s assumed until the first batches are measured
 
 
 class Admission:
@@ -46,7 +49,9 @@ class Admission:
         self._outstanding = 0.0
         self._surplus: deque[tuple[float, float]] = deque()  # (when, records) committed beyond own grants
         self._surplus_sum = 0.0
-        self._rate = settings.initial_rate  # records per second of processing, smoothed
+        self._budget = float(settings.min_budget)
+        self._slowest = 0.0  # the longest arrival-to-ack time seen since the budget was last adjusted
+        self._adjusted = 0.0  # monotonic time of the last adjustment
         self.granted = 0  # records granted since start
         self.queued = 0  # asks answered with 0 (queued) since start
 
@@ -62,12 +67,27 @@ class Admission:
 
     def budget(self) -> int:
         """Records this worker may have granted and not yet committed."""
-        return max(self.settings.min_budget, int(self._rate * self.settings.horizon_s))
+        return int(self._budget)
+
+    def observe(self, latency_s: float, now: float) -> None:
+        """A message took ``latency_s`` from its arrival at the worker to its ack; every ``adjust_s`` the budget
+        shrinks if one took longer than ``target_s``, and grows if none did while the budget held devices back."""
+        self._slowest = max(self._slowest, latency_s)
+        if now - self._adjusted < self.settings.adjust_s:
+            return
+        s = self.settings
+        if self._slowest > s.target_s:
+            self._budget = max(float(s.min_budget), self._budget * 0.7)
+        elif self._waiting and self._outstanding >= 0.75 * self._budget:
+            self._budget = min(float(s.max_budget), self._budget * 1.25)
+        self._slowest, self._adjusted = 0.0, now
 
     def ask(self, device_id: str, want: int, now: float) -> int:
         """A device asks for ``want`` records: the grant now (0 = queued; ``grants`` hands it out later)."""
         self._lapse(now)
-        self._waiting.pop(device_id, None)  # asking again: its earlier ask is answered by this one
+        if device_id in self._waiting:  # asking again (its answer is late): it keeps its place
+            self._waiting[device_id] = want
+            return 0
         if not self._waiting and self._room() > 0:
             return self._grant(want, now)
         self._waiting[device_id] = want
@@ -83,8 +103,8 @@ class Admission:
             out.append((device_id, self._grant(want, now)))
         return out
 
-    def committed(self, records: int, seconds: float, now: float) -> None:
-        """This worker committed ``records`` device records in a batch that took ``seconds`` to handle."""
+    def committed(self, records: int, now: float) -> None:
+        """This worker committed ``records`` device records (new, duplicates and refused alike)."""
         left = float(records)
         while left > 0 and self._grants:
             head = self._grants[0]
@@ -98,8 +118,6 @@ class Admission:
         if left > 0:  # another worker's grants: room here until they lapse there
             self._surplus.append((now, left))
             self._surplus_sum += left
-        if records >= 50 and seconds > 0:  # small batches say more about the per-batch cost than the rate
-            self._rate = 0.8 * self._rate + 0.2 * (records / seconds)
 
     def _room(self) -> float:
         budget = self.budget()

@@ -296,12 +296,11 @@ class IngestWorker:
 
     def _process(self, batch: list[Received]) -> None:
         messages = [m for _t, m in batch]
-        began = self._clock.monotonic()
         outcome, handled = self._handle([_incoming(m) for m in messages])
         for m in messages[:handled]:  # only now, after COMMIT; the rest: database down, the device resends
             self._client.ack(m.mid, m.qos)
         self._publish_outcome(outcome)
-        self._admit(outcome, self._clock.monotonic() - began)
+        self._admit(outcome, batch[0][0])
         self.processed += handled
         if self._metrics is not None:
             self._metrics.batch_done(
@@ -394,11 +393,13 @@ class IngestWorker:
             for message in messages:
                 self._client.publish(ref_topic(device_id), message, qos=1)
 
-    def _admit(self, outcome: BatchOutcome, seconds: float) -> None:
-        """Free the budget the batch's records held, answer its credit asks, and grant waiting devices."""
+    def _admit(self, outcome: BatchOutcome, first_arrived: float) -> None:
+        """Free the budget the batch's records held, adjust it to how long the batch's first message took,
+        answer the batch's credit asks, and grant waiting devices."""
         admission = self.admission
         now = self._clock.monotonic()
-        admission.committed(sum(len(items) for items in outcome.acks.values()), seconds, now)
+        admission.committed(sum(len(items) for items in outcome.acks.values()), now)
+        admission.observe(now - first_arrived, now)
         if not admission.settings.enabled:
             return
         answers = [(device_id, admission.ask(device_id, want, now)) for device_id, want in outcome.credit_asks]

@@ -85,6 +85,7 @@ def fleet_run(tmp: Path, args: argparse.Namespace) -> FleetResult:
             ingest_workers=args.ingest_workers,
             restart_broker=not args.no_restart,
             credit=not args.no_credit,
+            credit_target_s=args.credit_target,
             timeout_s=900.0,
         )
         with running_fleet(settings, tmp) as fleet:
@@ -100,6 +101,7 @@ def main() -> int:
     parser.add_argument("--baseline-n", type=int, default=20000, help="records of the single-device drain")
     parser.add_argument("--ingest-workers", type=int, default=2)
     parser.add_argument("--no-restart", action="store_true", help="no broker restart in the middle")
+    parser.add_argument("--credit-target", type=float, default=0.5, help="the ingest's arrival-to-ack target (s)")
     parser.add_argument("--no-credit", action="store_true", help="no admission by credit: devices send within their window alone")
     args = parser.parse_args()
     os.environ.setdefault("PATROLKIT_BENCH_DB_URL", os.environ.get("PATROLKIT_TEST_DB_URL") or DEFAULT_DB)

@@ -5,7 +5,8 @@ Env: PATROLKIT_BENCH_N (20000), PATROLKIT_BENCH_MQTT_URL (mqtt://127.0.0.1:1883)
 PostgreSQL server URL, e.g. ``postgresql+psycopg://root@127.0.0.1:5432/test``: the bench creates its OWN
 database there and drops it at the end; default PATROLKIT_TEST_DB_URL, else SQLite in a temp dir),
 PATROLKIT_BENCH_WINDOW (12000), PATROLKIT_BENCH_BATCH (500), PATROLKIT_BENCH_INGEST_WORKERS (2 processes in one
-shared subscription), PATROLKIT_BENCH_ROUNDS (5), PATROLKIT_BENCH_PROFILE (a directory: write
+shared subscription), PATROLKIT_BENCH_ROUNDS (5), PATROLKIT_BENCH_CREDIT (1; 0: no admission by credit, the
+sender's window alone), PATROLKIT_BENCH_PROFILE (a directory: write
 cProfile stats of the sender and ingest threads there). Last line: one JSON object.
 
 Each round times the raw loop and then the end-to-end drain (a fresh device and device database each round,
@@ -49,12 +50,14 @@ from core.sync.signing import KeyRing, Signer, Verifier
 from edge.db.base import make_engine as edge_engine
 from edge.db.base import make_sessionmaker as edge_sessions
 from edge.db.migrate import upgrade as edge_upgrade
+from edge.sync.credit import CreditSettings
 from edge.sync.outbox import OutboxContent, seal_pending, stats
 from edge.sync.sender import SenderSettings, SyncSender
 from server.commands.device import ProvisionedDevice, add_device
 from server.db.base import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
 from server.db.sync import SyncInbox
+from server.ingest.admission import AdmissionSettings
 from server.ingest.worker import IngestSettings, IngestWorker
 
 N = int(os.environ.get("PATROLKIT_BENCH_N", "20000"))
@@ -64,6 +67,7 @@ BATCH = int(os.environ.get("PATROLKIT_BENCH_BATCH", "500"))
 PROFILE = os.environ.get("PATROLKIT_BENCH_PROFILE")
 ROUNDS = int(os.environ.get("PATROLKIT_BENCH_ROUNDS", "5"))
 WORKERS = int(os.environ.get("PATROLKIT_BENCH_INGEST_WORKERS", "2"))
+CREDIT = os.environ.get("PATROLKIT_BENCH_CREDIT", "1") != "0"
 
 
 @contextmanager
@@ -145,7 +149,8 @@ def ingest_child(db_url: str, key_file: str, group: str) -> int:
     empty); prints ``ready`` once subscribed, stops at EOF on stdin."""
     engine = make_engine(db_url)
     settings = IngestSettings(
-        mqtt_url=URL, client_id=f"bench-ingest-{os.getpid()}", shared_group=group or None
+        mqtt_url=URL, client_id=f"bench-ingest-{os.getpid()}", shared_group=group or None,
+        admission=AdmissionSettings(enabled=CREDIT),
     )
     worker = IngestWorker(settings, make_sessionmaker(engine), Signer.from_b64(Path(key_file).read_text()))
     worker._run = profiled(worker._run, f"ingest-{os.getpid()}")  # type: ignore[method-assign]
@@ -268,7 +273,8 @@ def one_round(
         payloads = list(s.scalars(select(OutboxContent.payload).order_by(OutboxContent.seq)))
     raw = raw_publish_rate([encode_batch_message(signer, [p or b""]) for p in payloads])
 
-    sender = SyncSender(SenderSettings(mqtt_url=URL, device_id=dev.device_id, window=WINDOW, batch=BATCH),
+    sender = SyncSender(SenderSettings(mqtt_url=URL, device_id=dev.device_id, window=WINDOW, batch=BATCH,
+                                         credit=CreditSettings(enabled=CREDIT)),
                         device, signer, KeyRing([Verifier(server_signer.public_raw())]))  # fmt: skip
     sender.run = profiled(sender.run, f"sender-{dev.device_id}")  # type: ignore[method-assign]
     cpu0 = _cpu_by_process(workers)

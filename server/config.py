@@ -54,7 +54,7 @@ class MqttSection(Section):
     # admission by credit (server/ingest/admission.py): devices send what a worker granted them
     credit: bool = True
     credit_target_s: float = Field(0.5, gt=0, le=60)  # arrival-to-ack time each worker's budget aims at
-    credit_grant_max: int = Field(500, ge=1, le=100_000)  # records in one grant, at most
+    credit_grant_max: int = Field(2000, ge=1, le=100_000)  # records in one grant, at most
     tls_ca: str | None = None  # with mqtts://: CA of the broker; cert/key = the ingest-svc client certificate
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -88,6 +88,7 @@ class FleetSettings:
     reconnect_min_s: float = 1.0  # the sender's jitter window after a loss: [min/2, min] seconds
     restart_broker: bool = False  # restart the broker once half of the records are acked
     credit: bool = True  # admission by credit; False: devices never ask and send within their window alone
+    credit_target_s: float = 0.5  # the ingest's arrival-to-ack target for its credit budget
     timeout_s: float = 600.0
     drive: Drive = Drive.SHARED
     drivers: int = 4  # with Drive.SHARED: driver threads
@@ -676,6 +677,7 @@ class Fleet:
             cmd = [sys.executable, "-m", "simulators.fleet_ingest", "--db", self.db_url, "--mqtt-url",
                    self.broker.url, "--key-file", str(key_file), "--password", self.ingest_password,
                    "--client-id", f"fleet-ingest-{self.run_tag}-{n}", "--shared-group", group,
+                   "--credit-target", str(self.settings.credit_target_s),
                    *([] if self.settings.credit else ["--no-credit"])]  # fmt: skip
             self._ingest.append(
                 subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared-group", default="", help="empty: no shared subscription (amqtt)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-credit", action="store_true", help="do not answer the devices' credit asks")
+    parser.add_argument("--credit-target", type=float, default=0.5, help="arrival-to-ack seconds the budget aims at")
     args = parser.parse_args(argv)
     engine = make_engine(args.db)
     settings = IngestSettings(
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         client_id=args.client_id,
         password=args.password,
         shared_group=args.shared_group or None,
-        admission=AdmissionSettings(enabled=not args.no_credit),
+        admission=AdmissionSettings(enabled=not args.no_credit, target_s=args.credit_target),
     )
     workers = start_ingest_workers(
         settings, make_sessionmaker(engine), Signer.from_b64(Path(args.key_file).read_text()), args.workers

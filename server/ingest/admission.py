@@ -31,9 +31,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class AdmissionSettings:
     enabled: bool = True
-    grant_max: int = 500  # records in one grant, at most
+    grant_max: int = 2000  # records in one grant, at most
     target_s: float = 0.5  # the time from a message's arrival at the worker to its ack that the budget aims at
     min_budget: int = 500  # records
+    initial_budget: int = 4000
     max_budget: int = 50_000
     adjust_s: float = 0.25  # how often the budget is adjusted
     valid_s: float = 3.0  # a grant not used within this lapses
@@ -49,7 +50,7 @@ class Admission:
         self._outstanding = 0.0
         self._surplus: deque[tuple[float, float]] = deque()  # (when, records) committed beyond own grants
         self._surplus_sum = 0.0
-        self._budget = float(settings.min_budget)
+        self._budget = float(max(settings.min_budget, min(settings.initial_budget, settings.max_budget)))
         self._slowest = 0.0  # the longest arrival-to-ack time seen since the budget was last adjusted
         self._adjusted = 0.0  # monotonic time of the last adjustment
         self.granted = 0  # records granted since start

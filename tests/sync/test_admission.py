@@ -21,7 +21,7 @@ from server.ingest.admission import Admission, AdmissionSettings
 
 
 def small(**kw: float) -> Admission:
-    base = {"grant_max": 100, "target_s": 0.5, "min_budget": 250, "valid_s": 5.0}
+    base = {"grant_max": 100, "target_s": 0.5, "min_budget": 250, "initial_budget": 0, "valid_s": 5.0}
     return Admission(AdmissionSettings(**{**base, **kw}))  # type: ignore[arg-type]
 
 

@@ -196,7 +196,21 @@ async def serve(host: str, port: int, stop: asyncio.Event, gate: Gate) -> None:
     try:
         await stop.wait()
     finally:
-        await broker.shutdown()
+        await _shut_down(broker)
+
+
+SHUTDOWN_S = 10.0
+
+
+async def _shut_down(broker: Broker) -> None:
+    """amqtt's shutdown stops each client's handler in turn, and one can wait forever for a client that does
+    not answer; after ``SHUTDOWN_S`` its listeners are closed anyway, so the port is free for a restart."""
+    try:
+        await asyncio.wait_for(broker.shutdown(), SHUTDOWN_S)
+    except TimeoutError:
+        log.warning("mqtt.broker.shutdown_timeout", extra={"event": "mqtt.broker.shutdown_timeout"})
+        for server in list(broker._servers.values()):
+            await server.close_instance()
 
 
 def start_in_thread(host: str, port: int, gate: Gate) -> tuple[threading.Thread, Callable[[], None]]:

@@ -2,7 +2,8 @@
 all in this process) drains through a Mosquitto of its own on a free port, into 2 ingest worker processes on a
 shared subscription and a fresh PostgreSQL database, with a broker restart once half of the records are acked.
 Baseline: ``bench/sync.py``'s single-device drain (one round, its own Mosquitto of the same configuration and
-its own database), measured before and after the fleet in the same run; the baseline is their mean.
+its own database, without admission by credit: a lone device drains fastest within its window alone), measured
+before and after the fleet in the same run; the baseline is their mean.
 
 Reports records/s, the p50/p99 ack latency (publish to signed ack, every record), memory per simulated device,
 the ingest's and the broker's peak RSS, how the devices came back after the restart, and whether every record
@@ -10,7 +11,8 @@ was stored exactly once. Targets: records/s >= 0.8x the baseline, p99 ack < 2 s,
 jitter window, nothing lost or doubled. Last line: one JSON object.
 
 Flags: ``--devices`` (1000), ``--records`` (100), ``--baseline-n`` (20000 records of the single device),
-``--ingest-workers`` (2), ``--no-restart``. Env: PATROLKIT_BENCH_DB_URL (a PostgreSQL server; default
+``--ingest-workers`` (2), ``--no-restart``, ``--no-credit`` (devices send within their window alone),
+``--credit-target`` (0.5 s). Env: PATROLKIT_BENCH_DB_URL (a PostgreSQL server; default
 ``postgresql+psycopg://root@127.0.0.1:5432/test``: databases of this run only are created there and dropped).
 """
 
@@ -50,6 +52,7 @@ def sync_bench(mqtt_url: str, n: int) -> ModuleType:
     os.environ["PATROLKIT_BENCH_N"] = str(n)
     os.environ["PATROLKIT_BENCH_ROUNDS"] = "1"
     os.environ["PATROLKIT_BENCH_INGEST_WORKERS"] = "2"
+    os.environ["PATROLKIT_BENCH_CREDIT"] = "0"  # the single device unmetered: its fastest drain, the harder baseline
     sys.path.insert(0, str(BENCH))
     import sync
 

@@ -45,7 +45,7 @@ class BadCreditTransition(RuntimeError):
 @dataclass(frozen=True)
 class CreditSettings:
     enabled: bool = True  # False: never ask, send within the window alone (as against a server without it)
-    reask_s: float = 5.0  # an ask not answered within this is sent again (a message lost in a broker restart)
+    reask_s: float = 2.0  # an ask not answered within this is sent again (a message lost in a broker restart)
     probe_s: float = 15.0  # no answer to any ask on this connection within this: send unmetered
     requeue_s: float = 60.0  # queued this long without a grant (a worker restarted and lost it): ask again
 

@@ -113,8 +113,8 @@ class SeaweedServer:
         }
 
     def _serves_what_it_held(self) -> bool:
-        """A restarted ``weed mini`` answers before its volumes are loaded: it is back once every object it held
-        is listed again and the first of each bucket can be read."""
+        """A restarted ``weed mini`` answers before its volumes are loaded (a HEAD then says 404 for an object it
+        holds): it is back once every object it held is listed again and answers a HEAD."""
         if not self._held:
             return True
         c = self.client()
@@ -122,8 +122,8 @@ class SeaweedServer:
             listed = c.list_objects_v2(Bucket=bucket, MaxKeys=1000).get("Contents", [])
             if len(listed) < count:
                 return False
-            if listed:
-                c.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read()
+            for item in listed:
+                c.head_object(Bucket=bucket, Key=item["Key"])  # raises while it is not served yet
         return True
 
     def stop(self) -> None:

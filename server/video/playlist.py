@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from server.db.video import VideoSegment
 from server.video.fmp4 import Fmp4Error, Fmp4Layout, Fragment, scan_at
-from server.video.storage import VideoStore
+from server.video.storage import StoreUnavailable, VideoStore
 
 CHUNK_SECONDS = 4.0
 MAX_PLAYLIST_SEGMENTS = 2000  # 33 h of 60-s segments
@@ -122,7 +122,8 @@ def stored_layouts(
     session: Session, store: VideoStore, device_id: str, start: datetime, end: datetime
 ) -> tuple[list[StoredSegment], list[tuple[int, str]]]:
     """The device's stored segments overlapping ``start``..``end`` with their layouts (made and kept where
-    missing), and the segments that could not be described (seq, reason): those are left out."""
+    missing), and the segments that could not be described (seq, reason): those are left out. A store that fails
+    raises ``StoreUnavailable``."""
     rows = list(
         session.scalars(
             select(VideoSegment)
@@ -145,6 +146,8 @@ def stored_layouts(
                 row.layout_json = json.dumps(layout.to_json(), separators=(",", ":"))
             else:
                 layout = Fmp4Layout.from_json(json.loads(row.layout_json))
+        except StoreUnavailable:
+            raise  # the store failed, not the segment: the caller answers 503, never a playlist without it
         except (Fmp4Error, OSError, ValueError, KeyError, TypeError) as exc:
             refused.append((row.seq, str(exc)[:200]))
             continue

@@ -7,7 +7,7 @@ as before, within its window (``UNMETERED``). Every (re)connect starts over.
 
     NO_LINK ──connected──▶ READY ──rows due, credit under half the last grant: ask──▶ ASKING
     ASKING ──credit n>0──▶ READY (credit += n)      ASKING ──credit 0──▶ QUEUED ──credit n>0──▶ READY
-    ASKING ──no answer within reask_s: ask again──▶ ASKING
+    ASKING ──no answer within reask_s (doubling each time): ask again──▶ ASKING
     ASKING ──no answer on this connection within probe_s──▶ UNMETERED ──a late credit──▶ READY
 """
 
@@ -45,7 +45,8 @@ class BadCreditTransition(RuntimeError):
 @dataclass(frozen=True)
 class CreditSettings:
     enabled: bool = True  # False: never ask, send within the window alone (as against a server without it)
-    reask_s: float = 2.0  # an ask not answered within this is sent again (a message lost in a broker restart)
+    reask_s: float = 5.0  # an ask not answered within this is sent again (lost in a broker restart), then
+    # after twice as long each time: a slow answer must not bring more asks
     probe_s: float = 15.0  # no answer to any ask on this connection within this: send unmetered
     requeue_s: float = 60.0  # queued this long without a grant (a worker restarted and lost it): ask again
 
@@ -63,6 +64,7 @@ class SendCredit:
         self._expires = 0.0  # monotonic time the credit held lapses
         self._since = 0.0  # monotonic time of the last ask (ASKING) or queued answer (QUEUED)
         self._first_ask: float | None = None  # monotonic time of the first ask on this connection
+        self._unanswered_asks = 0  # asks in a row without an answer
         self._answered = False  # the server answered an ask on this connection
 
     def _to(self, state: CreditState) -> None:
@@ -73,7 +75,7 @@ class SendCredit:
     def connected(self) -> None:
         """A new connection: nothing granted on it yet (a sender without admission never asks)."""
         self.lost()
-        self._answered, self._first_ask = False, None
+        self._answered, self._first_ask, self._unanswered_asks = False, None, 0
         self._to(CreditState.READY if self.settings.enabled else CreditState.UNMETERED)
 
     def lost(self) -> None:
@@ -103,7 +105,7 @@ class SendCredit:
         if self.state is CreditState.READY:
             return self._records <= self._last_grant // 2
         if self.state is CreditState.ASKING:
-            return now - self._since >= self.settings.reask_s
+            return now >= self._reask_at()
         return self.state is CreditState.QUEUED and now - self._since >= self.settings.requeue_s
 
     def next_due(self) -> float | None:
@@ -111,13 +113,17 @@ class SendCredit:
         None: a sender stepped on events alone must be stepped then too."""
         if self.state is CreditState.ASKING:
             probe = self._first_ask + self.settings.probe_s if self._first_ask is not None else None
-            reask = self._since + self.settings.reask_s
+            reask = self._reask_at()
             return reask if probe is None or self._answered else min(reask, probe)
         if self.state is CreditState.QUEUED:
             return self._since + self.settings.requeue_s
         return None  # a lapse needs no step: ``allowance`` sees it when records are next sent
 
+    def _reask_at(self) -> float:
+        return self._since + self.settings.reask_s * 2.0 ** min(max(self._unanswered_asks - 1, 0), 10)
+
     def asked(self, now: float) -> None:
+        self._unanswered_asks += 1
         self._since = now
         if self._first_ask is None:
             self._first_ask = now
@@ -132,6 +138,7 @@ class SendCredit:
         if self.state is CreditState.NO_LINK:
             return  # an answer to an ask of a connection that is gone
         self._answered = True
+        self._unanswered_asks = 0
         if records > 0:
             self._records += records
             self._last_grant = records

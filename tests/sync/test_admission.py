@@ -133,17 +133,22 @@ def test_a_server_that_never_answers_is_sent_to_unmetered_after_the_probe_time()
     assert c.allowance(4.0) == 50
 
 
-def test_an_ask_lost_on_the_way_is_sent_again_before_the_probe_gives_up() -> None:
-    c = SendCredit(CreditSettings(reask_s=2.0, probe_s=10.0))  # lost in a broker restart, say
+def test_an_ask_lost_on_the_way_is_sent_again_later_each_time_before_the_probe_gives_up() -> None:
+    c = SendCredit(CreditSettings(reask_s=2.0, probe_s=20.0))  # lost in a broker restart, say
     c.connected()
     c.asked(0.0)
     assert c.next_due() == 2.0 and not c.should_ask(1.9) and c.should_ask(2.0)
     c.asked(2.0)
-    assert c.next_due() == 4.0 and c.allowance(9.9) == 0
-    for t in (4.0, 6.0, 8.0):
-        c.asked(t)
-    assert c.next_due() == 10.0  # the probe ends 10 s after the first ask, whatever was asked since
-    assert c.allowance(10.0) is None and c.next_due() is None
+    assert c.next_due() == 6.0 and not c.should_ask(5.9)  # twice as long: a slow answer brings no storm
+    c.asked(6.0)
+    assert c.next_due() == 14.0 and c.allowance(13.9) == 0
+    c.asked(14.0)
+    assert c.next_due() == 20.0  # the probe ends 20 s after the first ask, whatever was asked since
+    assert c.allowance(20.0) is None and c.next_due() is None
+    c.granted(10, 5.0, 21.0)  # a late answer: metered again, and the next ask waits the first delay again
+    c.spent(10)
+    c.asked(21.5)
+    assert c.next_due() == 23.5
 
 
 def test_a_queued_ask_is_asked_again_if_no_grant_follows() -> None:

@@ -10,7 +10,8 @@ budget settles where the worker is kept busy with a short queue, however long de
 
 - A device with records and no credit asks (``credit_ask``); the worker that receives the ask answers it:
   a grant of up to ``grant_max`` records if the budget has room, else ``0`` (queued), and the grant follows
-  when room frees. Devices are served first come, first served; a device that asks again goes to the back.
+  when room frees. Devices are served first come, first served: a device asking again while it waits keeps its
+  place; one that asks again after a grant goes to the back.
 - Records committed by this worker free its own grants first, oldest first. Records beyond them were granted
   by another worker (shared subscriptions spread every device's messages over all workers): they count as
   ``surplus`` and give this worker that much more room, until the other worker's grant lapses and frees its own.

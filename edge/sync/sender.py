@@ -141,6 +141,7 @@ class SyncSender:
         )
         self._cursor: tuple[int, int] | None = None  # (priority, seq) of the last row handed out this pass
         self._pass_dry_at: float | None = None  # monotonic time the current pass found nothing more
+        self._ask_dry_at: float | None = None  # monotonic time the outbox had nothing more to ask credit for
         self._more = False  # the last fill stopped at its chunk size with room left in the window
         self._sealed_upto = 0  # every row up to this seq is sealed
         self._top_seen = 0  # the outbox's highest seq when last read
@@ -355,6 +356,7 @@ class SyncSender:
     def _restart_pass(self) -> None:
         self._cursor = None
         self._pass_dry_at = None
+        self._ask_dry_at = None
 
     def _forget(self, seq: int) -> None:
         self._inflight.pop(seq, None)
@@ -498,7 +500,8 @@ class SyncSender:
                 return
             self._restart_pass()
         allowance = self._credit.allowance(mono)
-        if allowance is not None and self._credit.should_ask(mono):
+        ask_dry = self._ask_dry_at is not None and mono - self._ask_dry_at < self.settings.rescan_s
+        if allowance is not None and not ask_dry and self._credit.should_ask(mono):
             self._ask_credit(mono, room, allowance)
         if allowance == 0:
             return
@@ -546,7 +549,8 @@ class SyncSender:
         with self._sessions() as session:  # a read only
             due = due_count(session, self._clock.now().timestamp(), room + len(self._inflight))
         want = min(due - len(self._inflight) - held, room, MAX_CREDIT_RECORDS)  # in-flight rows are due too
-        if want <= 0:
+        if want <= 0:  # look again after ``rescan_s``, or at once when new rows are sealed
+            self._ask_dry_at = mono
             if held == 0:
                 self._pass_dry_at = mono
             return

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sync_harness import T0, SyncRig, protocol_body, wait_for
 
 from core.clock import FakeClock
+from edge.sync.credit import CreditSettings
 from edge.sync.outbox import enqueue
 from server.app import create_app
 from server.config import ServerConfig
@@ -138,7 +139,8 @@ def test_a_message_the_worker_dies_on_is_taken_alone_then_dead_lettered_and_the_
 ) -> None:
     worker = rig.worker()
     supervisor = IngestSupervisor([worker])
-    rig.sender(ack_timeout_s=2.0, backoff_max_s=2.0)
+    # no credit ask: the record's message is the only one the worker can be holding when it is killed
+    rig.sender(ack_timeout_s=2.0, backoff_max_s=2.0, credit=CreditSettings(enabled=False))
     wait_for(lambda: rig.pending() == 0, timeout=30, what="the device's hello handled")
     send(rig, "DIES-TWICE")
     kill_while_handling(rig, worker)  # died holding a batch: the next thread takes its messages one by one

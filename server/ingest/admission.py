@@ -55,7 +55,6 @@ class Admission:
         self._slowest = 0.0  # the longest arrival-to-ack time seen since the budget was last adjusted
         self._adjusted = 0.0  # monotonic time of the last adjustment
         self.granted = 0  # records granted since start
-        self.queued = 0  # asks answered with 0 (queued) since start
 
     @property
     def waiting(self) -> int:
@@ -93,7 +92,6 @@ class Admission:
         if not self._waiting and self._room() > 0:
             return self._grant(want, now)
         self._waiting[device_id] = want
-        self.queued += 1
         return 0
 
     def grants(self, now: float) -> list[tuple[str, int]]:

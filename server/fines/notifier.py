@@ -13,6 +13,11 @@ Sending one is:
 A process stopped between 1 and 3 leaves ``sending`` rows; the next sender treats those older than
 ``stale_after_s`` as cut off. A delivery receipt moves ``sent`` (or ``uncertain``: then it did go out) to
 ``delivered`` once every part is delivered, or ``undelivered`` when a part failed.
+
+A receipt can overtake the record of its own submit: it is kept unapplied, and recording the part applies
+it. The two meet under one lock (a transaction-scoped advisory lock on PostgreSQL; SQLite has one writer),
+so that neither commits unseen by the other: without it each transaction could miss the other's uncommitted
+row and the receipt would stay unapplied for good.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.structured_log import log_event
@@ -35,6 +40,14 @@ from server.fines.smpp_receipts import Receipt, id_forms
 from server.fines.sms_gateway import OutgoingSms, SendOutcome, SendResult, SmsGateway
 
 log = logging.getLogger(__name__)
+
+RECEIPT_MATCH_LOCK = 0x7061_7472_6F6C_736D  # the advisory lock number under which receipts meet their parts
+
+
+def _lock_receipt_matching(session: Session) -> None:
+    """Serialise this transaction's matching of receipts and parts with every other's, until it commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": RECEIPT_MATCH_LOCK})
 
 
 @dataclass(frozen=True)
@@ -153,6 +166,8 @@ def _record(
     with transaction(sessions) as session:
         for rows in by_shape(updates):
             update_rows(session, FineNotification, rows)
+        if parts:
+            _lock_receipt_matching(session)
         insert_rows(session, SmsPart, parts, ignore_conflicts=True)  # a centre may give one id twice
         if parts and session.scalar(select(SmsReceipt.id).where(SmsReceipt.applied == False).limit(1)):  # noqa: E712
             _apply_early_receipts(session, [p["provider_id"] for p in parts])
@@ -219,6 +234,7 @@ def apply_receipt(sessions: sessionmaker[Session], receipt: Receipt, now: dateti
     """Keep a delivery receipt and apply it; False when it names no part we recorded yet (it is applied when
     that part is recorded: a receipt can overtake the record of its own submit)."""
     with transaction(sessions) as session:
+        _lock_receipt_matching(session)
         stored = SmsReceipt(provider_id=receipt.message_id[:128], stat=receipt.stat[:16], err=receipt.err[:16],
                             received_at=now, applied=False)  # fmt: skip
         session.add(stored)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock
@@ -25,7 +25,7 @@ from server.fines.daily_run import FineWork
 from server.fines.notifier import NotifySettings, apply_receipt, send_due
 from server.fines.smpp_gateway import SmppGateway, SmppReceiptListener, SmppTarget
 from server.fines.smpp_receipts import Receipt, id_forms, parse_receipt
-from server.fines.sms_gateway import HttpGateway, LogGateway
+from server.fines.sms_gateway import HttpGateway, LogGateway, OutgoingSms, SendResult
 from simulators.smsc import SmsCentre
 from tests.fines.conftest import T0, georgian_fines
 
@@ -291,6 +291,47 @@ def test_a_receipt_that_overtakes_the_record_of_its_submit_is_applied_when_the_p
             assert apply_receipt(server_sessions, Receipt(part, "DELIVRD", "000"), clock.now()) is False
         send_due(server_sessions, gateway(centre), clock.now, SETTINGS)
         assert [m.message_id for m in centre.messages] == ["1A2B00", "1A2B01"]
+    assert notifications(server_sessions)[0].status == "delivered"
+
+
+def test_a_receipt_that_comes_while_its_submit_is_being_recorded_is_applied(
+    server_sessions: sessionmaker[Session], work: FineWork, clock: FakeClock
+) -> None:
+    """The receipt's transaction and the record's run at once: neither may commit unseen by the other."""
+    georgian_fines(server_sessions, work, 1)
+    sent = threading.Event()
+    receipts: list[bool] = []
+
+    def receive() -> None:
+        for part in ("1A2B00", "1A2B01"):
+            receipts.append(apply_receipt(server_sessions, Receipt(part, "DELIVRD", "000"), clock.now()))
+
+    def meet_the_record(session: Session) -> None:
+        if sent.is_set() and threading.current_thread() is main and not receivers:
+            receivers.append(threading.Thread(target=receive))
+            receivers[0].start()
+            receivers[0].join(0.5)  # the record's rows are written and not yet committed
+
+    main, receivers = threading.current_thread(), list[threading.Thread]()
+    with SmsCentre(receipts=False) as centre:
+        smpp = gateway(centre)
+        plain_send = smpp.send
+
+        def send(messages: list[OutgoingSms]) -> list[SendResult]:
+            try:
+                return plain_send(messages)
+            finally:
+                sent.set()
+
+        smpp.send = send  # type: ignore[method-assign]
+        event.listen(server_sessions, "before_commit", meet_the_record)
+        try:
+            send_due(server_sessions, smpp, clock.now, SETTINGS)
+        finally:
+            event.remove(server_sessions, "before_commit", meet_the_record)
+            smpp.close()
+        receivers[0].join(10)
+    assert len(receipts) == 2
     assert notifications(server_sessions)[0].status == "delivered"
 
 

@@ -118,6 +118,13 @@ class FleetResult:
     restart: RestartResult | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the drain, by process
     processes: int = 1  # device processes
+    server_ack_le: list[list[float]] = field(default_factory=list)  # the ingest's arrival-to-ack buckets
+
+    def server_ack_bound_s(self, q: float) -> float | None:
+        """The bucket bound under which a share ``q`` of messages were acked, timed by the ingest from their
+        arrival; None when unknown."""
+        total = self.server_ack_le[-1][1] if self.server_ack_le else 0
+        return next((le for le, n in self.server_ack_le if n >= q * total), None) if total else None
 
     @property
     def exactly_once(self) -> bool:
@@ -135,6 +142,12 @@ class FleetResult:
             f"{self.sim_rss_peak_mib:.0f} MiB); ingest peak {self.ingest_rss_peak_mib:.0f} MiB; broker peak "
             + (f"{self.broker_rss_peak_mib:.0f} MiB" if self.broker_rss_peak_mib is not None else "n/a"),
         ]
+        p50, p99 = self.server_ack_bound_s(0.50), self.server_ack_bound_s(0.99)
+        if p50 is not None and p99 is not None:
+            out.append(
+                f"the ingest's own arrival-to-ack time (per message, histogram buckets): p50 <= {p50:g} s, "
+                f"p99 <= {p99:g} s; the rest of the devices' ack latency is the broker and the devices themselves"
+            )
         if self.cpu_s:
             out.append(
                 "CPU seconds during the drain: " + ", ".join(f"{k}={v:.1f}" for k, v in self.cpu_s.items())
@@ -723,6 +736,7 @@ class Fleet:
             elapsed = time.perf_counter() - t0
             done = acked()
             cpu1 = self._cpu(group_pids)
+            server_ack_le = self._ingest_ack_histogram()
             peaks.sample(group_pids, self.ingest_pids, self.broker.pid)
         finally:
             peaks.stop.set()
@@ -757,7 +771,20 @@ class Fleet:
             restart=restart,
             cpu_s={k: v - cpu0.get(k, 0.0) for k, v in cpu1.items()},
             processes=len(groups),
+            server_ack_le=server_ack_le,
         )
+
+    def _ingest_ack_histogram(self) -> list[list[float]]:
+        """The ingest processes' arrival-to-ack buckets, summed."""
+        summed: dict[float, float] = {}
+        for child in self._ingest:
+            if child.stdin is None or child.stdout is None or child.poll() is not None:
+                return []
+            child.stdin.write("report\n")
+            child.stdin.flush()
+            for le, n in json.loads(child.stdout.readline())["ack_le"]:
+                summed[le] = summed.get(le, 0.0) + n
+        return [[le, n] for le, n in sorted(summed.items())]
 
     def _spawn_groups(self) -> list[DeviceGroup]:
         """The device processes, each with its slice of the devices, all ready (senders made, not started)."""

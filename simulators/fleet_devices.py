@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if driver is not None:
         driver.start()
     done = threading.Event()
+    printing = threading.Lock()  # a line longer than the pipe's buffer must not interleave with another
 
     def report() -> None:
         while not done.wait(spec["progress_s"]):
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 "connects": [s.connects[-3:] for s in senders],
                 "attempts": [s.attempts[-3:] for s in senders],
             }
-            print(json.dumps(line), flush=True)
+            with printing:
+                print(json.dumps(line), flush=True)
 
     reporter = threading.Thread(target=report, name="fleet-progress", daemon=True)
     reporter.start()
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_s": cpu_seconds(),
         "at": time.monotonic(),
     }
-    print(json.dumps(final), flush=True)
+    with printing:
+        print(json.dumps(final), flush=True)
     return 0
 
 

@@ -16,7 +16,7 @@ ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30
 
 
 class IngestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, ack_buckets: tuple[float, ...] = ACK_BUCKETS) -> None:
         self.records = Counter(
             "patrolkit_ingest_records",
             "Records ingested by this process, by outcome (accepted, duplicate, conflict, dead_letter)",
@@ -33,7 +33,7 @@ class IngestMetrics:
         self.ack_latency = Histogram(
             "patrolkit_ingest_ack_latency_seconds",
             "Time from a message's arrival at an ingest worker to its signed ack being published",
-            buckets=ACK_BUCKETS,
+            buckets=ack_buckets,
             registry=registry,
         )
         self.dead_letters = Counter(

@@ -72,3 +72,5 @@ class RetentionRun(Base):
     deleted_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     held: Mapped[int] = mapped_column(Integer, default=0)
     run_by: Mapped[str] = mapped_column(String(64))
+    # s0024: the rules it judged by (``server.review.retention.Rules.text``); None: before they were kept
+    rules: Mapped[str | None] = mapped_column(String(120), nullable=True)

@@ -19,7 +19,9 @@ released, whatever the deadline.
 
 1. ``link_events``: link the footage of every event since the last finished run (all events on the first);
 2. ``classify``: give each stored segment not yet judged, or touched by a new link, its category and
-   ``retain_until``;
+   ``retain_until``; when the rules differ from those of the last finished run (``Rules.text``, kept on each
+   run), every stored segment is judged again, so that a shorter period applies to footage already judged
+   (the store's Object Lock still keeps what it locked longer: such footage is kept and reported);
 3. ``follow_locks`` (``server.review.object_locks``): where the store has Object Lock, extend the lock of
    footage kept longer than it (never shorten one), turn the object legal hold ON where a case's legal hold
    covers a segment and OFF where none does any more, and extend the locks of case files; a store that is
@@ -87,6 +89,12 @@ class Rules:
 
     no_event: timedelta
     years: Mapping[Category, int]
+
+    def text(self) -> str:
+        """The rules in one line, as a run keeps them: a run under other rules judges everything again."""
+        return f"no_event={self.no_event.days}d " + " ".join(
+            f"{c.value}={self.years[c]}y" for c in (Category.PAID_STOP, Category.CASE, Category.EXPORT)
+        )
 
     @classmethod
     def of(cls, section: RetentionSection) -> Rules:
@@ -225,9 +233,9 @@ def judge_rows(session: Session, rules: Rules, rows: Sequence[VideoSegment]) -> 
 
 
 def classify(session: Session, rules: Rules, touched: Sequence[FootageLink], batch: int,
-             commit: Callable[[], None]) -> int:  # fmt: skip
-    """Judge the stored segments the ``touched`` links cover, then those never judged; returns how many
-    rows changed."""
+             commit: Callable[[], None], everything: bool = False) -> int:  # fmt: skip
+    """Judge the stored segments the ``touched`` links cover, then those never judged (every stored one when
+    ``everything``: the rules changed); returns how many rows changed."""
     changed = 0
     for link in touched:
         rows = list(session.scalars(select(VideoSegment).where(
@@ -235,10 +243,11 @@ def classify(session: Session, rules: Rules, touched: Sequence[FootageLink], bat
         changed += judge_rows(session, rules, rows)
     commit()
     after = 0
+    which = [] if everything else [VideoSegment.retention_category.is_(None)]
     while True:
         rows = list(session.scalars(
             select(VideoSegment)
-            .where(VideoSegment.state == "stored", VideoSegment.retention_category.is_(None), VideoSegment.id > after)
+            .where(VideoSegment.state == "stored", *which, VideoSegment.id > after)
             .order_by(VideoSegment.id).limit(batch)
         ))  # fmt: skip
         if not rows:
@@ -269,6 +278,7 @@ class RunReport:
     locked: list[tuple[str, int]] = field(default_factory=list)  # the store refused: its object lock runs longer
     kept_longer: int = 0  # due by their row, but a link found now keeps them
     locks: LockReport = field(default_factory=LockReport)  # what the store's Object Lock was made to follow
+    rules_changed: str = ""  # "old -> new" when the rules differ from the last finished run's
 
     @property
     def deleted_bytes(self) -> int:
@@ -276,7 +286,8 @@ class RunReport:
 
     def text(self) -> str:
         what = "would delete" if self.dry_run else "deleted"
-        return (f"retention run as of {self.now.isoformat()}: {self.links_made} link(s) made, {self.classified} "
+        changed = f"rules changed ({self.rules_changed}): every stored segment judged again; " if self.rules_changed else ""
+        return (f"{changed}retention run as of {self.now.isoformat()}: {self.links_made} link(s) made, {self.classified} "
                 f"segment(s) judged, {what} {len(self.deleted)} segment(s) ({self.deleted_bytes} bytes), "
                 f"{len(self.held)} kept by a legal hold, {len(self.locked)} kept by the store's object lock, "
                 f"{self.kept_longer} kept by a new link; {self.locks.text()}")  # fmt: skip
@@ -347,12 +358,15 @@ def run_retention(session: Session, store: VideoStore, section: RetentionSection
     try:
         previous = last_finished(session)
         since = previous.started_at - LOOKBACK_MARGIN if previous is not None else None
-        run = RetentionRun(now=now, started_at=clock(), dry_run=dry_run, run_by=run_by[:64])
+        run = RetentionRun(now=now, started_at=clock(), dry_run=dry_run, run_by=run_by[:64], rules=rules.text())
         session.add(run)
+        if previous is not None and previous.rules != run.rules:
+            report.rules_changed = f"{previous.rules or 'not recorded'} -> {run.rules}"
+            log_event(log, "retention.rules_changed", before=previous.rules, after=run.rules)
         touched = link_events(session, since, clock())
         report.links_made = len(touched)
         commit()
-        report.classified = classify(session, rules, touched, section.batch, commit)
+        report.classified = classify(session, rules, touched, section.batch, commit, everything=bool(report.rules_changed))
         report.locks = follow_locks(session, store, RUN_OPERATOR, clock, section.case_years, section.batch, commit,
                                     dry_run)  # fmt: skip
         delete_due(session, store, rules, now, clock, report, section.batch, commit)

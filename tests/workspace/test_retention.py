@@ -287,3 +287,26 @@ def test_footage_still_under_the_stores_object_lock_is_kept_and_tried_again(ws: 
     assert "1 kept by the store's object lock" in report.text()
     assert _rows(ws)[101].state == "stored" and ws.store.committed_size(key) == 4096
     assert _deletions(ws) == []
+
+
+def test_changed_rules_judge_every_stored_segment_again_shorter_and_longer(ws: Workspace) -> None:
+    _extra(ws, 101, LATER)
+    end = LATER + timedelta(seconds=60)
+    first = _run(ws, LATER + timedelta(days=1))
+    assert first.rules_changed == "" and _rows(ws)[101].retain_until == end + timedelta(days=30)
+    shorter = RetentionSection(no_event_days=10, paid_stop_years=2, case_years=7, export_years=3)
+    report = _run(ws, end + timedelta(days=10), section=shorter)
+    assert report.rules_changed == "no_event=30d paid_stop=2y case=7y export=3y -> no_event=10d paid_stop=2y case=7y export=3y"
+    assert [(d, s) for d, s, _ in report.deleted] == [(DEVICE, 101)], "footage judged before keeps no longer than now"
+    assert _deletions(ws) == [(DEVICE, 101)]
+    _extra(ws, 102, LATER + timedelta(days=20))
+    _run(ws, LATER + timedelta(days=21), section=shorter)
+    assert _rows(ws)[102].retain_until == LATER + timedelta(days=30, seconds=60)
+    longer = RetentionSection(no_event_days=90, paid_stop_years=2, case_years=7, export_years=3)
+    report = _run(ws, LATER + timedelta(days=31), section=longer)
+    assert report.rules_changed.endswith("-> no_event=90d paid_stop=2y case=7y export=3y") and report.deleted == []
+    assert _rows(ws)[102].retain_until == LATER + timedelta(days=110, seconds=60), "the fleet view shows the new date"
+    assert _run(ws, LATER + timedelta(days=32), section=longer).rules_changed == "", "the same rules: judged once"
+    with ws.sessions() as session:
+        details = list(session.scalars(select(AccessAudit.detail).where(AccessAudit.action == "retention.run")))
+    assert sum("rules changed" in d for d in details) == 2

@@ -1,4 +1,7 @@
-"""Server side of down-sync: store signed dataset versions and answer a device's ``sync_ref`` with newer ones."""
+"""Server side of down-sync: store signed dataset versions and answer a device's ``sync_ref`` with newer ones.
+
+A worker reads the latest versions once for all the refs of a batch (``DatasetAnswers``): after a broker
+restart every device of a fleet sends its ref at once, and a read per device would hold the acks back."""
 
 from __future__ import annotations
 
@@ -39,30 +42,40 @@ def publish_dataset(
     return signed
 
 
-def newer_datasets(session: Session, have: dict[str, int]) -> list[SignedDataset]:
-    """The latest version of every dataset that is newer than what the device holds."""
-    latest = (
-        select(SyncDataset.dataset, func.max(SyncDataset.version).label("version"))
-        .group_by(SyncDataset.dataset)
-        .subquery()
-    )
-    rows = session.scalars(
-        select(SyncDataset).join(
-            latest, (SyncDataset.dataset == latest.c.dataset) & (SyncDataset.version == latest.c.version)
+class DatasetAnswers:
+    """The latest version of every dataset, read once, and the messages that answer devices' refs from it
+    (the same answer is built once for every device that holds the same)."""
+
+    def __init__(self, session: Session) -> None:
+        latest = (
+            select(SyncDataset.dataset, func.max(SyncDataset.version).label("version"))
+            .group_by(SyncDataset.dataset)
+            .subquery()
         )
-    ).all()
-    return [
-        SignedDataset(r.manifest, r.sig, r.kid, r.content) for r in rows if r.version > have.get(r.dataset, 0)
-    ]
+        rows = session.scalars(
+            select(SyncDataset)
+            .join(latest, (SyncDataset.dataset == latest.c.dataset) & (SyncDataset.version == latest.c.version))
+            .order_by(SyncDataset.dataset)
+        ).all()
+        self._latest = [(r.dataset, r.version, SignedDataset(r.manifest, r.sig, r.kid, r.content)) for r in rows]
+        self._built: dict[tuple[str, int, frozenset[int]], list[bytes]] = {}
+
+    def messages(self, ref: SyncRef) -> list[bytes]:
+        """The messages that answer a device's ``sync_ref``: every newer version it lacks, one message each, or
+        one per chunk of a large one, less the chunks of that same version the device says it already holds."""
+        out: list[bytes] = []
+        for dataset, version, signed in self._latest:
+            if version <= ref.have.get(dataset, 0):
+                continue
+            partial = ref.partial.get(dataset)
+            held = frozenset(partial.chunks) if partial is not None and partial.version == version else frozenset()
+            key = (dataset, version, held)
+            if key not in self._built:
+                self._built[key] = list(signed.wire_messages(held))
+            out.extend(self._built[key])
+        return out
 
 
 def ref_messages(session: Session, ref: SyncRef) -> list[bytes]:
-    """The messages that answer a device's ``sync_ref``: every newer version it lacks, one message each, or
-    one per chunk of a large one, less the chunks of that same version the device says it already holds."""
-    messages: list[bytes] = []
-    for signed in newer_datasets(session, dict(ref.have)):
-        manifest = signed.manifest
-        partial = ref.partial.get(manifest.dataset)
-        held = set(partial.chunks) if partial is not None and partial.version == manifest.version else set()
-        messages.extend(signed.wire_messages(held))
-    return messages
+    """The messages that answer one device's ``sync_ref`` (see ``DatasetAnswers``)."""
+    return DatasetAnswers(session).messages(ref)

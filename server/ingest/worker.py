@@ -43,7 +43,7 @@ from core.sync.control import TOPIC_ROOT, Credit, ack_body, ack_topic, ctl_topic
 from core.sync.envelope import sha256_hex
 from core.sync.signing import DOMAIN_ACK, DOMAIN_CONTROL, Signer
 from server.ingest.admission import Admission, AdmissionSettings
-from server.ingest.datasets import ref_messages
+from server.ingest.datasets import DatasetAnswers
 from server.ingest.gaps import due_resends
 from server.ingest.metrics import IngestMetrics
 from server.ingest.pipeline import BatchOutcome, Incoming, dead_letter, ingest_batch
@@ -387,10 +387,12 @@ class IngestWorker:
             for i in range(0, len(items), ACKS_PER_MESSAGE):
                 ack = ack_body(device_id, now, items[i : i + ACKS_PER_MESSAGE])
                 self._client.publish(ack_topic(device_id), seal(self._signer, DOMAIN_ACK, ack), qos=1)
+        if not outcome.dataset_requests:
+            return
+        with self._sessions() as session:
+            answers = DatasetAnswers(session)
         for device_id, ref in outcome.dataset_requests:
-            with self._sessions() as session:
-                messages = ref_messages(session, ref)
-            for message in messages:
+            for message in answers.messages(ref):
                 self._client.publish(ref_topic(device_id), message, qos=1)
 
     def _admit(self, outcome: BatchOutcome, first_arrived: float) -> None:

@@ -38,7 +38,7 @@ from core.sync.envelope import EnvelopeError, canonical_json, sha256_hex
 from core.sync.signing import DOMAIN_MANIFEST, BadSignature, KeyRing, Signer, Verifier
 from edge.sync.datasets import HeldChunk, active_content, active_versions, apply_dataset, restore_chunks
 from server.db.sync import SyncDeviceDataset
-from server.ingest.datasets import publish_dataset, ref_messages
+from server.ingest.datasets import DatasetAnswers, publish_dataset, ref_messages
 
 SERVER = Signer.generate()
 RING = KeyRing([Verifier(SERVER.public_raw())])
@@ -309,6 +309,10 @@ def test_a_sync_ref_naming_held_chunks_gets_only_the_others(rig: SyncRig) -> Non
         assert _chunk_indexes(ref_messages(s, older)) == [0, 1, 2, 3]  # chunks of another version: all again
         assert _chunk_indexes(ref_messages(s, SyncRef(dev=dev, have={}))) == [0, 1, 2, 3]
         assert ref_messages(s, SyncRef(dev=dev, have={"unpaid_fines": 1})) == []
+        # one read answers a batch's refs: each device still gets only what it lacks, in any order of asking
+        answers = DatasetAnswers(s)
+        refs = [resume, SyncRef(dev=dev, have={"unpaid_fines": 1}), SyncRef(dev=dev, have={}), resume, older]
+        assert [_chunk_indexes(answers.messages(r)) for r in refs] == [[1, 3], [], [0, 1, 2, 3], [1, 3], [0, 1, 2, 3]]
 
 
 def test_a_device_restarted_mid_download_gets_only_the_missing_chunks_through_the_broker(rig: SyncRig) -> None:

@@ -1,6 +1,10 @@
 """Each device stream's marks in ``sync_stream``: its highest seq seen, its contiguous high-water mark (every
 seq up to it is in the inbox) and since when a gap has been open. Raised after a batch's records are stored
-and when a device says hello; ``server.ingest.gaps`` asks devices again for what lies between."""
+and when a device says hello; ``server.ingest.gaps`` asks devices again for what lies between.
+
+A batch's streams are raised together (``advance_streams``): one read of their rows, one insert of those that
+are new, the inbox read only for a stream whose marks can move, and one executemany of the moves, in key
+order. A fleet reconnecting at once sends a hello per device, and each would otherwise cost three statements."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -20,22 +24,23 @@ HWM_CHUNK = 500  # seqs read per step while raising the contiguous high-water ma
 
 _STREAM = table_of(SyncStream)
 _STREAM_KEY = (_STREAM.c.device_id == bindparam("dev")) & (_STREAM.c.epoch == bindparam("ep"))
-_STREAM_READ = select(_STREAM.c.hwm, _STREAM.c.max_seq, _STREAM.c.gap_since).where(_STREAM_KEY)
 _NEW_ROW = {"device_id": bindparam("dev"), "epoch": bindparam("ep"), "hwm": 0, "max_seq": 0,
             "resend_requests": 0, "updated_at": bindparam("now")}  # fmt: skip
 # A stream row another worker creates at the same moment is left alone (it waits for that worker's commit on
 # PostgreSQL, for its write lock on SQLite), then read like any existing row.
 _STREAM_NEW_PG = pg_insert(_STREAM).values(_NEW_ROW).on_conflict_do_nothing()
 _STREAM_NEW_SQLITE = sqlite_insert(_STREAM).values(_NEW_ROW).on_conflict_do_nothing()
+_NEW_HWM = case((_STREAM.c.hwm < bindparam("hwm"), bindparam("hwm")), else_=_STREAM.c.hwm)
+_NEW_MAX = case((_STREAM.c.max_seq < bindparam("max_seq"), bindparam("max_seq")), else_=_STREAM.c.max_seq)
+# marks only rise; a gap is open while max_seq is above hwm, since it first opened (judged on the row as it is
+# when updated, so a raise committed by another worker meanwhile is not undone)
 _STREAM_MOVE = (
     update(_STREAM)
     .where(_STREAM_KEY)
     .values(
-        hwm=case((_STREAM.c.hwm < bindparam("hwm"), bindparam("hwm")), else_=_STREAM.c.hwm),
-        max_seq=case(
-            (_STREAM.c.max_seq < bindparam("max_seq"), bindparam("max_seq")), else_=_STREAM.c.max_seq
-        ),
-        gap_since=bindparam("gap_since"),
+        hwm=_NEW_HWM,
+        max_seq=_NEW_MAX,
+        gap_since=case((_NEW_MAX > _NEW_HWM, func.coalesce(_STREAM.c.gap_since, bindparam("now"))), else_=None),
         updated_at=bindparam("now"),
     )
 )
@@ -57,42 +62,70 @@ def advance_streams(session: Session, now: datetime, touched: dict[tuple[str, st
 
     Streams are taken in key order: two workers whose batches touch the same streams lock their rows in the
     same order (in arrival order they could each wait for the other, a deadlock that fails a batch)."""
-    for (device_id, epoch), seen in sorted(touched.items()):
-        raise_marks(session, device_id, epoch, now, seen)
+    if not touched:
+        return
+    keys = sorted(touched)
+    rows = _stream_rows(session, keys, now)
+    moves = []
+    for device_id, epoch in keys:
+        start, old_max = rows[(device_id, epoch)]
+        seen = touched[(device_id, epoch)]
+        # seqs past max_seq come only with a batch, which raises max_seq itself: with hwm at max_seq and
+        # nothing newer seen, no stored run can follow hwm
+        hwm = start if start >= max(old_max, seen) else _raise_hwm(session, device_id, epoch, start)
+        moves.append({"dev": device_id, "ep": epoch, "hwm": hwm, "max_seq": max(old_max, seen, hwm), "now": now})
+    session.execute(_STREAM_MOVE, moves)
 
 
-def raise_marks(session: Session, device_id: str, epoch: str, now: datetime, seen: int) -> None:
-    """Move the stream's hwm over the seqs now stored contiguously after it, and its max seq to ``seen``.
+def _stream_rows(
+    session: Session, keys: list[tuple[str, str]], now: datetime
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """The streams' hwm and max seq, by key; rows not there yet are created first (without failing
+    when another worker creates one at the same time)."""
+    found = _read_streams(session, keys)
+    missing = [k for k in keys if k not in found]
+    if missing:
+        new = _STREAM_NEW_PG if is_postgresql(session) else _STREAM_NEW_SQLITE
+        session.execute(new, [{"dev": d, "ep": e, "now": now} for d, e in missing])
+        found.update(_read_streams(session, missing))
+    if len(found) < len(keys):  # pragma: no cover - the rows were just inserted or found
+        raise RuntimeError(f"sync_stream rows {sorted(set(keys) - set(found))[:3]} vanished while created")
+    return found
 
-    Statements built once at import (no expression building per batch); the stream row is created if new,
-    without failing when another worker creates it at the same time.
-    """
-    key = {"dev": device_id, "ep": epoch}
-    start, old_max, gap_since = _stream_row(session, key, now)
-    hwm = start
+
+def _read_streams(
+    session: Session, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    wanted = set(keys)
+    devices = sorted({d for d, _e in keys})
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    for i in range(0, len(devices), 500):
+        rows = session.execute(
+            select(_STREAM.c.device_id, _STREAM.c.epoch, _STREAM.c.hwm, _STREAM.c.max_seq)
+            .where(_STREAM.c.device_id.in_(devices[i : i + 500]))
+        )
+        for dev, ep, hwm, max_seq in rows:
+            if (dev, ep) in wanted:
+                found[(dev, ep)] = (int(hwm), int(max_seq))
+    return found
+
+
+def _raise_hwm(session: Session, device_id: str, epoch: str, hwm: int) -> int:
+    """The high-water mark moved over the seqs stored contiguously after ``hwm``."""
+    start = hwm
     while True:
         end = _contiguous_end(session, device_id, epoch, hwm)
         if end is None:
-            break
+            return hwm
         moved, hwm = end > hwm, end
         if not moved or end - start < HWM_CHUNK:
-            break
+            return hwm
         start = hwm
-    max_seq = max(old_max, seen, hwm)
-    gap = (gap_since or now) if max_seq > hwm else None
-    session.execute(_STREAM_MOVE, {**key, "hwm": hwm, "max_seq": max_seq, "gap_since": gap, "now": now})
 
 
-def _stream_row(session: Session, key: dict[str, str], now: datetime) -> tuple[int, int, datetime | None]:
-    """The stream's hwm, max seq and gap start; the row is created first if there is none yet."""
-    row = session.execute(_STREAM_READ, key).first()
-    if row is None:
-        new = _STREAM_NEW_PG if is_postgresql(session) else _STREAM_NEW_SQLITE
-        session.execute(new, {**key, "now": now})
-        row = session.execute(_STREAM_READ, key).first()
-    if row is None:  # pragma: no cover - the row was just inserted or found
-        raise RuntimeError(f"sync_stream row {key} vanished while it was created")
-    return int(row[0]), int(row[1]), row[2]
+def raise_marks(session: Session, device_id: str, epoch: str, now: datetime, seen: int) -> None:
+    """Move one stream's hwm over the seqs now stored contiguously after it, and its max seq to ``seen``."""
+    advance_streams(session, now, {(device_id, epoch): seen})
 
 
 @functools.lru_cache(maxsize=4)

@@ -461,8 +461,9 @@ def test_streams_marks_are_raised_once_in_key_order_after_hellos_and_batches_in_
 
     def watch(state: ORMExecuteState) -> None:
         params = state.parameters
-        if "sync_stream" in str(state.statement) and isinstance(params, dict) and "ep" in params:
-            keys.append(str(params["ep"]))
+        for one in params if isinstance(params, list) else [params]:  # one statement, or executemany's rows
+            if "sync_stream" in str(state.statement) and isinstance(one, dict) and "ep" in one:
+                keys.append(str(one["ep"]))
 
     with rig.server() as session, session.begin():
         event.listen(session, "do_orm_execute", watch)
@@ -473,3 +474,36 @@ def test_streams_marks_are_raised_once_in_key_order_after_hellos_and_batches_in_
     with rig.server() as session:
         marks = {s.epoch: (s.hwm, s.max_seq) for s in session.scalars(select(SyncStream))}
     assert marks == {"zz-later-epoch": (0, 4), "00-earlier-epoch": (0, 9), epoch: (2, 2)}
+
+
+def test_a_fleet_saying_hello_at_once_raises_every_stream_in_a_few_statements_and_keeps_open_gaps(
+    rig: SyncRig,
+) -> None:
+    """After a broker restart every device says hello at once: the batch's streams are read, created and
+    moved together, not with three statements each; a stream with an open gap keeps it, and its start."""
+    with rig.server() as session, session.begin():
+        devices = [add_device(session, f"PD-hello-{n:03d}", T0) for n in range(40)]
+        session.add(SyncStream(device_id=devices[0].device_id, epoch="e1", hwm=2, max_seq=5, gap_since=T0,
+                               resend_requests=0, updated_at=T0))  # fmt: skip
+    hellos = [
+        Incoming(req_topic(d.device_id), seal(Signer.from_b64(d.private_key_b64), DOMAIN_REQUEST,
+                                              Hello(dev=d.device_id, epoch="e1", max_seq=3, ts="t")))
+        for d in devices
+    ]  # fmt: skip
+    statements: list[str] = []
+
+    def watch(state: ORMExecuteState) -> None:
+        if "sync_stream" in str(state.statement):
+            statements.append(str(state.statement).split()[0])
+
+    later = T0 + timedelta(minutes=5)
+    for _round in range(2):  # new streams, then streams that exist
+        statements.clear()
+        with rig.server() as session, session.begin():
+            event.listen(session, "do_orm_execute", watch)
+            ingest_batch(session, hellos, DeviceRegistry(rig.server), later)
+        assert len(statements) <= 4, statements
+    with rig.server() as session:
+        marks = {s.device_id: (s.hwm, s.max_seq, s.gap_since) for s in session.scalars(select(SyncStream))}
+    assert marks[devices[0].device_id] == (2, 5, T0), "the open gap and when it opened are kept"
+    assert {marks[d.device_id] for d in devices[1:]} == {(0, 3, later)}, "seqs 1-3 not stored: a gap from now"

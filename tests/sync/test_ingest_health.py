@@ -21,6 +21,7 @@ from edge.sync.credit import CreditSettings
 from edge.sync.outbox import enqueue
 from server.app import create_app
 from server.config import ServerConfig
+from server.db.sync import SyncStream
 from server.ingest.supervisor import IngestSupervisor
 from server.ingest.worker import IngestWorker
 
@@ -91,8 +92,8 @@ def test_a_worker_stuck_on_its_input_makes_healthz_503_until_it_moves_again(rig:
     worker: IngestWorker = rig.worker(clock=clock, stall_s=30.0)
     client = app_for(rig, IngestSupervisor([worker]))
     key = f"ingest {worker.settings.client_id}"
-    rig.sender()
-    wait_for(lambda: rig.pending() == 0, timeout=30, what="the device's hello handled")
+    rig.sender(credit=CreditSettings(enabled=False))  # the record itself is the message that waits (no ask first)
+    wait_for(lambda: stream_rows(rig) > 0, timeout=30, what="the device's hello handled")
     with database_locked(rig):
         send(rig, "WAITS")
         wait_for(lambda: worker.pending() > 0, timeout=30, what="the record at the worker")
@@ -103,6 +104,13 @@ def test_a_worker_stuck_on_its_input_makes_healthz_503_until_it_moves_again(rig:
         assert status == 503 and checks[key].startswith("stalled: a message has waited 31 s")
     wait_for(lambda: rig.pending() == 0, timeout=30, what="the record stored once the lock is gone")
     assert healthz(client) == (200, {"database": "ok", key: "ok"})
+
+
+def stream_rows(rig: SyncRig) -> int:
+    from sqlalchemy import func, select
+
+    with rig.server() as session:
+        return int(session.scalar(select(func.count()).select_from(SyncStream)) or 0)
 
 
 def dead_reasons(rig: SyncRig) -> list[str]:

@@ -3,7 +3,9 @@
 Two kinds. Events this process saw are counters and histograms that its parts move as they work: ingest
 (``server.ingest.metrics``), uploads, receipt checks. Facts that every host shares are read from the database
 at each scrape (``DatabaseFacts``): dead letters, records pending per device stream, storage used, the last
-fines run. Every metric is listed in the README's metrics table.
+fines run. And until when each jurisdiction's fine unit is known (``FineUnitCoverage``): the KZ MRP is set each
+year by the budget law, and without next year's value no stop can be opened from 1 January. Every metric is
+listed in the README's metrics table.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.fines import FineError, available_jurisdictions, load_jurisdiction
 from server.db.fines import FineRun
 from server.db.sync import SyncDeadLetter, SyncStream
 from server.db.video import VideoSegment
@@ -50,6 +53,39 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.registry.register(DatabaseFacts(sessions, free_bytes))
+        self.registry.register(FineUnitCoverage())
+
+
+class FineUnitCoverage(Collector):
+    """Per jurisdiction whose fines are counted in a fine unit (MRP): the start of the first year, from this
+    one on, with no unit value in its dataset (Unix time, UTC). Alert well before it comes."""
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._now = now
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "patrolkit_fines_unit_known_until_seconds",
+            "Start of the first year with no fine unit (MRP) value in the jurisdiction's dataset (Unix time)",
+            labels=["jurisdiction"],
+        )
+        for code in available_jurisdictions():
+            try:
+                jurisdiction = load_jurisdiction(code)
+            except FineError as exc:  # a broken dataset fails its own checks; a scrape reports the rest
+                log.warning("metrics.dataset_failed", extra={"event": "metrics.dataset_failed", "error": str(exc)})
+                continue
+            if jurisdiction.fine_unit != "mrp":
+                continue
+            known = {rate.year for rate in jurisdiction.mrp}
+            year = self._now().year
+            while year in known:
+                year += 1
+            family.add_metric([jurisdiction.code], datetime(year, 1, 1, tzinfo=UTC).timestamp())
+        yield family
 
 
 class DatabaseFacts(Collector):

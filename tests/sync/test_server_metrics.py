@@ -106,3 +106,29 @@ def test_server_metrics_move_with_ingest_dead_letters_gaps_uploads_and_the_fines
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def test_metrics_say_until_when_the_fine_unit_is_known_so_a_missing_year_is_alerted_before_it_comes(
+    rig: SyncRig, tmp_path: Path
+) -> None:
+    """The KZ MRP is set each year by the budget law; from 1 January of a year with no value, no stop can be
+    opened. The gauge is the start of the first year from now on that the packaged dataset has no value for."""
+    import tomllib
+    from datetime import UTC, datetime
+
+    import core.fines
+
+    data = Path(core.fines.__file__).parent / "data" / "kz.toml"
+    known = {rate["year"] for rate in tomllib.loads(data.read_text(encoding="utf-8"))["mrp"]}
+    year = datetime.now(UTC).year
+    while year in known:
+        year += 1
+    app = create_app(
+        ServerConfig(data_dir=tmp_path, storage=StorageSection(video_dir=tmp_path / "video")), rig.server
+    )
+    with served(app) as url:
+        samples = scrape(url)
+    assert value(samples, "patrolkit_fines_unit_known_until_seconds", jurisdiction="KZ") == datetime(
+        year, 1, 1, tzinfo=UTC
+    ).timestamp()
+    assert total(samples, "patrolkit_fines_unit_known_until_seconds", jurisdiction="GE") == 0  # fines in GEL

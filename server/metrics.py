@@ -62,6 +62,7 @@ class FineUnitCoverage(Collector):
 
     def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._now = now
+        self._known: dict[str, set[int]] | None = None  # per jurisdiction, the years with a unit value
 
     def describe(self) -> list[Metric]:
         return []
@@ -72,20 +73,26 @@ class FineUnitCoverage(Collector):
             "Start of the first year with no fine unit (MRP) value in the jurisdiction's dataset (Unix time)",
             labels=["jurisdiction"],
         )
-        for code in available_jurisdictions():
-            try:
-                jurisdiction = load_jurisdiction(code)
-            except FineError as exc:  # a broken dataset fails its own checks; a scrape reports the rest
-                log.warning("metrics.dataset_failed", extra={"event": "metrics.dataset_failed", "error": str(exc)})
-                continue
-            if jurisdiction.fine_unit != "mrp":
-                continue
-            known = {rate.year for rate in jurisdiction.mrp}
+        for code, known in self._known_years().items():
             year = self._now().year
             while year in known:
                 year += 1
-            family.add_metric([jurisdiction.code], datetime(year, 1, 1, tzinfo=UTC).timestamp())
+            family.add_metric([code], datetime(year, 1, 1, tzinfo=UTC).timestamp())
         yield family
+
+    def _known_years(self) -> dict[str, set[int]]:
+        """The packaged datasets, read at the first scrape (they do not change while the process runs)."""
+        if self._known is None:
+            self._known = {}
+            for code in available_jurisdictions():
+                try:
+                    jurisdiction = load_jurisdiction(code)
+                except FineError as exc:  # a broken dataset fails its own checks; a scrape reports the rest
+                    log.warning("metrics.dataset_failed", extra={"event": "metrics.dataset_failed", "error": str(exc)})
+                    continue
+                if jurisdiction.fine_unit == "mrp":
+                    self._known[jurisdiction.code] = {rate.year for rate in jurisdiction.mrp}
+        return self._known
 
 
 class DatabaseFacts(Collector):

@@ -43,37 +43,42 @@ def publish_dataset(
 
 
 class DatasetAnswers:
-    """The latest version of every dataset, read once, and the messages that answer devices' refs from it
-    (the same answer is built once for every device that holds the same)."""
+    """The latest version of every dataset, read once, and the messages that answer devices' refs from it.
+    A version's content is read only when a device lacks it (most refs name what is already the latest), and
+    the same answer is built once for every device that holds the same. Used within its session."""
 
     def __init__(self, session: Session) -> None:
-        latest = (
-            select(SyncDataset.dataset, func.max(SyncDataset.version).label("version"))
-            .group_by(SyncDataset.dataset)
-            .subquery()
+        self._session = session
+        self._latest = list(
+            session.execute(
+                select(SyncDataset.dataset, func.max(SyncDataset.version))
+                .group_by(SyncDataset.dataset)
+                .order_by(SyncDataset.dataset)
+            ).tuples()
         )
-        rows = session.scalars(
-            select(SyncDataset)
-            .join(latest, (SyncDataset.dataset == latest.c.dataset) & (SyncDataset.version == latest.c.version))
-            .order_by(SyncDataset.dataset)
-        ).all()
-        self._latest = [(r.dataset, r.version, SignedDataset(r.manifest, r.sig, r.kid, r.content)) for r in rows]
+        self._signed: dict[tuple[str, int], SignedDataset] = {}
         self._built: dict[tuple[str, int, frozenset[int]], list[bytes]] = {}
 
     def messages(self, ref: SyncRef) -> list[bytes]:
         """The messages that answer a device's ``sync_ref``: every newer version it lacks, one message each, or
         one per chunk of a large one, less the chunks of that same version the device says it already holds."""
         out: list[bytes] = []
-        for dataset, version, signed in self._latest:
+        for dataset, version in self._latest:
             if version <= ref.have.get(dataset, 0):
                 continue
             partial = ref.partial.get(dataset)
             held = frozenset(partial.chunks) if partial is not None and partial.version == version else frozenset()
             key = (dataset, version, held)
             if key not in self._built:
-                self._built[key] = list(signed.wire_messages(held))
+                self._built[key] = list(self._version(dataset, version).wire_messages(held))
             out.extend(self._built[key])
         return out
+
+    def _version(self, dataset: str, version: int) -> SignedDataset:
+        if (dataset, version) not in self._signed:
+            row = self._session.get_one(SyncDataset, (dataset, version))
+            self._signed[(dataset, version)] = SignedDataset(row.manifest, row.sig, row.kid, row.content)
+        return self._signed[(dataset, version)]
 
 
 def ref_messages(session: Session, ref: SyncRef) -> list[bytes]:

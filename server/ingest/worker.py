@@ -391,8 +391,9 @@ class IngestWorker:
             return
         with self._sessions() as session:
             answers = DatasetAnswers(session)
-        for device_id, ref in outcome.dataset_requests:
-            for message in answers.messages(ref):
+            replies = [(device_id, answers.messages(ref)) for device_id, ref in outcome.dataset_requests]
+        for device_id, messages in replies:
+            for message in messages:
                 self._client.publish(ref_topic(device_id), message, qos=1)
 
     def _admit(self, outcome: BatchOutcome, first_arrived: float) -> None:

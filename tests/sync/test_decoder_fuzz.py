@@ -42,6 +42,7 @@ from core.sync.envelope import (
 )
 from core.sync.records import RECORD_MODELS, RecordRejected, parse_body
 from core.sync.signing import DOMAIN_ACK, DOMAIN_REQUEST, BadSignature, KeyRing, Signer, Verifier, b64e
+from server.ingest.datasets import DatasetAnswers, publish_dataset
 from server.ingest.limits import body_problem, head_problem
 from server.ingest.pipeline import Incoming, ingest_batch
 from server.ingest.registry import DeviceRegistry
@@ -365,6 +366,9 @@ def test_the_ingest_never_raises_and_always_commits_on_hostile_signed_messages(
 ) -> None:
     dev, signer = provision(server_sessions)
     devices = DeviceRegistry(server_sessions)
+    with server_sessions() as session, session.begin():  # what a sync_ref that passed its checks is answered from
+        publish_dataset(session, SERVER, "tariffs", b'{"mrp_minor":393200}', T0)
+        publish_dataset(session, SERVER, "unpaid_fines", b"x" * 300_000, T0)
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(signed_message(dev.device_id, signer), min_size=1, max_size=3))
@@ -373,8 +377,53 @@ def test_the_ingest_never_raises_and_always_commits_on_hostile_signed_messages(
             out = ingest_batch(session, messages, devices, T0)
         handled = out.accepted + out.duplicates + out.conflicts + out.dead_letters
         assert handled or out.acks or any(m.topic.endswith("/req") for m in messages)
+        with server_sessions() as session:  # as the worker answers them after COMMIT
+            answers = DatasetAnswers(session)
+            for _device, ref in out.dataset_requests:
+                assert all(isinstance(m, bytes) for m in answers.messages(ref))
 
     ingest()
+
+
+def test_any_sync_ref_that_passes_its_checks_is_answered_and_none_raises(
+    server_sessions: sessionmaker[Session],
+) -> None:
+    """Dataset refs of any names, versions and held chunks, signed by the device: each is refused or answered
+    with the versions it lacks, from one read per batch, as the worker answers them after COMMIT."""
+    dev, signer = provision(server_sessions)
+    devices = DeviceRegistry(server_sessions)
+    with server_sessions() as session, session.begin():
+        publish_dataset(session, SERVER, "tariffs", b'{"mrp_minor":393200}', T0)
+        chunks = len(list(publish_dataset(session, SERVER, "unpaid_fines", b"x" * 1_200_000, T0).wire_messages()))
+    names = st.sampled_from(["tariffs", "unpaid_fines"]) | st.text(max_size=70)
+    versions = st.integers(-(2**64), 2**64)
+    held = st.fixed_dictionaries(
+        {"version": st.just(1) | versions, "chunks": st.lists(st.integers(0, 3) | versions, max_size=8)}
+    )
+    answered: list[int] = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.fixed_dictionaries({
+        "have": st.dictionaries(names, versions, max_size=4), "partial": st.dictionaries(names, held, max_size=3),
+    }), min_size=1, max_size=4))  # fmt: skip
+    def answer(refs: list[dict[str, Any]]) -> None:
+        messages = [
+            Incoming(req_topic(dev.device_id), signed_request({"type": "sync_ref", "dev": dev.device_id, **r}, signer))
+            for r in refs
+        ]
+        with server_sessions() as session, session.begin():
+            out = ingest_batch(session, messages, devices, T0)
+        assert len(out.dataset_requests) + out.dead_letters == len(messages)
+        with server_sessions() as session:
+            answers = DatasetAnswers(session)
+            for _device, ref in out.dataset_requests:
+                got = answers.messages(ref)
+                lacks_fines = ref.have.get("unpaid_fines", 0) < 1
+                assert len(got) <= 1 + chunks and (not lacks_fines or got)
+                answered.append(len(got))
+
+    answer()
+    assert chunks == 3 and answered, "no ref passed its checks: the property never reached the answers"
 
 
 # --- the same, swept exhaustively: every field, every boundary value; deep nesting at every value -----------------

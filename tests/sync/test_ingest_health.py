@@ -149,7 +149,8 @@ def test_a_message_the_worker_dies_on_is_taken_alone_then_dead_lettered_and_the_
     supervisor = IngestSupervisor([worker])
     # no credit ask: the record's message is the only one the worker can be holding when it is killed
     rig.sender(ack_timeout_s=2.0, backoff_max_s=2.0, credit=CreditSettings(enabled=False))
-    wait_for(lambda: rig.pending() == 0, timeout=30, what="the device's hello handled")
+    # its connect's hello and sync_ref handled: the record is then the one message in the worker's hands
+    wait_for(lambda: worker.processed >= 2 and worker.pending() == 0, timeout=30, what="the device's hello handled")
     send(rig, "DIES-TWICE")
     kill_while_handling(rig, worker)  # died holding a batch: the next thread takes its messages one by one
     kill_while_handling(rig, worker, restart_first=supervisor)  # and died again, on that message alone

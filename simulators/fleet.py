@@ -4,14 +4,15 @@ through ``server.ingest``'s worker and supervisor) and a server database. Measur
 of every record (publish to signed ack), the memory per simulated device and the ingest's and broker's memory,
 can restart the broker midway, and checks that every record is stored exactly once.
 
-The devices run in device processes of ``per_process`` devices each (``simulators.fleet_devices``: paho's
-``select()`` caps a process near 150 devices). ``Drive.THREADS`` runs each sender as on a device: its own
-thread, stepping at least every 50 ms, plus paho's network thread. With a hundred devices in one interpreter
-those idle steps (each opens a session and reads the outbox's top seq) take the CPU and the GIL from the rest,
-so ``Drive.SHARED`` steps the same senders (``SyncSender.step``, the real logic) from a few driver threads: a
-sender at once when it has an event queued or room left to fill, else every ``idle_step_s``. The broker is the
-embedded amqtt broker (in this process, restartable), a Mosquitto started here on a free port, or an external
-one at a URL (not restartable).
+The devices run in device processes of ``per_process`` devices each (``simulators.fleet_devices``), so that
+their Python work spreads over the cores. ``Drive.THREADS`` runs each sender as on a device: its own thread,
+stepping at least every 50 ms, plus paho's network thread (paho's ``select()`` then caps a process near 150
+devices). With a hundred devices in one interpreter those threads take the CPU and the GIL from the rest, so
+``Drive.SHARED`` steps the same senders (``SyncSender.step``, the real logic) from a few driver threads (a
+sender at once when it has an event queued or room left to fill, else every ``idle_step_s``), and one network
+thread per process moves every client's bytes (``simulators.fleet_net``: paho's external loop on epoll). The
+broker is the embedded amqtt broker (in this process, restartable), a Mosquitto started here on a free port, or
+an external one at a URL (not restartable).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from server.db.base import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
 from server.db.sync import SyncInbox
 from simulators.demo import free_port
+from simulators.fleet_net import NetLoop
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INGEST_USER = "ingest-svc"
@@ -94,7 +96,8 @@ class FleetSettings:
     drivers: int = 4  # with Drive.SHARED: driver threads
     idle_step_s: float = 15.0  # with Drive.SHARED: a sender with nothing to do is stepped this often (it
     # then only looks for overdue records, whose timeout is at least ``ack_timeout_s``, and rescans its outbox)
-    per_process: int = 150  # devices per device process (paho's select() takes no descriptor above 1023)
+    per_process: int = 150  # devices per device process (with Drive.THREADS, paho's select() takes no
+    # descriptor above 1023)
     progress_s: float = 0.1  # how often each device process reports its acks (the restart waits for half)
 
 
@@ -198,6 +201,8 @@ class TimedSender(SyncSender):
         super().__init__(*args, **kw)
         self.shared = shared  # stepped by a ``Driver``: ``start`` connects, its own thread ends at once
         self.wake: threading.Event | None = None  # set by ``Driver``: an event for this sender arrived
+        self.net: NetLoop | None = None  # set by ``attach``: that loop moves its client's bytes
+        self._last_delay = 0.0  # the last jittered reconnect delay it chose
         self.latencies: list[float] = []
         self.connects: list[float] = []
         self.attempts: list[float] = []  # monotonic times its client opened a socket to the broker
@@ -212,9 +217,42 @@ class TimedSender(SyncSender):
 
         self._client.on_socket_open = note_attempt
 
+    @property
+    def client(self) -> mqtt.Client:
+        return self._client
+
+    @property
+    def reconnect_min_s(self) -> float:
+        return self.settings.reconnect_min_s
+
+    @property
+    def reconnect_max_s(self) -> float:
+        return self.settings.reconnect_max_s
+
+    def attach(self, net: NetLoop) -> None:
+        """Let ``net`` (one thread for the process) move this sender's bytes instead of paho's own thread."""
+        self.net = net
+
+    def boot(self) -> None:
+        """What a device does at boot, before it goes online: open its database (the sender's session and
+        its watch connection) and take back the chunks of a cut download. Done before the fleet's start, so
+        the drain is timed from devices that are up, as a fleet's devices are when a broker comes back."""
+        self.resume_downloads()
+        self._data_version()
+
+    def start(self) -> None:
+        if self.net is None:
+            super().start()
+            return
+        self.net.add(self, self._addr.host, self._addr.port, keepalive=30)
+
     def run(self) -> None:
         if not self.shared:
             super().run()
+
+    def next_reconnect_delay(self) -> float:
+        self._last_delay = super().next_reconnect_delay()
+        return self._last_delay
 
     def has_work(self) -> bool:
         """An event is queued, the greeting is due, the last fill stopped with room left in the window, or its
@@ -246,6 +284,8 @@ class TimedSender(SyncSender):
 
     def _on_disconnect(self, *args: Any) -> None:
         super()._on_disconnect(*args)
+        if self.net is not None:
+            self.net.reconnect_later(self, self._last_delay)
         self._wake_driver()
 
     def _on_message(self, client: mqtt.Client, ud: Any, msg: mqtt.MQTTMessage) -> None:

@@ -1,11 +1,13 @@
 """``python -m simulators.fleet_devices SPEC.json``: one process of a simulated fleet, running a slice of its
 devices (``simulators.fleet.TimedSender`` on each device's database). Prints ``ready`` once the senders are
-made, starts them at ``go`` on stdin, then prints a JSON progress line (acked records and connect times per
+made and booted, starts them at ``go`` on stdin, then prints a JSON progress line (acked records and connect times per
 device) every ``progress_s``; at end of input it stops the senders and prints a final JSON line with every
 record's ack latency, the resends and its memory.
 
-A process holds a few hundred devices at most: paho waits on ``select()``, which takes no descriptor above
-1023, and each device holds about six (its socket, paho's wake-up pair, its database and WAL files)."""
+Stepped by shared drivers (``spec["shared"]``), the senders' paho clients are driven by one network thread
+(``simulators.fleet_net``) instead of a thread each. Else each sender runs as on a device, and a process holds
+a few hundred devices at most: paho waits on ``select()``, which takes no descriptor above 1023, and each
+device holds about six (its socket, paho's wake-up pair, its database and WAL files)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from edge.db.base import make_engine, make_sessionmaker
 from edge.sync.credit import CreditSettings
 from edge.sync.sender import SenderSettings
 from simulators.fleet import Driver, TimedSender, cpu_seconds, rss_kib, share_compiled_statements
+from simulators.fleet_net import NetLoop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,13 +49,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     driver = Driver(senders, spec["drivers"], spec["idle_step_s"]) if spec["shared"] else None
-    rss_before = rss_kib()
-    peak = [rss_before]
+    net = NetLoop() if spec["shared"] else None
+    if net is not None:
+        for sender in senders:
+            sender.attach(net)
+    rss_before = rss_kib()  # before boot: each device's open database counts in its memory
+    for sender in senders:
+        sender.boot()
+    peak = [rss_kib()]
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return 1
     for sender in senders:
         sender.start()
+    if net is not None:
+        net.start()
     if driver is not None:
         driver.start()
     done = threading.Event()
@@ -77,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     peak[0] = max(peak[0], rss_kib())
     if driver is not None:
         driver.stop()
+    if net is not None:
+        net.closing()
     for sender in senders:
         sender.stop()
+    if net is not None:
+        net.stop()
     for engine in engines:
         engine.dispose()
     final = {

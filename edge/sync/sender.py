@@ -210,12 +210,16 @@ class SyncSender:
     # --- lifecycle ---
     def start(self) -> None:
         """Connect and run in a background thread (paho reconnects on its own; see ``next_reconnect_delay``)."""
-        with self._sessions() as session, session.begin():
-            restore_chunks(session, self._keys, self._ref_chunks)  # a download cut by a restart resumes
+        self.resume_downloads()
         self._client.connect_async(self._addr.host, self._addr.port, keepalive=30)
         self._client.loop_start()
         self._thread = threading.Thread(target=self.run, name="sync-sender", daemon=True)
         self._thread.start()
+
+    def resume_downloads(self) -> None:
+        """Take back the chunks of datasets whose download a restart cut (kept in the database)."""
+        with self._sessions() as session, session.begin():
+            restore_chunks(session, self._keys, self._ref_chunks)
 
     def stop(self) -> None:
         self._stop.set()

@@ -12,7 +12,9 @@ jitter window, nothing lost or doubled. Last line: one JSON object.
 
 Flags: ``--devices`` (1000), ``--records`` (100), ``--baseline-n`` (20000 records of the single device),
 ``--ingest-workers`` (2), ``--no-restart``, ``--no-credit`` (devices send within their window alone),
-``--credit-target`` (0.5 s). Env: PATROLKIT_BENCH_DB_URL (a PostgreSQL server; default
+``--credit-target`` (0.5 s), ``--start-spread`` (1.0 s: each device first connects at a random time in the
+first second, as a fleet comes back after an outage with the sender's reconnect jitter; 0: all within the same
+few milliseconds, a start no fleet makes). Env: PATROLKIT_BENCH_DB_URL (a PostgreSQL server; default
 ``postgresql+psycopg://root@127.0.0.1:5432/test``: databases of this run only are created there and dropped).
 """
 
@@ -89,6 +91,7 @@ def fleet_run(tmp: Path, args: argparse.Namespace) -> FleetResult:
             restart_broker=not args.no_restart,
             credit=not args.no_credit,
             credit_target_s=args.credit_target,
+            start_spread_s=args.start_spread,
             timeout_s=900.0,
         )
         with running_fleet(settings, tmp) as fleet:
@@ -105,6 +108,7 @@ def main() -> int:
     parser.add_argument("--ingest-workers", type=int, default=2)
     parser.add_argument("--no-restart", action="store_true", help="no broker restart in the middle")
     parser.add_argument("--credit-target", type=float, default=0.5, help="the ingest's arrival-to-ack target (s)")
+    parser.add_argument("--start-spread", type=float, default=1.0, help="devices first connect over this many seconds")
     parser.add_argument("--no-credit", action="store_true", help="no admission by credit: devices send within their window alone")
     args = parser.parse_args()
     os.environ.setdefault("PATROLKIT_BENCH_DB_URL", os.environ.get("PATROLKIT_TEST_DB_URL") or DEFAULT_DB)
@@ -126,7 +130,8 @@ def main() -> int:
     ok = ratio >= TARGET_RATIO and result.ack_p99_s < TARGET_P99_S and result.exactly_once and restart_ok
     print(
         f"devices={args.devices} records={args.records} ingest_workers={args.ingest_workers} "
-        f"restart={'yes' if result.restart else 'no'} credit={'no' if args.no_credit else 'yes'}: fleet {result.records_per_s:.0f} records/s vs single-device "
+        f"restart={'yes' if result.restart else 'no'} credit={'no' if args.no_credit else 'yes'} "
+        f"start_spread={args.start_spread:g}s: fleet {result.records_per_s:.0f} records/s vs single-device "
         f"{baseline:.0f} records/s = {ratio:.3f}x (target {TARGET_RATIO}x); p99 ack {result.ack_p99_s:.2f} s "
         f"(target < {TARGET_P99_S} s); exactly once: {result.exactly_once}; reconnects within window: {restart_ok}"
     )

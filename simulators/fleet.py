@@ -99,6 +99,8 @@ class FleetSettings:
     per_process: int = 150  # devices per device process (with Drive.THREADS, paho's select() takes no
     # descriptor above 1023)
     progress_s: float = 0.1  # how often each device process reports its acks (the restart waits for half)
+    start_spread_s: float = 0.0  # with Drive.SHARED: each device first connects at a uniform random time in
+    # [0, start_spread_s] after the start (0: all at once), as a fleet comes back after an outage
 
 
 @dataclass
@@ -203,6 +205,7 @@ class TimedSender(SyncSender):
         self.wake: threading.Event | None = None  # set by ``Driver``: an event for this sender arrived
         self.net: NetLoop | None = None  # set by ``attach``: that loop moves its client's bytes
         self._last_delay = 0.0  # the last jittered reconnect delay it chose
+        self.start_after_s = 0.0  # with ``attach``: its first connect comes this long after ``start``
         self.latencies: list[float] = []
         self.connects: list[float] = []
         self.attempts: list[float] = []  # monotonic times its client opened a socket to the broker
@@ -244,7 +247,7 @@ class TimedSender(SyncSender):
         if self.net is None:
             super().start()
             return
-        self.net.add(self, self._addr.host, self._addr.port, keepalive=30)
+        self.net.add(self, self._addr.host, self._addr.port, keepalive=30, after_s=self.start_after_s)
 
     def run(self) -> None:
         if not self.shared:
@@ -841,6 +844,7 @@ class Fleet:
                 "window": s.window, "batch": s.batch, "reconnect_min_s": s.reconnect_min_s,
                 "ack_timeout_s": s.ack_timeout_s, "shared": s.drive is Drive.SHARED, "drivers": s.drivers,
                 "idle_step_s": s.idle_step_s, "progress_s": s.progress_s, "credit": s.credit,
+                "start_spread_s": s.start_spread_s,
                 "devices": [
                     {"device_id": d.dev.device_id, "username": d.dev.mqtt_username, "password": d.dev.mqtt_password,
                      "private_key_b64": d.dev.private_key_b64, "db": str(d.db_path)}

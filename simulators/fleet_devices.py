@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import sys
 import threading
 import time
@@ -51,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     driver = Driver(senders, spec["drivers"], spec["idle_step_s"]) if spec["shared"] else None
     net = NetLoop() if spec["shared"] else None
     if net is not None:
+        spread = random.Random()
         for sender in senders:
             sender.attach(net)
+            sender.start_after_s = spread.uniform(0.0, spec.get("start_spread_s", 0.0))
     rss_before = rss_kib()  # before boot: each device's open database counts in its memory
     for sender in senders:
         sender.boot()

@@ -77,8 +77,8 @@ class NetLoop:
         self.reconnects = 0
         self.failed_attempts = 0
 
-    def add(self, peer: NetClient, host: str, port: int, keepalive: int = 30) -> None:
-        """Take over ``peer``'s client (before ``start``): it connects once the loop runs."""
+    def add(self, peer: NetClient, host: str, port: int, keepalive: int = 30, after_s: float = 0.0) -> None:
+        """Take over ``peer``'s client: it connects ``after_s`` after this call (once the loop runs)."""
         client = peer.client
         opened = client.on_socket_open
         closed = client.on_socket_close
@@ -99,7 +99,7 @@ class NetLoop:
         client.on_socket_register_write = lambda _c, _ud, _s: self._wants_write(peer)
         client.connect_async(host, port, keepalive=keepalive)
         self._peers.append(peer)
-        self.reconnect_later(peer, 0.0)
+        self.reconnect_later(peer, after_s)
 
     def reconnect_later(self, peer: NetClient, delay_s: float) -> None:
         """Connect ``peer`` again after ``delay_s`` (a sender's jittered delay after a loss)."""

@@ -12,10 +12,6 @@ budget settles where the worker is kept busy with a short queue, however long de
   a grant of up to ``grant_max`` records if the budget has room, else ``0`` (queued), and the grant follows
   when room frees. Devices are served first come, first served: a device asking again while it waits keeps its
   place; one that asks again after a grant goes to the back.
-- A grant is never a sliver: a device waits until the budget has room for what it asked or for
-  ``min_grant`` records, whichever is less. Room freed a few records at a time would otherwise go out as
-  grants of a few records each, every one a message, an ack and another ask: more work per record just when
-  the worker is busiest.
 - Records committed by this worker free its own grants first, oldest first. Records beyond them were granted
   by another worker (shared subscriptions spread every device's messages over all workers): they count as
   ``surplus`` and give this worker that much more room, until the other worker's grant lapses and frees its own.
@@ -37,7 +33,6 @@ from dataclasses import dataclass
 class AdmissionSettings:
     enabled: bool = True
     grant_max: int = 2000  # records in one grant, at most
-    min_grant: int = 100  # records in one grant, at least (less only when the device asks for less)
     target_s: float = 0.5  # the time from a message's arrival at the worker to its ack that the budget aims at
     min_budget: int = 500  # records
     initial_budget: int = 4000
@@ -84,7 +79,7 @@ class Admission:
         s = self.settings
         if self._slowest > s.target_s:
             self._budget = max(float(s.min_budget), self._budget * 0.7)
-        elif self._waiting and (self._outstanding >= 0.75 * self._budget or not self._fits_next()):
+        elif self._waiting and self._outstanding >= 0.75 * self._budget:
             self._budget = min(float(s.max_budget), self._budget * 1.25)
         self._slowest, self._adjusted = 0.0, now
 
@@ -94,7 +89,7 @@ class Admission:
         if device_id in self._waiting:  # asking again (its answer is late): it keeps its place
             self._waiting[device_id] = want
             return 0
-        if not self._waiting and self._room() >= self._least(want):
+        if not self._waiting and self._room() > 0:
             return self._grant(want, now)
         self._waiting[device_id] = want
         return 0
@@ -103,7 +98,7 @@ class Admission:
         """Grants for waiting devices, first asked first, while the budget has room."""
         self._lapse(now)
         out: list[tuple[str, int]] = []
-        while self._waiting and self._fits_next():
+        while self._waiting and self._room() > 0:
             device_id, want = self._waiting.popitem(last=False)
             out.append((device_id, self._grant(want, now)))
         return out
@@ -123,14 +118,6 @@ class Admission:
         if left > 0:  # another worker's grants: room here until they lapse there
             self._surplus.append((now, left))
             self._surplus_sum += left
-
-    def _fits_next(self) -> bool:
-        """The budget has room for a grant worth sending to the first waiting device."""
-        return self._room() >= self._least(next(iter(self._waiting.values())))
-
-    def _least(self, want: int) -> int:
-        """The smallest grant worth sending a device that asked for ``want`` records."""
-        return max(1, min(want, self.settings.min_grant, self.settings.grant_max, self.budget()))
 
     def _room(self) -> float:
         budget = self.budget()

@@ -49,6 +49,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--idle-step", type=float, default=5.0, help="shared drive: seconds between steps of an idle sender"
     )
+    parser.add_argument(
+        "--start-spread", type=float, default=0.0,
+        help="shared drive: devices first connect at random over this many seconds (0: all at once)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="device databases go here (default: temp)")
     parser.set_defaults(handler=run)
 
@@ -73,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         drive=Drive(args.drive),
         per_process=args.per_process,
         idle_step_s=args.idle_step,
+        start_spread_s=args.start_spread,
     )
     logging.getLogger("edge.sync.sender").setLevel(logging.WARNING)  # a line per device and connect
     raise_fd_limit(4 * args.devices + 256)

@@ -152,18 +152,20 @@ class CountingClient(mqtt.Client):
         return super().reconnect()
 
 
-def test_a_refused_connect_is_tried_again_after_the_minimum_then_doubling_up_to_the_cap() -> None:
+def test_a_first_connect_waits_its_start_delay_and_a_refused_one_is_tried_again_doubling_up_to_the_cap() -> None:
     port = free_port()  # nothing listens there
     client = CountingClient(mqtt.CallbackAPIVersion.VERSION2, client_id="refused", protocol=mqtt.MQTTv311)
     net = NetLoop()
     peer = Peer(client, net, reconnect_min_s=0.05, reconnect_max_s=0.2)
-    net.add(peer, "127.0.0.1", port)
+    added = time.monotonic()
+    net.add(peer, "127.0.0.1", port, after_s=0.2)  # a device that comes online a little after the fleet starts
     net.start()
     try:
         _wait(lambda: len(client.tries) >= 6, 30, "six attempts")
     finally:
         net.closing()
         net.stop()
+    assert client.tries[0] - added >= 0.2
     gaps = [b - a for a, b in zip(client.tries, client.tries[1:], strict=False)][:5]
     wanted = [0.05, 0.1, 0.2, 0.2, 0.2]  # paho's loop_forever: the minimum, then doubling, capped
     assert all(g >= w - 0.005 for g, w in zip(gaps, wanted, strict=True)), gaps

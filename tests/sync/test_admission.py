@@ -26,7 +26,7 @@ def small(**kw: float) -> Admission:
 
 
 def test_asks_are_granted_up_to_the_budget_then_queued_and_served_in_ask_order_as_records_commit() -> None:
-    a = small(min_grant=50)
+    a = small()
     assert [a.ask(f"d{i}", 100, 0.0) for i in range(4)] == [100, 100, 50, 0]  # 250 records of budget
     assert (a.outstanding, a.waiting) == (250, 1)
     assert a.ask("d4", 30, 0.1) == 0  # someone waits: a new ask queues behind it
@@ -36,21 +36,6 @@ def test_asks_are_granted_up_to_the_budget_then_queued_and_served_in_ask_order_a
     a.committed(150, 0.35)
     assert a.grants(0.4) == [("d4", 30)]
     assert (a.waiting, a.granted) == (0, 380)
-
-
-def test_room_freed_a_few_records_at_a_time_waits_until_a_grant_worth_sending_fits() -> None:
-    a = small(min_grant=100)  # a budget of 250
-    assert [a.ask(f"d{i}", 100, 0.0) for i in range(3)] == [100, 100, 0]  # 50 of room: d2 waits, no sliver
-    a.committed(30, 0.1)
-    assert a.grants(0.1) == []  # 80 of room
-    a.committed(20, 0.2)
-    assert a.grants(0.2) == [("d2", 100)]  # 100 of room: d2's whole ask
-    b = small(min_grant=100, grant_max=200)
-    assert b.ask("big", 200, 0.0) == 200
-    assert b.ask("few", 30, 0.0) == 30  # an ask under the least grant is granted whole when it fits
-    assert b.ask("more", 100, 0.0) == 0  # 20 of room left
-    c = small(min_grant=1000, grant_max=1000)  # a least grant over the budget: the budget is the least
-    assert c.ask("d", 5000, 0.0) == 250
 
 
 def test_a_device_asking_again_before_its_answer_keeps_its_place_and_is_counted_once() -> None:

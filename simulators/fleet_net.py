@@ -11,7 +11,9 @@ thread per process does what those threads do, through paho's external-loop API 
 - it sends keepalives;
 - after a lost link it reconnects as ``loop_forever`` does: first after the sender's own jittered delay
   (``SyncSender.next_reconnect_delay``), then doubling up to the sender's ``reconnect_max_s`` while the
-  broker refuses.
+  broker refuses. paho's connect blocks, so the connects themselves run on a few connector threads: a SYN
+  that a broker's full accept queue drops is sent again only after a second, and that second must not hold
+  up every other device of the process.
 
 The senders and their logic are unchanged; only who moves their bytes differs.
 """
@@ -25,6 +27,7 @@ import selectors
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +35,7 @@ import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 MISC_EVERY_S = 1.0  # keepalive checks, as paho's own loop makes them
+CONNECTORS = 8  # threads making TCP connects at once (paho's connect blocks)
 WRITE_SCAN_S = 0.02  # every client is looked at for queued packets at least this often
 
 
@@ -74,6 +78,8 @@ class NetLoop:
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-net", daemon=True)
+        self._connecting: set[int] = set()  # ids of the peers a connector thread is connecting now
+        self._connectors = ThreadPoolExecutor(CONNECTORS, thread_name_prefix="fleet-net-connect")
         self.reconnects = 0
         self.failed_attempts = 0
 
@@ -135,6 +141,7 @@ class NetLoop:
         self._stop.set()
         self.wake()
         self._thread.join(10)
+        self._connectors.shutdown(wait=True, cancel_futures=True)
         for peer in self._peers:
             sock = peer.client.socket()
             if sock is not None:
@@ -199,25 +206,36 @@ class NetLoop:
             log.exception("fleet_net.client_failed")
 
     def _connect_due(self) -> None:
+        """Hand each peer whose reconnect is due to a connector thread (one at a time per peer)."""
         now = time.monotonic()
         while True:
             with self._lock:
                 if not self._dues or self._dues[0].at > now:
                     return
                 due = heapq.heappop(self._dues)
-            peer = due.peer
-            if peer.client.socket() is not None:
-                continue  # already connected (a stale entry)
+                peer = due.peer
+                if id(peer) in self._connecting or peer.client.socket() is not None:
+                    continue  # already connecting or connected (a stale entry)
+                self._connecting.add(id(peer))
             self.reconnects += 1
-            try:
-                peer.client.reconnect()
-            except Exception as exc:  # refused, unreachable, or a bug in a callback: tried again later
-                if not isinstance(exc, OSError):
-                    log.exception("fleet_net.connect_failed")
-                self.failed_attempts += 1
-                # as paho's ``loop_forever``: the first wait after a refused first connect is the minimum,
-                # and each refused attempt doubles the wait
-                last = self._delay.get(id(peer), 0.0)
-                delay = min(last * 2 if last > 0 else peer.reconnect_min_s, peer.reconnect_max_s)
-                self.reconnect_later(peer, delay)
+            self._connectors.submit(self._connect, peer)
 
+    def _connect(self, peer: NetClient) -> None:
+        """paho's blocking connect, on a connector thread: a connect that waits (a SYN the broker's full
+        accept queue dropped is sent again only after a second) holds up no other device's."""
+        try:
+            peer.client.reconnect()
+        except Exception as exc:  # refused, unreachable, or a bug in a callback: tried again later
+            if not isinstance(exc, OSError):
+                log.exception("fleet_net.connect_failed")
+            with self._lock:
+                self.failed_attempts += 1
+                last = self._delay.get(id(peer), 0.0)
+            # as paho's ``loop_forever``: the first wait after a refused first connect is the minimum, and each
+            # refused attempt doubles the wait
+            delay = min(last * 2 if last > 0 else peer.reconnect_min_s, peer.reconnect_max_s)
+            self.reconnect_later(peer, delay)
+        finally:
+            with self._lock:
+                self._connecting.discard(id(peer))
+        self.wake()

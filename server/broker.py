@@ -117,7 +117,32 @@ class GateTopicPlugin(BaseTopicPlugin):
 
 class GuardedBroker(Broker):
     """amqtt's broker with the CONNECT authenticated before any existing session is touched, and a session
-    reused only by the account that made it (see the module docstring)."""
+    reused only by the account that made it (see the module docstring). It also knows its clients'
+    connections, so that a shutdown can close every one of them (``close_streams``)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._streams: set[asyncio.StreamWriter] = set()
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        self._streams.add(writer)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            self._streams.discard(writer)
+
+    def close_streams(self) -> int:
+        """Drop every client connection still open; return how many. amqtt's shutdown stops the sessions it
+        holds, but not a connection still in its CONNECT (one accepted as the shutdown began) nor one whose
+        handler it gave up on, and closing the listeners leaves accepted connections open: such a client would
+        notice that its broker is gone only when its keepalive runs out, a minute later."""
+        left = list(self._streams)
+        for writer in left:
+            writer.transport.abort()
+        self._streams.clear()
+        return len(left)
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int
@@ -204,13 +229,19 @@ SHUTDOWN_S = 10.0
 
 async def _shut_down(broker: Broker) -> None:
     """amqtt's shutdown stops each client's handler in turn, and one can wait forever for a client that does
-    not answer; after ``SHUTDOWN_S`` its listeners are closed anyway, so the port is free for a restart."""
+    not answer; after ``SHUTDOWN_S`` its listeners are closed anyway, so the port is free for a restart. Last,
+    every client connection still open is dropped, so each client sees the broker gone at once."""
     try:
         await asyncio.wait_for(broker.shutdown(), SHUTDOWN_S)
     except TimeoutError:
         log.warning("mqtt.broker.shutdown_timeout", extra={"event": "mqtt.broker.shutdown_timeout"})
         for server in list(broker._servers.values()):
             await server.close_instance()
+    finally:
+        if isinstance(broker, GuardedBroker):
+            dropped = broker.close_streams()
+            if dropped:
+                log_event(log, "mqtt.broker.connections_dropped", connections=dropped)
 
 
 def start_in_thread(host: str, port: int, gate: Gate) -> tuple[threading.Thread, Callable[[], None]]:

@@ -232,9 +232,11 @@ class TimedSender(SyncSender):
     def reconnect_max_s(self) -> float:
         return self.settings.reconnect_max_s
 
-    def attach(self, net: NetLoop) -> None:
-        """Let ``net`` (one thread for the process) move this sender's bytes instead of paho's own thread."""
+    def attach(self, net: NetLoop, start_after_s: float = 0.0) -> None:
+        """Let ``net`` (one thread for the process) move this sender's bytes instead of paho's own thread; its
+        first connect comes ``start_after_s`` after ``start``."""
         self.net = net
+        self.start_after_s = start_after_s
 
     def boot(self) -> None:
         """What a device does at boot, before it goes online: open its database (the sender's session and

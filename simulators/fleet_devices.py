@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if net is not None:
         spread = random.Random()
         for sender in senders:
-            sender.attach(net)
-            sender.start_after_s = spread.uniform(0.0, spec.get("start_spread_s", 0.0))
+            sender.attach(net, spread.uniform(0.0, spec.get("start_spread_s", 0.0)))
     rss_before = rss_kib()  # before boot: each device's open database counts in its memory
     for sender in senders:
         sender.boot()

@@ -4,6 +4,8 @@ on loopback unless ``mqtt.bind`` says otherwise."""
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -66,3 +68,31 @@ def test_embedded_broker_admits_provisioned_devices_and_the_ingest_only_and_list
     finally:
         stop()
         thread.join(10)
+
+
+def test_a_stopping_embedded_broker_drops_a_client_still_in_its_connect_at_once(
+    server_sessions: sessionmaker[Session],
+) -> None:
+    # a client accepted but not yet through its CONNECT is in no session of amqtt's, and closing the listener
+    # leaves its connection open: unless the broker drops it, the client waits out its keepalive
+    port = free_port()
+    config = ServerConfig.model_validate({"mqtt": {"url": f"mqtt://127.0.0.1:{port}", "password": "x" * 16}})
+    thread, stop = start_embedded(config, server_sessions)
+    wait_port(port)
+    stuck = socket.create_connection(("127.0.0.1", port), timeout=5)
+    half = socket.create_connection(("127.0.0.1", port), timeout=5)
+    half.sendall(b"\x10\x20\x00\x04MQ")  # the start of a CONNECT, the rest never comes
+    time.sleep(0.2)  # both accepted by the broker
+    stop()
+    thread.join(15)
+    assert not thread.is_alive()
+    for sock in (stuck, half):
+        with sock:
+            sock.settimeout(5)
+            try:
+                got = sock.recv(16)
+            except ConnectionResetError:
+                got = b""
+            except TimeoutError:
+                pytest.fail("the broker stopped and left a client's connection open")
+            assert got == b""  # closed by the broker: the client sees it gone at once

@@ -33,6 +33,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports: each socket is held until all are chosen, so that two calls of
+    ``free_port`` in a row cannot hand out the same port twice."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -59,8 +69,10 @@ class Ports:
     @classmethod
     def choose(cls, preferred: bool) -> Ports:
         if preferred:
-            return cls(pick(8000), pick(8001), pick(18830), pick(20007), pick(8021), pick(9100), pick(8554))
-        return cls(*(free_port() for _ in range(7)))
+            chosen = cls(pick(8000), pick(8001), pick(18830), pick(20007), pick(8021), pick(9100), pick(8554))
+            if len(set(vars(chosen).values())) == 7:
+                return chosen
+        return cls(*free_ports(7))
 
 
 @dataclass

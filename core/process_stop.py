@@ -8,9 +8,9 @@
   signals: uvicorn's own handlers would re-raise SIGTERM after its shutdown and end the process before it stopped
   anything else.
 - ``child_env`` marks a child's environment with this process's pid; the child calls ``end_with_parent`` first
-  thing, which asks the kernel (``prctl(PR_SET_PDEATHSIG)``) to send it SIGTERM when that parent dies, even by
-  SIGKILL. The kernel sends it when the *thread* that started the child ends, so start children from a thread
-  that lives as long as they should.
+  thing, which asks the kernel (``prctl(PR_SET_PDEATHSIG)``) to send it SIGTERM, or a signal of its own, when
+  that parent dies, even by SIGKILL. The kernel sends it when the *thread* that started the child ends, so start
+  children from a thread that lives as long as they should.
 """
 
 from __future__ import annotations
@@ -114,16 +114,22 @@ def set_parent_death_signal(sig: int) -> bool:
     return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
 
 
-def end_with_parent(log: logging.Logger) -> int | None:
-    """If a patrolkit parent started this process (``child_env``), end it with SIGTERM when that parent dies;
-    returns the parent's pid. The mark is removed, so this process's own children are not bound to it.
+def end_with_parent(log: logging.Logger, sig: int = signal.SIGTERM) -> int | None:
+    """If a patrolkit parent started this process (``child_env``), have the kernel send it ``sig`` when that
+    parent dies; returns the parent's pid. The mark is removed, so this process's own children are not bound to
+    it. Install the handler for ``sig`` first.
+
+    The kernel sends ``sig`` each time the parent *thread* that started this process ends. A parent killed with
+    SIGKILL ends thread by thread: the first signal can come while ``getppid()`` still names the parent (a sibling
+    thread of the dying parent has adopted this process). A child that must tell its parent's death apart from a
+    plain stop request gives it a signal of its own (not SIGTERM) and reads that signal, not ``getppid()``.
 
     A parent that died before the request took effect is seen at once, and this process exits."""
     value = os.environ.pop(PARENT_PID_ENV, None)
     if not value or not value.isdigit():
         return None
     parent = int(value)
-    if not set_parent_death_signal(signal.SIGTERM):
+    if not set_parent_death_signal(sig):
         log_event(log, "process.parent_death_signal_unavailable", platform=sys.platform)
         return parent
     if os.getppid() != parent:

@@ -4,7 +4,7 @@ It has no control input at all: it records from start until the system terminate
 segment cleanly; SIGKILL or power loss is repaired at the next start).
 Before it touches the folder it takes the folder's lock: a second recorder refuses to start (exit code 75) with
 an error naming the pid that records there. Started by a supervisor (``patrol-edge run``), it ends with it: the
-kernel sends it SIGTERM when the supervisor dies, and the gap until the next supervisor's recorder starts is
+kernel sends it SIGHUP when the supervisor dies, and the gap until the next supervisor's recorder starts is
 recorded with the cause ``device_process_died``.
 """
 
@@ -34,21 +34,31 @@ LOCK_FILE = "recorder.lock"
 EXIT_FOLDER_LOCKED = 75  # EX_TEMPFAIL: another recorder owns the folder; try again once it has ended
 
 
+PARENT_DEATH_SIGNAL = signal.SIGHUP  # what the kernel sends when the supervising device process dies
+
+
 class StopRequest:
     """SIGTERM or SIGINT ends the recording. Installed before the heavy imports, so a stop during start is a clean
-    stop too. A signal that comes because the supervisor died (the parent-death signal: this process has a new
-    parent) is told apart, for the cause of the gap the next start records. No I/O in the handler."""
+    stop too. The supervisor's death is told apart, for the cause of the gap the next start records: the kernel
+    signals it with ``PARENT_DEATH_SIGNAL``, not SIGTERM, because its first signal can come while ``getppid()``
+    still names the dying supervisor (it ends thread by thread). A stop signal once this process has a new parent
+    counts as the supervisor's death too. No I/O in the handler."""
 
-    def __init__(self, parent: int | None) -> None:
-        self.parent = parent
+    def __init__(self) -> None:
+        self.parent: int | None = None
         self.event = threading.Event()
         self.signal: str | None = None
         self.cause = RECORDER_STOPPED
         self.recorder: Recorder | None = None  # told the cause once it exists
 
     def install(self) -> StopRequest:
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+        for sig in (signal.SIGTERM, signal.SIGINT, PARENT_DEATH_SIGNAL):
+            signal.signal(sig, self._handle)
+        return self
+
+    def bind_to_parent(self) -> StopRequest:
+        """End with the patrolkit process that started this one (``child_env``), if one did."""
+        self.parent = end_with_parent(log, PARENT_DEATH_SIGNAL)
         return self
 
     def attach(self, recorder: Recorder) -> None:
@@ -56,7 +66,7 @@ class StopRequest:
         recorder.stop_cause = self.cause
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.parent is not None and os.getppid() != self.parent:
+        if signum == PARENT_DEATH_SIGNAL or (self.parent is not None and os.getppid() != self.parent):
             self.cause = DEVICE_PROCESS_DIED
         if self.recorder is not None:
             self.recorder.stop_cause = self.cause
@@ -92,7 +102,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     configure_logging(args.log_level)
-    stop = StopRequest(end_with_parent(log)).install()
+    stop = StopRequest().install().bind_to_parent()
     try:
         lock = FolderLock(args.dir, LOCK_FILE, "recorder").acquire()
     except FolderLocked as exc:

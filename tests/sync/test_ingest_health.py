@@ -133,7 +133,13 @@ def kill_while_handling(
             assert restart_first.check() == 1
         thread = worker._thread
         assert thread is not None and thread.ident is not None
-        wait_for(lambda: worker.pending() > 0, timeout=30, what="a message in the worker's hands")
+        # in its hands, not only queued: a thread killed while it still collects dies holding nothing. A
+        # restarted thread takes a held message alone only once it has marked it so: killed before that, it
+        # died holding a batch, and the next thread would take the message alone again
+        wait_for(
+            lambda: bool(worker._in_hand) and (restart_first is None or worker._alone),
+            timeout=30, what="a message in the worker's hands",
+        )  # fmt: skip
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
     # on PostgreSQL psycopg first cancels the statement it was waiting on (up to 5 s to reach the server, 5 s
     # more for the statement to end), on a loaded machine slower still: a bound for liveness, not speed

@@ -227,7 +227,7 @@ async def serve(host: str, port: int, stop: asyncio.Event, gate: Gate) -> None:
 SHUTDOWN_S = 10.0
 
 
-async def _shut_down(broker: Broker) -> None:
+async def _shut_down(broker: GuardedBroker) -> None:
     """amqtt's shutdown stops each client's handler in turn, and one can wait forever for a client that does
     not answer; after ``SHUTDOWN_S`` its listeners are closed anyway, so the port is free for a restart. Last,
     every client connection still open is dropped, so each client sees the broker gone at once."""
@@ -238,10 +238,9 @@ async def _shut_down(broker: Broker) -> None:
         for server in list(broker._servers.values()):
             await server.close_instance()
     finally:
-        if isinstance(broker, GuardedBroker):
-            dropped = broker.close_streams()
-            if dropped:
-                log_event(log, "mqtt.broker.connections_dropped", connections=dropped)
+        dropped = broker.close_streams()
+        if dropped:
+            log_event(log, "mqtt.broker.connections_dropped", connections=dropped)
 
 
 def start_in_thread(host: str, port: int, gate: Gate) -> tuple[threading.Thread, Callable[[], None]]:

@@ -241,8 +241,10 @@ class TimedSender(SyncSender):
     def boot(self) -> None:
         """What a device does at boot, before it goes online: open its database (the sender's session and
         its watch connection) and take back the chunks of a cut download. Done before the fleet's start, so
-        the drain is timed from devices that are up, as a fleet's devices are when a broker comes back."""
-        self.resume_downloads()
+        the drain is timed from devices that are up, as a fleet's devices are when a broker comes back. A
+        sender on a network thread of its own takes its chunks back in ``start``, as on a device."""
+        if self.net is not None:
+            self.resume_downloads()
         self._data_version()
 
     def start(self) -> None:

@@ -27,6 +27,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,9 +55,13 @@ class NetClient(Protocol):
 
 @dataclass(order=True)
 class _Due:
+    """A connect to make at ``at``: after a wait of ``backoff`` seconds since a loss or a refusal (0: the first
+    connect), which the next refusal doubles."""
+
     at: float
     n: int
-    peer: Any = field(compare=False)
+    peer: NetClient = field(compare=False)
+    backoff: float = field(compare=False)
 
 
 class NetLoop:
@@ -64,9 +69,8 @@ class NetLoop:
 
     def __init__(self) -> None:
         self._sel = selectors.DefaultSelector()
-        self._peers: list[Any] = []
-        self._want: dict[int, Any] = {}  # id -> a peer that queued a packet since the loop last wrote
-        self._delay: dict[int, float] = {}  # id(peer) -> its current reconnect delay (doubling while refused)
+        self._peers: list[NetClient] = []
+        self._want: dict[int, NetClient] = {}  # id -> a peer that queued a packet since the loop last wrote
         self._dues: list[_Due] = []  # reconnects, soonest first
         self._n = 0
         self._lock = threading.Lock()  # guards ``_dues`` (the senders' callbacks schedule from other threads)
@@ -80,7 +84,6 @@ class NetLoop:
         self._thread = threading.Thread(target=self._run, name="fleet-net", daemon=True)
         self._connecting: set[int] = set()  # ids of the peers a connector thread is connecting now
         self._connectors = ThreadPoolExecutor(CONNECTORS, thread_name_prefix="fleet-net-connect")
-        self.reconnects = 0
         self.failed_attempts = 0
 
     def add(self, peer: NetClient, host: str, port: int, keepalive: int = 30, after_s: float = 0.0) -> None:
@@ -105,16 +108,18 @@ class NetLoop:
         client.on_socket_register_write = lambda _c, _ud, _s: self._wants_write(peer)
         client.connect_async(host, port, keepalive=keepalive)
         self._peers.append(peer)
-        self.reconnect_later(peer, after_s)
+        self._schedule(peer, after_s, backoff=0.0)  # a start offset, not a wait after a refusal
 
     def reconnect_later(self, peer: NetClient, delay_s: float) -> None:
         """Connect ``peer`` again after ``delay_s`` (a sender's jittered delay after a loss)."""
+        self._schedule(peer, delay_s, backoff=delay_s)
+
+    def _schedule(self, peer: NetClient, wait_s: float, backoff: float) -> None:
         if self._closing:
             return
         with self._lock:
-            self._delay[id(peer)] = delay_s
             self._n += 1
-            heapq.heappush(self._dues, _Due(time.monotonic() + delay_s, self._n, peer))
+            heapq.heappush(self._dues, _Due(time.monotonic() + wait_s, self._n, peer, backoff))
         self.wake()
 
     def _wants_write(self, peer: NetClient) -> None:
@@ -164,7 +169,7 @@ class NetLoop:
                 if key.data is None:
                     self._drain_wake()
                 else:
-                    self._step(key.data, key.data.client.loop_read)
+                    self._step(key.data.client.loop_read)
             now = time.monotonic()
             scan = stopping or now - last_scan >= WRITE_SCAN_S  # a wake-up missed in a race is caught here
             if scan:
@@ -176,30 +181,32 @@ class NetLoop:
             if now - last_misc >= MISC_EVERY_S:
                 last_misc = now
                 for peer in self._peers:
-                    self._step(peer, peer.client.loop_misc)
+                    self._step(peer.client.loop_misc)
 
     def _drain_wake(self) -> None:
-        self._woken = False
+        """Empty the wake socket, then let the next ``wake`` send again: what a wake skipped until then asked
+        for is already in ``_want`` or ``_dues``, and this turn of the loop takes it."""
         try:
             while self._wake_r.recv(4096):
                 pass
         except BlockingIOError:
             pass
+        self._woken = False
 
-    def _take_wanted(self) -> list[Any]:
+    def _take_wanted(self) -> list[NetClient]:
         want, self._want = self._want, {}
         return list(want.values())
 
-    def _write(self, peers: list[Any]) -> None:
+    def _write(self, peers: list[NetClient]) -> None:
         for peer in peers:
             client = peer.client
             if client.want_write() and client.socket() is not None:
-                self._step(peer, client.loop_write)
+                self._step(client.loop_write)
                 if client.want_write():  # the socket's buffer is full: again on the next turn
                     self._want[id(peer)] = peer
 
-    def _step(self, peer: NetClient, call: Any) -> None:
-        """One paho call for ``peer``; a failure (a bug in a callback) is logged and the loop goes on."""
+    def _step(self, call: Callable[[], object]) -> None:
+        """One paho call for a peer; a failure (a bug in a callback) is logged and the loop goes on."""
         try:
             call()
         except Exception:
@@ -217,25 +224,25 @@ class NetLoop:
                 if id(peer) in self._connecting or peer.client.socket() is not None:
                     continue  # already connecting or connected (a stale entry)
                 self._connecting.add(id(peer))
-            self.reconnects += 1
-            self._connectors.submit(self._connect, peer)
+            self._connectors.submit(self._connect, peer, due.backoff)
 
-    def _connect(self, peer: NetClient) -> None:
+    def _connect(self, peer: NetClient, backoff: float) -> None:
         """paho's blocking connect, on a connector thread: a connect that waits (a SYN the broker's full
-        accept queue dropped is sent again only after a second) holds up no other device's."""
+        accept queue dropped is sent again only after a second) holds up no other device's. ``backoff``: the
+        wait before this attempt."""
+        refused = False
         try:
             peer.client.reconnect()
         except Exception as exc:  # refused, unreachable, or a bug in a callback: tried again later
+            refused = True
             if not isinstance(exc, OSError):
                 log.exception("fleet_net.connect_failed")
-            with self._lock:
-                self.failed_attempts += 1
-                last = self._delay.get(id(peer), 0.0)
+        with self._lock:
+            self._connecting.discard(id(peer))  # before the retry is due: the loop would drop it as stale
+            self.failed_attempts += refused
+        if refused:
             # as paho's ``loop_forever``: the first wait after a refused first connect is the minimum, and each
             # refused attempt doubles the wait
-            delay = min(last * 2 if last > 0 else peer.reconnect_min_s, peer.reconnect_max_s)
+            delay = min(backoff * 2 if backoff > 0 else peer.reconnect_min_s, peer.reconnect_max_s)
             self.reconnect_later(peer, delay)
-        finally:
-            with self._lock:
-                self._connecting.discard(id(peer))
         self.wake()

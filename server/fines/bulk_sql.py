@@ -14,19 +14,16 @@ import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
-import psycopg
 from sqlalchemy import Table, and_, bindparam, insert, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
+
+from server.ingest.bulk_write import pg_cursor
 
 
 def _table(model: Any) -> Table:
     return cast(Table, model.__table__ if hasattr(model, "__table__") else model)
-
-
-def _cursor(session: Session) -> psycopg.Cursor[Any]:
-    driver = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
-    return driver.cursor()
 
 
 @functools.lru_cache(maxsize=128)
@@ -49,27 +46,51 @@ def _arrays(
 
 
 def insert_rows(
-    session: Session, model: Any, rows: Sequence[dict[str, Any]], ignore_conflicts: bool = False
-) -> None:
-    """Insert ``rows`` (``ignore_conflicts``: leave out those a unique index refuses, as ON CONFLICT DO NOTHING)."""
+    session: Session,
+    model: Any,
+    rows: Sequence[dict[str, Any]],
+    ignore_conflicts: bool = False,
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (``ignore_conflicts``: leave out those a unique index refuses, as ON CONFLICT DO NOTHING);
+    returns the ``returning`` columns of the rows inserted, in no set order (none when ``returning`` is empty).
+    A column a row leaves out takes its scalar default, as the ORM gives it."""
     if not rows:
-        return
+        return []
     table = _table(model)
     dialect = session.get_bind().dialect
-    names = tuple(rows[0])
     if dialect.name != "postgresql":
         stmt = sqlite_insert(table).on_conflict_do_nothing() if ignore_conflicts else insert(table)
+        if returning:
+            made = session.execute(stmt.returning(*(table.c[n] for n in returning)), list(rows))
+            return [tuple(r) for r in made]
         session.execute(stmt, list(rows))
-        return
+        return []
+    defaults = _defaults(table, tuple(rows[0]))
+    if defaults:
+        rows = [{**defaults, **r} for r in rows]
+    names = tuple(rows[0])
     types, columns = _arrays(table, dialect, names, rows)
     q = dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {q(table.name)} ({', '.join(q(n) for n in names)}) "
         f"SELECT * FROM unnest({', '.join(f'%b::{t}' for t in types)})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+        + (f" RETURNING {', '.join(q(n) for n in returning)}" if returning else "")
     )
-    with _cursor(session) as cur:
+    with pg_cursor(session, f"INSERT INTO {table.name}") as cur:
         cur.execute(sql, columns)
+        return [tuple(r) for r in cur.fetchall()] if returning else []
+
+
+@functools.lru_cache(maxsize=128)
+def _defaults(table: Table, names: tuple[str, ...]) -> dict[str, Any]:
+    """The scalar defaults of the columns of ``table`` outside ``names``."""
+    return {
+        c.name: cast(ScalarElementColumnDefault, c.default).arg
+        for c in table.columns
+        if c.name not in names and c.default is not None and c.default.is_scalar
+    }
 
 
 def update_rows(
@@ -97,7 +118,7 @@ def update_rows(
         f"FROM unnest({', '.join(f'%b::{ty}' for ty in types)}) AS v({', '.join(q(n) for n in names)}) "
         f"WHERE {' AND '.join(f'{t}.{q(k)} = v.{q(k)}' for k in keys)}"
     )
-    with _cursor(session) as cur:
+    with pg_cursor(session, f"UPDATE {table.name}") as cur:
         cur.execute(sql, columns)
 
 

@@ -44,6 +44,7 @@ from core.structured_log import log_event
 from server.db.fine_payments import RefundCase
 from server.db.fines import Fine
 from server.db.protocols import Payment, Protocol
+from server.fines.bulk_sql import insert_rows
 from server.fines.fine_record import FineRow, columns_after, facts_of, rows_of, select_rows
 from server.fines.rules_book import calendar_for, current_rules, local_day, rules_by_label
 from server.fines.step_effects import Changes, event_row, write
@@ -267,7 +268,7 @@ def issue_from_protocols(
         fresh.append((values, [created, *st.happenings], st.refunds))
         counts.created += 1
     if fresh:  # one INSERT … RETURNING for all new fines of the batch
-        made = session.execute(insert(Fine).returning(Fine.id, Fine.number), [f[0] for f in fresh]).all()
+        made = insert_rows(session, Fine, [f[0] for f in fresh], returning=("id", "number"))
         ids = {number: fine_id for fine_id, number in made}
         for values, happenings, refunds in fresh:
             fine_id = ids[values["number"]]

@@ -29,6 +29,7 @@ import os
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -45,6 +46,7 @@ BENCH = Path(__file__).resolve().parent
 DEFAULT_DB = "postgresql+psycopg://root@127.0.0.1:5432/test"
 TARGET_RATIO = 0.8
 TARGET_P99_S = 2.0
+CPU_LINE = "CPU seconds during the drain:"
 
 
 def sync_bench(mqtt_url: str, n: int) -> ModuleType:
@@ -62,8 +64,25 @@ def sync_bench(mqtt_url: str, n: int) -> ModuleType:
     return sync
 
 
-def baseline_drain(tmp: Path, n: int) -> float:
-    """Records/s of ``bench/sync.py``'s single-device end-to-end drain on a Mosquitto of its own."""
+SERVER_SIDE = ("ingest", "broker", "mosquitto", "postgres")  # CPU counted as the server's (not the devices')
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One single-device drain: records/s, and the server side's CPU seconds per record."""
+
+    records_per_s: float
+    server_cpu_per_record_s: float | None
+
+
+def server_cpu_per_record(cpu_s: dict[str, float], records: int) -> float | None:
+    """The CPU seconds per record of the ingest, broker and PostgreSQL processes (None when not measured)."""
+    spent = [v for k, v in cpu_s.items() if k.rstrip("0123456789") in SERVER_SIDE]
+    return sum(spent) / records if spent and records else None
+
+
+def baseline_drain(tmp: Path, n: int) -> Drain:
+    """``bench/sync.py``'s single-device end-to-end drain on a Mosquitto of its own."""
     broker = OwnMosquitto(tmp)
     broker.start()
     try:
@@ -74,9 +93,12 @@ def baseline_drain(tmp: Path, n: int) -> float:
     finally:
         broker.stop()
     lines = out.getvalue().strip().splitlines()
+    cpu_s: dict[str, float] = {}
     for line in lines[:-1]:
         print(f"  baseline | {line}")
-    return float(json.loads(lines[-1])["value"])
+        if line.strip().startswith(CPU_LINE):
+            cpu_s = {k: float(v) for k, v in (kv.split("=") for kv in line.split(":", 1)[1].split(", "))}
+    return Drain(float(json.loads(lines[-1])["value"]), server_cpu_per_record(cpu_s, n))
 
 
 def fleet_run(tmp: Path, args: argparse.Namespace) -> FleetResult:
@@ -118,13 +140,22 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
 
     before = baseline_drain(_dir(root / "baseline-before"), args.baseline_n)
-    print(f"baseline before: single-device drain {before:.0f} records/s")
+    print(f"baseline before: single-device drain {before.records_per_s:.0f} records/s")
     result = fleet_run(_dir(root / "fleet"), args)
     for line in result.lines():
         print(line)
     after = baseline_drain(_dir(root / "baseline-after"), args.baseline_n)
-    print(f"baseline after: single-device drain {after:.0f} records/s")
-    baseline = statistics.mean([before, after])
+    print(f"baseline after: single-device drain {after.records_per_s:.0f} records/s")
+    baseline = statistics.mean([before.records_per_s, after.records_per_s])
+    single = [d.server_cpu_per_record_s for d in (before, after) if d.server_cpu_per_record_s is not None]
+    fleet_cpu = server_cpu_per_record(result.cpu_s, result.devices * result.records_per_device)
+    if single and fleet_cpu is not None:
+        mean_single = statistics.mean(single)
+        print(
+            f"server-side CPU per record (ingest, broker, PostgreSQL; the devices' own left out): fleet "
+            f"{fleet_cpu * 1e6:.0f} us, single device {mean_single * 1e6:.0f} us: a fleet's record costs the "
+            f"server {fleet_cpu / mean_single:.2f}x a lone device's"
+        )
     ratio = result.records_per_s / baseline
     restart_ok = result.restart is None or result.restart.all_within_window
     ok = ratio >= TARGET_RATIO and result.ack_p99_s < TARGET_P99_S and result.exactly_once and restart_ok

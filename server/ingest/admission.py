@@ -18,6 +18,8 @@ budget settles where the worker is kept busy with a short queue, however long de
   Summed over the workers, what is counted outstanding is what was granted and not yet committed.
 - A grant not used within ``valid_s`` lapses on both sides (the device drops it, the worker stops counting it),
   so a device that went quiet, or a grant whose records another worker committed, cannot hold the budget.
+- When the worker's own link to the broker comes back after a loss, its grants are forgotten at once: the devices
+  dropped theirs with their links (``link_lost``).
 - A device that never hears back (an ingest without admission, or a lost ask) sends as before, within its
   window (``edge.sync.credit``): admission shapes the load; it never stops sync.
 """
@@ -118,6 +120,16 @@ class Admission:
         if left > 0:  # another worker's grants: room here until they lapse there
             self._surplus.append((now, left))
             self._surplus_sum += left
+
+    def link_lost(self) -> None:
+        """The worker's link to the broker dropped and came back: the broker's restart, as a rule, which dropped
+        every device's link too, and a device drops its grant with its link. Its grants stop counting now
+        rather than when they lapse, so devices asking again as they come back find the budget free. Waiting
+        devices keep their place."""
+        self._grants.clear()
+        self._outstanding = 0.0
+        self._surplus.clear()
+        self._surplus_sum = 0.0
 
     def _room(self) -> float:
         budget = self.budget()

@@ -87,6 +87,8 @@ class IngestSettings:
 
 _DB_ERRORS = (OperationalError, psycopg.OperationalError, sqlite3.OperationalError)
 Received = tuple[float, mqtt.MQTTMessage]  # (monotonic time it arrived, the message)
+# back before the devices (their first reconnect waits 0.5 to 1 s): a few workers make no herd
+RECONNECT_MIN_S = 0.1
 
 
 class IngestWorker:
@@ -114,6 +116,8 @@ class IngestWorker:
         self._in_hand: list[Received] = []  # the batch being handled (kept if the thread dies)
         self._alone = False  # the batch in hand is one message taken again after the thread died
         self.connected = False
+        self._connects = 0  # links to the broker made (paho's thread counts them)
+        self._connects_seen = 0  # ... and those the worker's thread has taken into account
         self.processed = 0
         self.dead_lettered = 0  # messages dead-lettered whole by the worker (errors while handling them)
         self.restarts = 0
@@ -132,7 +136,7 @@ class IngestWorker:
         if addr.tls:
             client.tls_set(ca_certs=settings.tls_ca, certfile=settings.tls_cert, keyfile=settings.tls_key)
         client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(1, 30)
+        client.reconnect_delay_set(RECONNECT_MIN_S, 30)  # type: ignore[arg-type]
         client.on_socket_open = _nodelay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -153,6 +157,7 @@ class IngestWorker:
             log_event(log, "ingest.connect_failed", reason=str(reason))
             return
         self.connected = True
+        self._connects += 1
         client.subscribe([(f, 1) for f in self._filters()])
         log_event(log, "ingest.connected", client_id=self.settings.client_id, filters=self._filters())
 
@@ -239,6 +244,7 @@ class IngestWorker:
         last_gap_check = self._clock.monotonic()
         while not self._stop.is_set():
             try:
+                self._relinked()
                 batch = self._collect()
                 if batch:
                     self._in_hand = batch
@@ -400,6 +406,7 @@ class IngestWorker:
         """Free the budget the batch's records held, adjust it to how long the batch's first message took,
         answer the batch's credit asks, and grant waiting devices."""
         admission = self.admission
+        self._relinked()
         now = self._clock.monotonic()
         admission.committed(sum(len(items) for items in outcome.acks.values()), now)
         admission.observe(now - first_arrived, now)
@@ -407,6 +414,14 @@ class IngestWorker:
             return
         answers = [(device_id, admission.ask(device_id, want, now)) for device_id, want in outcome.credit_asks]
         self._publish_credits(answers + admission.grants(now))
+
+    def _relinked(self) -> None:
+        """Tell the admission once the link to the broker came back after a loss (before the asks it brings)."""
+        connects = self._connects
+        if connects != self._connects_seen:
+            if self._connects_seen:
+                self.admission.link_lost()
+            self._connects_seen = connects
 
     def _publish_credits(self, credits: list[tuple[str, int]]) -> None:
         ts = self._clock.now().isoformat()

@@ -3,16 +3,19 @@ whose server never answers still drains (within its window)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import SyncRig, fill_outbox, publish_as, wait_for
+from sync_harness import PrivateMosquitto, SyncRig, fill_outbox, publish_as, require_mosquitto, wait_for
 
-from core.sync.control import Credit, CreditAsk, ctl_topic, parse_control, seal
+from core.clock import FakeClock
+from core.sync.control import Credit, CreditAsk, ctl_topic, parse_control, req_topic, seal
 from core.sync.envelope import EnvelopeError
-from core.sync.signing import DOMAIN_CONTROL, Signer
+from core.sync.signing import DOMAIN_CONTROL, DOMAIN_REQUEST, Signer
 from edge.sync.credit import BadCreditTransition, CreditSettings, CreditState, SendCredit
 from server.db.sync import SyncDeadLetter, SyncInbox
 from server.ingest.admission import Admission, AdmissionSettings
@@ -62,6 +65,16 @@ def test_records_another_worker_granted_give_room_here_until_that_grant_lapses()
     assert b.grants(0.2) == [("d3", 100), ("d4", 100)]  # its own room, and d1's grant's until it lapses at a
     assert b.ask("d5", 100, 2.15) == 0  # the surplus lapsed with a's grant: b's own budget alone again
     assert a.ask("d6", 100, 2.3) == 100  # a's grant to d1 lapsed, freeing a's budget
+
+
+def test_a_lost_link_frees_every_grant_at_once_and_waiting_devices_keep_their_place() -> None:
+    a = small(min_budget=100, valid_s=5.0)
+    assert a.ask("gone", 100, 0.0) == 100  # the budget is full
+    assert a.ask("waits", 50, 0.1) == 0
+    a.link_lost()  # the broker restarted: "gone" dropped its grant with its link
+    assert a.outstanding == 0
+    assert a.grants(0.2) == [("waits", 50)]  # first in line, long before the grant would have lapsed
+    assert a.ask("back", 100, 0.3) == 50  # the rest of the budget
 
 
 def test_the_budget_grows_while_devices_wait_and_acks_are_quick_and_shrinks_once_they_are_slow() -> None:
@@ -211,6 +224,33 @@ def test_a_device_drains_in_grants_never_holding_more_in_flight_than_the_budget(
     assert 0 < peak <= 60, peak
     with rig.server() as session:
         assert session.scalar(select(func.count()).select_from(SyncInbox)) == 300
+
+
+def test_a_worker_back_from_a_broker_restart_grants_the_devices_coming_back_at_once(
+    rig: SyncRig, tmp_path: Path
+) -> None:
+    require_mosquitto()
+    broker = PrivateMosquitto(tmp_path)
+    broker.start()
+    try:
+        local = dataclasses.replace(rig, mqtt_url=broker.url)  # same device, server DB and cleanup lists
+        # one grant fills the budget, and on the worker's stopped clock no grant ever lapses
+        budget = AdmissionSettings(grant_max=50, min_budget=50, initial_budget=50, max_budget=50)
+        worker = local.worker(clock=FakeClock(), admission=budget)
+        dev = rig.dev.device_id
+        ask = seal(rig.signer, DOMAIN_REQUEST, CreditAsk(dev=dev, want=50))
+        publish_as(broker.url, rig.dev.mqtt_username, rig.dev.mqtt_password, [(req_topic(dev), ask)])
+        wait_for(lambda: worker.admission.outstanding == 50, what="the ask granted: the budget is full")
+
+        broker.stop()  # the broker restarts: every device's link drops, and a device's grant with it
+        broker.start()
+        wait_for(lambda: worker.connected and worker.admission.outstanding == 0, what="the worker back, its grants forgotten")
+        fill_outbox(rig.device, 100)
+        local.sender(window=100, batch=10, credit=CreditSettings(probe_s=600.0))  # it waits for grants
+        wait_for(lambda: rig.pending() == 0, what="the device coming back granted and drained")
+        assert worker.admission.granted >= 150
+    finally:
+        broker.stop()
 
 
 def test_an_ingest_without_admission_is_sent_to_within_the_window_after_the_probe(rig: SyncRig) -> None:

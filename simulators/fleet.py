@@ -196,7 +196,8 @@ class RestartResult:
 
 
 class TimedSender(SyncSender):
-    """The real sender, timing each record from its publish to the signed ack that frees it, and noting the
+    """The real sender, timing each record from its first publish to the signed ack that frees it (a record
+    in flight when its link dropped, or resent after a timeout, keeps its first publish time), and noting the
     time of each CONNACK."""
 
     def __init__(self, *args: Any, shared: bool = False, **kw: Any) -> None:
@@ -210,6 +211,7 @@ class TimedSender(SyncSender):
         self.connects: list[float] = []
         self.attempts: list[float] = []  # monotonic times its client opened a socket to the broker
         self._acking = False
+        self._first_sent: dict[int, float] = {}  # seq -> its first publish, for a record published again
         self._stepped = 0.0  # monotonic time of its last step (a credit deadline wakes it once)
         opened = self._client.on_socket_open
 
@@ -311,11 +313,20 @@ class TimedSender(SyncSender):
             self._acking = False
 
     def _forget(self, seq: int) -> None:
-        if self._acking:
-            flight = self._inflight.get(seq)
-            if flight is not None:
-                self.latencies.append(self._clock.monotonic() - flight.sent)
+        flight = self._inflight.get(seq)
+        if self._acking:  # freed by an ack, perhaps of a publish from before the link dropped
+            first = self._first_sent.pop(seq, None)
+            sent = first if first is not None else flight.sent if flight is not None else None
+            if sent is not None:
+                self.latencies.append(self._clock.monotonic() - sent)
+        elif flight is not None:  # to be published again: its latency still counts from its first publish
+            self._first_sent.setdefault(seq, flight.sent)
         super()._forget(seq)
+
+    def _forget_all(self) -> None:
+        for seq, flight in self._inflight.items():  # a lost link: each is published again once reconnected
+            self._first_sent.setdefault(seq, flight.sent)
+        super()._forget_all()
 
 
 class Driver:

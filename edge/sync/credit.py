@@ -5,7 +5,8 @@ and asks again when it is used up. A server that never answers an ask (an ingest
 that lost the ask) is not waited on: after ``probe_s`` without any answer on this connection the sender sends
 as before, within its window (``UNMETERED``). Every (re)connect starts over.
 
-    NO_LINK ──connected──▶ READY ──rows due, credit under half the last grant: ask──▶ ASKING
+    NO_LINK ──connected (credit: the records in flight at the loss)──▶ READY
+    READY ──rows due, credit under half the last grant: ask──▶ ASKING
     ASKING ──credit n>0──▶ READY (credit += n)      ASKING ──credit 0──▶ QUEUED ──credit n>0──▶ READY
     ASKING ──no answer within reask_s (doubling each time): ask again──▶ ASKING
     ASKING ──no answer on this connection within probe_s──▶ UNMETERED ──a late credit──▶ READY
@@ -49,6 +50,7 @@ class CreditSettings:
     # after twice as long each time: a slow answer must not bring more asks
     probe_s: float = 15.0  # no answer to any ask on this connection within this: send unmetered
     requeue_s: float = 60.0  # queued this long without a grant (a worker restarted and lost it): ask again
+    resend_valid_s: float = 3.0  # after a reconnect, the records in flight at the loss may be resent this long
 
 
 class SendCredit:
@@ -72,11 +74,18 @@ class SendCredit:
             raise BadCreditTransition(f"credit {self.state} -> {state}")
         self.state = state
 
-    def connected(self) -> None:
-        """A new connection: nothing granted on it yet (a sender without admission never asks)."""
+    def connected(self, resend: int = 0, now: float = 0.0) -> None:
+        """A new connection: nothing granted on it yet (a sender without admission never asks), but the
+        ``resend`` records that were in flight when the last link dropped may go out again at once: they were
+        admitted on that link, and the server stopped counting their grants when it saw the broker go (a
+        grant of theirs still counted there lapses). Without that, records already sent once would wait for
+        a grant behind the whole fleet's backlog."""
         self.lost()
         self._answered, self._first_ask, self._unanswered_asks = False, None, 0
         self._to(CreditState.READY if self.settings.enabled else CreditState.UNMETERED)
+        if resend > 0 and self.state is CreditState.READY:
+            self._records = self._last_grant = resend
+            self._expires = now + self.settings.resend_valid_s
 
     def lost(self) -> None:
         """The connection is gone, and with it any credit (every state may lose its link)."""

@@ -12,7 +12,9 @@ One thread owns the logic (``run``/``step``); paho's network thread only puts ev
   timeout adapts to the acks' round trips as TCP's does (``edge.sync.rto``: srtt + 4·rttvar within
   [``ack_timeout_s``, ``ack_timeout_max_s``], Karn's rule, doubled per timeout of the same record);
 - admission by credit (``edge.sync.credit``): records are published only within what the server's ingest
-  granted, and asked for again when used up; a server that never answers is sent to within the window alone;
+  granted, and asked for again when used up (after a reconnect, the records in flight when the link dropped go
+  out again at once, as they were admitted on that link); a server that never answers is sent to within the
+  window alone;
 - a lost link is retried after a jittered, doubling delay (``next_reconnect_delay``): no fleet-wide herd;
 - a row is freed only by a server-signed ack for exactly its sha256 (``apply_acks``); nothing is ever dropped;
 - its own bookkeeping (seals, acks, backoff) commits without waiting for the disk (``redoable_transaction``):
@@ -136,6 +138,7 @@ class SyncSender:
         self._events: queue.Queue[_Event] = queue.Queue()
         self._inflight: dict[int, _Flight] = {}  # seq -> when it was sent, and what its ack must name
         self._credit = SendCredit(settings.credit)
+        self._lost_in_flight = 0  # records in flight when the link last dropped
         self._timer = RetransmitTimer(
             settings.ack_timeout_s, max(settings.ack_timeout_s, settings.ack_timeout_max_s)
         )
@@ -371,7 +374,9 @@ class SyncSender:
     def _handle(self, event: _Event) -> None:
         if event.kind == "connected":
             self._online = True
-            self._credit.connected()
+            resend = self._lost_in_flight or len(self._inflight)
+            self._credit.connected(resend, self._clock.monotonic())
+            self._lost_in_flight = 0
             self._forget_all()  # paho's in-flight state counts as unsent
             self._restart_pass()
             self._greet_due = True  # sent by ``step``, again after a failure until it goes out
@@ -379,6 +384,7 @@ class SyncSender:
         elif event.kind == "disconnected":
             self._online = False
             self._credit.lost()
+            self._lost_in_flight = len(self._inflight)  # resent first once reconnected, without an ask
             self._forget_all()
             self._restart_pass()
             log_event(log, "sync.offline", device=self.settings.device_id)

@@ -123,6 +123,24 @@ def test_the_device_sends_only_within_its_grant_and_asks_again_at_half_of_it() -
     assert c.allowance(22.2) == 100
 
 
+def test_records_in_flight_when_the_link_dropped_go_out_again_at_once_after_the_reconnect() -> None:
+    c = SendCredit(CreditSettings(resend_valid_s=3.0))
+    c.connected()
+    c.asked(0.0)
+    c.granted(100, 3.0, 0.1)
+    c.spent(100)  # all in flight when the broker goes
+    c.lost()
+    c.connected(resend=100, now=5.0)
+    assert (c.state, c.allowance(5.0)) == (CreditState.READY, 100)  # no ask, no wait behind the fleet's backlog
+    assert not c.should_ask(5.0)
+    c.spent(60)
+    assert c.should_ask(5.1)  # under half of it: the ask for the rest goes out while these are resent
+    assert c.allowance(8.1) == 0  # what was not resent within its time lapses
+    fresh = SendCredit(CreditSettings(enabled=False))
+    fresh.connected(resend=100, now=0.0)
+    assert (fresh.state, fresh.allowance(0.0)) == (CreditState.UNMETERED, None)
+
+
 def test_credit_lapses_and_a_lost_link_drops_it() -> None:
     c = SendCredit(CreditSettings())
     c.connected()

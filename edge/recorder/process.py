@@ -66,7 +66,7 @@ class StopRequest:
         recorder.stop_cause = self.cause
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if signum == PARENT_DEATH_SIGNAL or (self.parent is not None and os.getppid() != self.parent):
+        if self.parent is not None and (signum == PARENT_DEATH_SIGNAL or os.getppid() != self.parent):
             self.cause = DEVICE_PROCESS_DIED
         if self.recorder is not None:
             self.recorder.stop_cause = self.cause

@@ -9,8 +9,9 @@ import subprocess
 import time
 import typing
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,16 @@ class PrivateMosquitto:
             self._proc.terminate()
             self._proc.wait(10)
         self._proc = None
+
+
+@contextmanager
+def on_private_mosquitto(rig: SyncRig, tmp: Path) -> Iterator[tuple[SyncRig, PrivateMosquitto]]:
+    """``rig`` (the same device, server database and cleanup lists) on a Mosquitto of the test's own, started,
+    which the test may stop and start again; stopped at the end."""
+    require_mosquitto()
+    broker = PrivateMosquitto(tmp)
+    broker.start()
+    try:
+        yield replace(rig, mqtt_url=broker.url), broker
+    finally:
+        broker.stop()

@@ -3,14 +3,13 @@ whose server never answers still drains (within its window)."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import PrivateMosquitto, SyncRig, fill_outbox, publish_as, require_mosquitto, wait_for
+from sync_harness import SyncRig, fill_outbox, on_private_mosquitto, publish_as, wait_for
 
 from core.clock import FakeClock
 from core.sync.control import Credit, CreditAsk, ctl_topic, parse_control, req_topic, seal
@@ -247,11 +246,7 @@ def test_a_device_drains_in_grants_never_holding_more_in_flight_than_the_budget(
 def test_a_worker_back_from_a_broker_restart_grants_the_devices_coming_back_at_once(
     rig: SyncRig, tmp_path: Path
 ) -> None:
-    require_mosquitto()
-    broker = PrivateMosquitto(tmp_path)
-    broker.start()
-    try:
-        local = dataclasses.replace(rig, mqtt_url=broker.url)  # same device, server DB and cleanup lists
+    with on_private_mosquitto(rig, tmp_path) as (local, broker):
         # one grant fills the budget, and on the worker's stopped clock no grant ever lapses
         budget = AdmissionSettings(grant_max=50, min_budget=50, initial_budget=50, max_budget=50)
         worker = local.worker(clock=FakeClock(), admission=budget)
@@ -267,8 +262,6 @@ def test_a_worker_back_from_a_broker_restart_grants_the_devices_coming_back_at_o
         local.sender(window=100, batch=10, credit=CreditSettings(probe_s=600.0))  # it waits for grants
         wait_for(lambda: rig.pending() == 0, what="the device coming back granted and drained")
         assert worker.admission.granted >= 150
-    finally:
-        broker.stop()
 
 
 def test_an_ingest_without_admission_is_sent_to_within_the_window_after_the_probe(rig: SyncRig) -> None:

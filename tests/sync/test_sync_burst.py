@@ -6,13 +6,12 @@ window keeps far fewer messages than that in flight, so nothing is lost: the ser
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sync_harness import PrivateMosquitto, SyncRig, fill_outbox, require_mosquitto, wait_for
+from sync_harness import SyncRig, fill_outbox, on_private_mosquitto, wait_for
 
 from server.db.sync import SyncConflict, SyncDeadLetter, SyncInbox
 
@@ -23,11 +22,7 @@ N = int(os.environ.get("PATROLKIT_SYNC_BURST_N", "20000"))
 def test_burst_after_a_long_offline_period_through_a_stock_mosquitto_loses_nothing(
     rig: SyncRig, tmp_path: Path
 ) -> None:
-    require_mosquitto()
-    broker = PrivateMosquitto(tmp_path)
-    broker.start()
-    try:
-        local = dataclasses.replace(rig, mqtt_url=broker.url)  # same device, server DB and cleanup lists
+    with on_private_mosquitto(rig, tmp_path) as (local, broker):
         local.worker()
         broker.stop()  # the network goes away: the ingest and the device are cut off
         fill_outbox(rig.device, N, prefix="B")  # a long shift offline
@@ -44,5 +39,3 @@ def test_burst_after_a_long_offline_period_through_a_stock_mosquitto_loses_nothi
         assert (stored, distinct, first, last) == (N, N, 1, N)
         assert (dead, conflicts) == (0, 0)
         assert sender.acked == N
-    finally:
-        broker.stop()

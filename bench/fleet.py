@@ -8,8 +8,8 @@ before and after the fleet in the same run; the baseline is their mean.
 Reports records/s, the p50/p99 ack latency (a record's first publish to the signed ack that frees it, every
 record), memory per simulated device, the ingest's and the broker's peak RSS, how the devices came back after the
 restart, whether every record was stored exactly once, and the server side's CPU per record (ingest, broker and
-PostgreSQL processes) against the lone device's. Targets: records/s >= 0.8x the baseline, p99 ack < 2 s, all reconnected within the
-jitter window, nothing lost or doubled. Last line: one JSON object.
+PostgreSQL processes) against the lone device's. Targets: records/s >= 0.8x the baseline, p99 ack < 2 s, all
+reconnected within the jitter window, nothing lost or doubled. Last line: one JSON object.
 
 Flags: ``--devices`` (1000), ``--records`` (100), ``--baseline-n`` (20000 records of the single device),
 ``--ingest-workers`` (2), ``--no-restart``, ``--no-credit`` (devices send within their window alone),

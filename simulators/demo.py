@@ -19,7 +19,7 @@ import time
 import tomllib
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from core.process_stop import StopRequested, StopSignals, child_env
@@ -28,9 +28,8 @@ BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port."""
+    return free_ports(1)[0]
 
 
 def free_ports(n: int) -> list[int]:
@@ -70,9 +69,9 @@ class Ports:
     def choose(cls, preferred: bool) -> Ports:
         if preferred:
             chosen = cls(pick(8000), pick(8001), pick(18830), pick(20007), pick(8021), pick(9100), pick(8554))
-            if len(set(vars(chosen).values())) == 7:
+            if len(set(astuple(chosen))) == len(fields(cls)):
                 return chosen
-        return cls(*free_ports(7))
+        return cls(*free_ports(len(fields(cls))))
 
 
 @dataclass

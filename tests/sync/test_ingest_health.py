@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ctypes
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -122,6 +124,31 @@ def dead_reasons(rig: SyncRig) -> list[str]:
         return sorted(s.scalars(select(SyncDeadLetter.reason)))
 
 
+def _stack(thread: threading.Thread) -> list[tuple[str, int]]:
+    """The thread's Python frames, innermost first: (function name, line)."""
+    assert thread.ident is not None
+    frame = sys._current_frames().get(thread.ident)
+    out = []
+    while frame is not None:
+        out.append((frame.f_code.co_name, frame.f_lineno))
+        frame = frame.f_back
+    return out
+
+
+def blocked_in_database(thread: threading.Thread, samples: int = 4, gap_s: float = 0.1) -> bool:
+    """The thread is inside the worker's commit, not checking a connection out, and has not moved for a while:
+    it waits on a lock held elsewhere."""
+    first = _stack(thread)
+    names = {name for name, _line in first}
+    if "_commit" not in names or names & {"_checkout", "do_ping", "_do_ping_w_event"}:
+        return False
+    for _ in range(samples):
+        time.sleep(gap_s)
+        if _stack(thread) != first:
+            return False
+    return True
+
+
 def kill_while_handling(
     rig: SyncRig, worker: IngestWorker, restart_first: IngestSupervisor | None = None
 ) -> None:
@@ -140,6 +167,9 @@ def kill_while_handling(
             lambda: bool(worker._in_hand) and (restart_first is None or worker._alone),
             timeout=30, what="a message in the worker's hands",
         )  # fmt: skip
+        # and waiting on the locked table: raised anywhere earlier (SQLAlchemy's connection check-out, say), the
+        # exception can be replaced by another one raised while cleaning up, and the thread goes on
+        wait_for(lambda: blocked_in_database(thread), timeout=30, what="the worker waiting on the locked table")
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(SystemExit))
     # on PostgreSQL psycopg first cancels the statement it was waiting on (up to 5 s to reach the server, 5 s
     # more for the statement to end), on a loaded machine slower still: a bound for liveness, not speed
